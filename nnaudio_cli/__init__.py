@@ -1,0 +1,1 @@
+"""The ``nnaudio`` command line: batch feature extraction into HDF5."""

@@ -1,0 +1,29 @@
+"""The transforms, with nnAudio2's class names.
+
+``TRANSFORMS`` maps each class name to its class; :func:`build` rebuilds a module from
+``get_config()`` output.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nnaudio_core.errors import ParameterError
+from nnaudio_core.features.base import Transform
+from nnaudio_core.features.mel import MFCC, MelSpectrogram
+from nnaudio_core.features.stft import STFT, iSTFT
+
+TRANSFORMS: dict[str, type[Transform]] = {
+    cls.__name__: cls for cls in (STFT, iSTFT, MelSpectrogram, MFCC)
+}
+
+
+def build(config: dict[str, Any]) -> Transform:
+    """Rebuild a transform from ``{"transform": name, "params": {...}}``."""
+    name = config.get("transform")
+    if name not in TRANSFORMS:
+        raise ParameterError(f"unknown transform {name!r}; known: {', '.join(sorted(TRANSFORMS))}")
+    return TRANSFORMS[name].from_config(config)
+
+
+__all__ = ["MFCC", "STFT", "TRANSFORMS", "MelSpectrogram", "Transform", "build", "iSTFT"]

@@ -1,0 +1,191 @@
+"""Mel spectrogram and MFCC (``MelSpectrogram``, ``MFCC``), librosa's numerics."""
+
+from __future__ import annotations
+
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from nnaudio_core import filters
+from nnaudio_core import functional as AF
+from nnaudio_core.errors import ParameterError
+from nnaudio_core.features.base import Transform
+from nnaudio_core.features.stft import STFT
+
+
+class MelSpectrogram(Transform):
+    """Mel-frequency spectrogram (nnAudio2's ``MelSpectrogram``).
+
+    ``mel_basis @ |STFT(x)| ** power``, with ``mel_basis`` equal to
+    ``librosa.filters.mel(sr=sr, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax, htk=htk,
+    norm=norm)``.
+
+    Parameters
+    ----------
+    sr : float
+        Sample rate in Hz.
+    n_fft, win_length, hop_length, window, center, pad_mode : as :class:`STFT`
+        (``hop_length`` defaults to 512 as in nnAudio).
+    n_mels : int
+        Number of mel bands.
+    power : float
+        Exponent of the magnitude (2: power, 1: magnitude).
+    htk : bool
+        HTK mel formula instead of Slaney's.
+    fmin, fmax : float
+        Band edges in Hz (``fmax=None``: ``sr / 2``).
+    norm : None, 'slaney', 1 or float
+        Filter normalisation; ``1`` means Slaney area normalisation, as in nnAudio.
+    trainable_mel : bool
+        Learn the mel filter bank (``mel_basis`` becomes an ``nn.Parameter``).
+    trainable_STFT : bool
+        Learn the Fourier kernels (STFT kernel path).
+    verbose : bool
+        Accepted for nnAudio compatibility.
+    **kwargs
+        Passed on to :class:`STFT` (e.g. ``backend``).
+
+    Shapes
+    ------
+    ``(samples,)``, ``(batch, samples)``, ``(batch, 1, samples)`` -> ``(batch, n_mels, frames)``;
+    other ``(..., samples)`` -> ``(..., n_mels, frames)``.
+    """
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        n_fft: int = 2048,
+        win_length: Optional[int] = None,
+        n_mels: int = 128,
+        hop_length: int = 512,
+        window: filters.WindowSpec = "hann",
+        center: bool = True,
+        pad_mode: str = "reflect",
+        power: float = 2.0,
+        htk: bool = False,
+        fmin: float = 0.0,
+        fmax: Optional[float] = None,
+        norm: Any = 1,
+        trainable_mel: bool = False,
+        trainable_STFT: bool = False,
+        verbose: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self._remember_config({**locals(), **kwargs})
+        unknown = set(kwargs) - {"backend", "freq_bins", "iSTFT"}
+        if unknown:
+            raise ParameterError(
+                f"unknown MelSpectrogram parameter(s) {', '.join(sorted(unknown))}"
+            )
+        if power <= 0:
+            raise ParameterError(f"power={power} must be > 0")
+        self.stft = STFT(
+            n_fft=n_fft,
+            win_length=win_length,
+            hop_length=hop_length,
+            window=window,
+            freq_scale="no",
+            center=center,
+            pad_mode=pad_mode,
+            sr=sr,
+            trainable=trainable_STFT,
+            output_format="Magnitude",
+            backend=kwargs.get("backend", "auto"),
+        )
+        self.power = float(power)
+        self.n_mels = n_mels
+        basis = filters.mel_filterbank(sr, n_fft, n_mels, fmin, fmax, htk, norm)
+        self._freqs = filters.mel_frequencies(
+            n_mels + 2, fmin, sr / 2 if fmax is None else fmax, htk
+        )[1:-1]
+        basis_t = torch.from_numpy(basis.astype(np.float32))
+        if trainable_mel:
+            self.mel_basis = nn.Parameter(basis_t)
+        else:
+            self.register_buffer("mel_basis", basis_t)
+
+    def frequencies(self) -> np.ndarray:
+        """Centre frequency of each mel band in Hz, shape (n_mels,)."""
+        return self._freqs.copy()
+
+    def power_spectrogram(self, x: Tensor) -> Tensor:
+        """``|STFT|**power`` of packed audio: ``(batch', samples) -> (batch', bins, frames)``."""
+        real, imag = self.stft.real_imag(x)
+        spec = real * real + imag * imag
+        if self.stft.trainable:
+            spec = spec + 1e-8
+        if self.power != 2.0:
+            spec = spec.pow(self.power / 2.0)
+        return spec
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Mel spectrogram of ``x``: ``(..., samples) -> (..., n_mels, frames)``."""
+        x2, lead = AF.pack_batch(x)
+        mel = torch.matmul(self.mel_basis, self.power_spectrogram(x2))
+        return AF.unpack_batch(mel, lead)
+
+
+class MFCC(Transform):
+    """Mel-frequency cepstral coefficients (nnAudio2's ``MFCC``), as ``librosa.feature.mfcc``.
+
+    ``DCT-II(power_to_db(MelSpectrogram(x), ref, amin, top_db))[:n_mfcc]`` with an orthonormal
+    DCT. ``top_db`` clips relative to the maximum of each batch item.
+
+    Parameters
+    ----------
+    sr : float, Hz
+    n_mfcc : int
+    norm : {'ortho'}
+        DCT normalisation (only the orthonormal DCT-II, librosa's default, is offered).
+    verbose : bool
+        Accepted for nnAudio compatibility.
+    ref, amin : float
+        Decibel reference and floor (``10 * log10(max(S, amin) / ref)``).
+    top_db : float or None
+        Dynamic range kept below each item's peak, in dB.
+    **kwargs
+        Passed on to :class:`MelSpectrogram` (``n_fft``, ``n_mels``, ``hop_length``, ...).
+
+    Shapes
+    ------
+    ``(batch, samples) -> (batch, n_mfcc, frames)``; ``(..., samples) -> (..., n_mfcc, frames)``.
+    """
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        n_mfcc: int = 20,
+        norm: str = "ortho",
+        verbose: bool = True,
+        ref: float = 1.0,
+        amin: float = 1e-10,
+        top_db: Optional[float] = 80.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        self._remember_config({**locals(), **kwargs})
+        if norm != "ortho":
+            raise ParameterError(f"norm={norm!r}: only 'ortho' (DCT-II) is supported")
+        if amin <= 0:
+            raise ParameterError(f"amin={amin} must be > 0")
+        self.melspec = MelSpectrogram(sr=sr, **kwargs)
+        self.n_mfcc = n_mfcc
+        self.ref = float(ref)
+        self.amin = float(amin)
+        self.top_db = None if top_db is None else float(top_db)
+        dct = filters.dct_matrix(n_mfcc, self.melspec.n_mels)
+        self.register_buffer("dct", torch.from_numpy(dct.astype(np.float32)))
+
+    def frequencies(self) -> np.ndarray:
+        """MFCCs have no frequency axis: coefficient indices 0..n_mfcc-1."""
+        return np.arange(self.n_mfcc, dtype=np.float64)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """MFCCs of ``x``: ``(..., samples) -> (..., n_mfcc, frames)``."""
+        x2, lead = AF.pack_batch(x)
+        mel = torch.matmul(self.melspec.mel_basis, self.melspec.power_spectrogram(x2))
+        db = AF.power_to_db(mel, self.ref, self.amin, self.top_db)
+        return AF.unpack_batch(torch.matmul(self.dct, db), lead)
