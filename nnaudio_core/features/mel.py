@@ -96,6 +96,8 @@ class MelSpectrogram(Transform):
             backend=kwargs.get("backend", "auto"),
         )
         self.power = float(power)
+        self.sr = sr
+        self.hop_length = self.stft.hop_length
         self.n_mels = n_mels
         basis = filters.mel_filterbank(sr, n_fft, n_mels, fmin, fmax, htk, norm)
         self._freqs = filters.mel_frequencies(
@@ -173,6 +175,8 @@ class MFCC(Transform):
             raise ParameterError(f"amin={amin} must be > 0")
         self.melspec = MelSpectrogram(sr=sr, **kwargs)
         self.n_mfcc = n_mfcc
+        self.sr = sr
+        self.hop_length = self.melspec.hop_length
         self.ref = float(ref)
         self.amin = float(amin)
         self.top_db = None if top_db is None else float(top_db)
