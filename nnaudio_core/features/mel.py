@@ -174,6 +174,8 @@ class MFCC(Transform):
         if amin <= 0:
             raise ParameterError(f"amin={amin} must be > 0")
         self.melspec = MelSpectrogram(sr=sr, **kwargs)
+        # resolved set: the mel/STFT defaults too, so the config alone rebuilds this module
+        self._config = {**self.melspec._config, **self._config}
         self.n_mfcc = n_mfcc
         self.sr = sr
         self.hop_length = self.melspec.hop_length
