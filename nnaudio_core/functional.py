@@ -76,6 +76,72 @@ def pad_signal(x: Tensor, n_fft: int, center: bool, pad_mode: str) -> Tensor:
     return x
 
 
+# Samples of frames per block on the CPU: keeps each block's frames and spectrum (a few
+# MiB) in cache, much faster than one huge batch on a small CPU.
+CPU_BLOCK_SAMPLES = 1 << 20
+
+
+@torch.jit.unused
+def _is_compiling() -> bool:
+    return torch.compiler.is_compiling()
+
+
+def block_frames(x: Tensor, n_fft: int, block_samples: int = CPU_BLOCK_SAMPLES) -> int:
+    """How many frames to compute per block for ``x``: cache-sized on the CPU in eager mode
+    and TorchScript, everything at once on accelerators and under ``torch.compile``/``export``.
+    """
+    if x.device.type != "cpu":
+        return 1 << 62
+    if not torch.jit.is_scripting():
+        if _is_compiling():
+            return 1 << 62
+    return max(1, block_samples // n_fft)
+
+
+def split_frames(
+    padded: Tensor, n_fft: int, hop_length: int, max_frames: int
+) -> Tuple[List[Tensor], int]:
+    """Cut a padded ``(batch, samples)`` signal into segments of about ``max_frames`` frames.
+
+    Short clips are grouped along the batch; long ones are cut along time into segments that
+    overlap by ``n_fft - hop_length`` samples, so their frames are exactly the whole clip's.
+
+    Returns
+    -------
+    (segments, time_blocks): segments in (batch, time) order; ``time_blocks`` is the number
+    of time segments per batch item (1 when split along the batch only).
+    """
+    batch = padded.shape[0]
+    n_frames = 1 + (padded.shape[1] - n_fft) // hop_length
+    parts: List[Tensor] = []
+    if n_frames * batch <= max_frames:
+        return [padded], 1
+    if n_frames < max_frames:
+        per = max(1, max_frames // n_frames)
+        for b0 in range(0, batch, per):
+            parts.append(padded[b0 : b0 + per])
+        return parts, 1
+    time_blocks = (n_frames + max_frames - 1) // max_frames
+    for b in range(batch):
+        for i in range(time_blocks):
+            t0 = i * max_frames
+            t1 = min(n_frames, t0 + max_frames)
+            parts.append(padded[b : b + 1, t0 * hop_length : (t1 - 1) * hop_length + n_fft])
+    return parts, time_blocks
+
+
+def join_frames(parts: List[Tensor], time_blocks: int) -> Tensor:
+    """Reassemble per-segment outputs ``(b, bins, frames[, 2])`` from :func:`split_frames`."""
+    if len(parts) == 1:
+        return parts[0]
+    if time_blocks == 1:
+        return torch.cat(parts, 0)
+    rows: List[Tensor] = []
+    for i in range(0, len(parts), time_blocks):
+        rows.append(torch.cat(parts[i : i + time_blocks], 2))
+    return torch.cat(rows, 0)
+
+
 def stft_fft(
     x: Tensor, window: Tensor, n_fft: int, hop_length: int, n_bins: int
 ) -> Tuple[Tensor, Tensor]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, List, Optional
 
 import numpy as np
 import torch
@@ -113,21 +113,31 @@ class MelSpectrogram(Transform):
         """Centre frequency of each mel band in Hz, shape (n_mels,)."""
         return self._freqs.copy()
 
-    def power_spectrogram(self, x: Tensor) -> Tensor:
-        """``|STFT|**power`` of packed audio: ``(batch', samples) -> (batch', bins, frames)``."""
-        real, imag = self.stft.real_imag(x)
+    def _mel(self, padded: Tensor) -> Tensor:
+        """Mel spectrogram of an already padded ``(batch', samples)`` segment."""
+        real, imag = self.stft.real_imag(padded)
         spec = real * real + imag * imag
         if self.stft.trainable:
             spec = spec + 1e-8
         if self.power != 2.0:
             spec = spec.pow(self.power / 2.0)
-        return spec
+        if spec.stride(-1) == 1:  # (bins, frames) memory: filters on the left
+            return torch.matmul(self.mel_basis, spec)
+        # frame-major memory (FFT path): one GEMM over all frames, no transposing copy
+        return torch.matmul(spec.transpose(1, 2), self.mel_basis.t()).transpose(1, 2)
+
+    def packed(self, x: Tensor) -> Tensor:
+        """Mel spectrogram of packed audio: ``(batch', samples) -> (batch', n_mels, frames)``."""
+        segments, time_blocks = self.stft.segments(self.stft.pad(x))
+        parts: List[Tensor] = []
+        for seg in segments:
+            parts.append(self._mel(seg))
+        return AF.join_frames(parts, time_blocks)
 
     def forward(self, x: Tensor) -> Tensor:
         """Mel spectrogram of ``x``: ``(..., samples) -> (..., n_mels, frames)``."""
         x2, lead = AF.pack_batch(x)
-        mel = torch.matmul(self.mel_basis, self.power_spectrogram(x2))
-        return AF.unpack_batch(mel, lead)
+        return AF.unpack_batch(self.packed(x2), lead)
 
 
 class MFCC(Transform):
@@ -192,6 +202,6 @@ class MFCC(Transform):
     def forward(self, x: Tensor) -> Tensor:
         """MFCCs of ``x``: ``(..., samples) -> (..., n_mfcc, frames)``."""
         x2, lead = AF.pack_batch(x)
-        mel = torch.matmul(self.melspec.mel_basis, self.melspec.power_spectrogram(x2))
+        mel = self.melspec.packed(x2)
         db = AF.power_to_db(mel, self.ref, self.amin, self.top_db)
         return AF.unpack_batch(torch.matmul(self.dct, db), lead)

@@ -13,7 +13,7 @@ Two interchangeable ways to compute the same numbers:
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -199,6 +199,8 @@ class STFT(Transform):
         self.trainable = trainable
         self.sr = sr
         self.use_fft = fft_ok and backend != "conv"
+        # CPU work is cut into blocks of about this many frame samples (cache-sized)
+        self.cpu_block_samples = AF.CPU_BLOCK_SAMPLES
 
         win = filters.get_window(window, win_length, n_fft)
         self._freqs = filters.stft_frequencies(n_fft, sr, freq_bins, freq_scale, fmin, fmax)
@@ -229,10 +231,18 @@ class STFT(Transform):
         """Centre frequency of each output bin in Hz, shape (freq_bins,)."""
         return self._freqs.copy()
 
-    def real_imag(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """Real and imaginary parts, each ``(batch', freq_bins, frames)``, of a packed
-        ``(batch', samples)`` waveform (see :func:`nnaudio_core.functional.pack_batch`)."""
-        padded = AF.pad_signal(x, self.n_fft, self.center, self.pad_mode)
+    def pad(self, x: Tensor) -> Tensor:
+        """Centre-pad a packed ``(batch', samples)`` waveform as this transform does."""
+        return AF.pad_signal(x, self.n_fft, self.center, self.pad_mode)
+
+    def segments(self, padded: Tensor) -> Tuple[List[Tensor], int]:
+        """Cache-sized pieces of a padded waveform, see :func:`functional.split_frames`."""
+        max_frames = AF.block_frames(padded, self.n_fft, self.cpu_block_samples)
+        return AF.split_frames(padded, self.n_fft, self.hop_length, max_frames)
+
+    def real_imag(self, padded: Tensor) -> Tuple[Tensor, Tensor]:
+        """Real and imaginary parts, each ``(batch', freq_bins, frames)``, of an already padded
+        ``(batch', samples)`` waveform (see :meth:`pad`)."""
         if self.use_fft:
             return AF.stft_fft(
                 padded, self.window_mask, self.n_fft, self.hop_length, self.freq_bins
@@ -253,7 +263,14 @@ class STFT(Transform):
         """
         fmt = self.output_format if output_format is None else output_format
         x2, lead = AF.pack_batch(x)
-        real, imag = self.real_imag(x2)
+        segments, time_blocks = self.segments(self.pad(x2))
+        parts: List[Tensor] = []
+        for seg in segments:
+            real, imag = self.real_imag(seg)
+            parts.append(self._format(real, imag, fmt))
+        return AF.unpack_batch(AF.join_frames(parts, time_blocks), lead)
+
+    def _format(self, real: Tensor, imag: Tensor, fmt: str) -> Tensor:
         if fmt == "Magnitude":
             power = real * real + imag * imag
             if self.trainable:
@@ -265,7 +282,7 @@ class STFT(Transform):
             out = torch.atan2(imag, real)
         else:
             raise ValueError(f"output_format='{fmt}' is not one of 'Magnitude', 'Complex', 'Phase'")
-        return AF.unpack_batch(out, lead)
+        return out
 
     @torch.jit.export
     def inverse(
