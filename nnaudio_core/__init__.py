@@ -4,7 +4,26 @@ Depends on torch, numpy and scipy only; does no file I/O.
 """
 
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features import MFCC, STFT, MelSpectrogram, iSTFT
+from nnaudio_core.features import (
+    CQT,
+    MFCC,
+    STFT,
+    VQT,
+    CQT1992v2,
+    CQT2010v2,
+    MelSpectrogram,
+    iSTFT,
+)
 
 __version__ = "0.1.0"
-__all__ = ["MFCC", "STFT", "MelSpectrogram", "ParameterError", "iSTFT"]
+__all__ = [
+    "CQT",
+    "CQT1992v2",
+    "CQT2010v2",
+    "MFCC",
+    "STFT",
+    "VQT",
+    "MelSpectrogram",
+    "ParameterError",
+    "iSTFT",
+]

@@ -250,3 +250,154 @@ def dct_matrix(n_out: int, n_in: int) -> np.ndarray:
     basis = np.cos(np.pi * k * (2.0 * n + 1.0) / (2.0 * n_in)) * np.sqrt(2.0 / n_in)
     basis[0] /= np.sqrt(2.0)
     return basis
+
+
+def cqt_frequencies(n_bins: int, fmin: float, bins_per_octave: int = 12) -> np.ndarray:
+    """Geometric centre frequencies ``fmin * 2 ** (k / bins_per_octave)``, shape (n_bins,), Hz."""
+    return fmin * 2.0 ** (np.arange(n_bins, dtype=np.float64) / bins_per_octave)
+
+
+def relative_bandwidth(frequencies: np.ndarray) -> np.ndarray:
+    """Relative bandwidth ``alpha`` of each filter of a log-spaced bank (librosa's rule).
+
+    ``alpha = (2 ** (2 / b) - 1) / (2 ** (2 / b) + 1)`` with ``b`` the local bins per octave
+    (centred difference of ``log2(f)``, one-sided at the ends). Constant for a CQT grid.
+    """
+    logf = np.log2(frequencies)
+    if logf.size < 2:
+        raise ParameterError("a constant-Q bank needs at least 2 bins")
+    bpo = np.empty_like(logf)
+    bpo[0] = 1.0 / (logf[1] - logf[0])
+    bpo[-1] = 1.0 / (logf[-1] - logf[-2])
+    bpo[1:-1] = 2.0 / (logf[2:] - logf[:-2])
+    r = 2.0 ** (2.0 / bpo)
+    return (r - 1.0) / (r + 1.0)
+
+
+def wavelet_lengths(
+    frequencies: np.ndarray, sr: float, filter_scale: float = 1.0, gamma: float = 0.0
+) -> np.ndarray:
+    """Filter length (samples, fractional) of each variable-Q filter.
+
+    ``Q = filter_scale / alpha`` and ``length = Q * sr / (f + gamma / alpha)``: the CQT for
+    ``gamma = 0``, a variable-Q transform (wider bands at low frequencies) for ``gamma > 0``.
+    This is the one formula behind both CQT and VQT kernels.
+    """
+    if filter_scale <= 0:
+        raise ParameterError(f"filter_scale={filter_scale} must be > 0")
+    if gamma < 0:
+        raise ParameterError(f"gamma={gamma} must be >= 0")
+    alpha = relative_bandwidth(frequencies)
+    return (filter_scale / alpha) * sr / (frequencies + gamma / alpha)
+
+
+def variable_q_kernels(
+    frequencies: np.ndarray,
+    sr: float,
+    filter_scale: float = 1.0,
+    gamma: float = 0.0,
+    window: WindowSpec = "hann",
+    norm: float | None = 1,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Time-domain constant-/variable-Q kernels in correlation form.
+
+    Each filter is librosa's wavelet (``window * exp(2j pi f n / sr)`` over
+    ``ceil(length)`` samples, normalised to unit ``norm``-norm), stored time-reversed so that
+    ``out[t] = sum_m x[t * hop - n_fft // 2 + m] * kernel[m]`` equals ``librosa.vqt``'s
+    response before its ``sqrt(length)`` scaling.
+
+    Returns
+    -------
+    kernels : np.ndarray, shape (n_bins, n_fft), complex128
+    lengths : np.ndarray, shape (n_bins,), filter lengths in samples (fractional)
+    n_fft : int, the kernel span (a power of two holding the longest filter)
+    """
+    if np.any(frequencies <= 0):
+        raise ParameterError("constant-Q frequencies must be > 0")
+    lengths = wavelet_lengths(frequencies, sr, filter_scale, gamma)
+    n_fft = int(2 ** np.ceil(np.log2(np.ceil(lengths.max()) + 2)))
+    kernels = np.zeros((frequencies.size, n_fft), dtype=np.complex128)
+    centre = n_fft // 2
+    for k, (length, freq) in enumerate(zip(lengths, frequencies, strict=True)):
+        n = np.arange(-length // 2, length // 2, dtype=np.float64)
+        size = n.size
+        win = (
+            scipy.signal.get_window(window, size, fftbins=True)
+            if isinstance(window, str | tuple)
+            else np.interp(np.linspace(0, 1, size), np.linspace(0, 1, len(window)), window)
+        )
+        sig = win * np.exp(2j * np.pi * freq * n / sr)
+        if norm:
+            sig = sig / np.linalg.norm(sig, ord=norm)
+        # reversed so that correlation with the kernel is librosa's convolution
+        offset = (size + 1) // 2
+        kernels[k, centre + offset - size + 1 : centre + offset + 1] = sig[::-1]
+    return kernels, lengths, n_fft
+
+
+def window_bandwidth(window: WindowSpec, n: int = 1 << 13) -> float:
+    """Equivalent noise bandwidth of a window in bins: ``n * sum(w^2) / sum(w)^2`` (Hann: 1.5)."""
+    if not isinstance(window, str | tuple):
+        window = np.asarray(window, dtype=np.float64)
+        return float(window.size * np.sum(window**2) / np.sum(window) ** 2)
+    w = scipy.signal.get_window(window, n, fftbins=True)
+    return float(n * np.sum(w**2) / np.sum(w) ** 2)
+
+
+def sparse_spectral_kernels(
+    kernels: np.ndarray,
+    hop_length: int,
+    segment_frames: int,
+    rel_tol: float = 1e-6,
+    sparsity: float = 0.0,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Kernels as sparse spectra for correlation by FFT over segments, decimated by ``hop``.
+
+    A segment of ``n_seg = hop_length * m`` samples is correlated with every kernel at once in
+    the frequency domain; sampling the result every ``hop_length`` samples folds the spectrum
+    modulo ``m`` bins, so each bin's frames are an ``m``-point inverse FFT. Only spectral
+    values above ``rel_tol`` times each kernel's peak are kept (positive frequencies: the
+    kernels are analytic).
+
+    Parameters
+    ----------
+    kernels : np.ndarray, shape (n_bins, n_fft), complex
+    hop_length : int
+    segment_frames : int
+        Frames per segment; ``m`` is the smallest power of two with
+        ``hop_length * m >= n_fft + hop_length * (segment_frames - 1)``.
+    rel_tol : float
+
+    Returns
+    -------
+    src : np.ndarray (nnz,), int64, rfft bin of the segment spectrum to read
+    dst : np.ndarray (nnz,), int64, ``bin * m + (src mod m)``: where it folds to
+    values : np.ndarray (nnz, 2), float64, real and imaginary parts of the kernel spectrum
+    m : int, folded spectrum length (segment length ``hop_length * m``)
+    """
+    n_bins, n_fft = kernels.shape
+    need = n_fft + hop_length * (max(1, segment_frames) - 1)
+    m = 1 << int(np.ceil(np.log2(max(2, -(-need // hop_length)))))
+    n_seg = hop_length * m
+    src, dst, vals = [], [], []
+    for k in range(n_bins):
+        # G(f) = sum_n kernel[n] exp(+2 pi i f n / n_seg): correlation's spectrum
+        spec = np.fft.ifft(kernels[k], n=n_seg)[: n_seg // 2 + 1] * n_seg
+        mag = np.abs(spec)
+        if sparsity > 0:  # drop the smallest values that add up to `sparsity` of the L1 mass
+            order = np.sort(mag)
+            cut = order[np.searchsorted(np.cumsum(order), sparsity * order.sum())]
+            keep = np.nonzero(mag >= cut)[0]
+        else:
+            keep = np.nonzero(mag >= rel_tol * mag.max())[0]
+        idx = np.arange(keep[0], keep[-1] + 1)
+        src.append(idx)
+        dst.append(k * m + idx % m)
+        vals.append(spec[idx])
+    values = np.concatenate(vals)
+    return (
+        np.concatenate(src).astype(np.int64),
+        np.concatenate(dst).astype(np.int64),
+        np.stack([values.real, values.imag], axis=-1),
+        m,
+    )

@@ -86,6 +86,16 @@ def _is_compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
+def is_eager_cpu(x: Tensor) -> bool:
+    """True for CPU tensors outside TorchScript, ``torch.compile`` and ``torch.export``:
+    where CPU-only fast paths (cache blocking, sparse products) are used."""
+    if x.device.type != "cpu":
+        return False
+    if torch.jit.is_scripting():
+        return False
+    return not _is_compiling()
+
+
 def block_frames(x: Tensor, n_fft: int, block_samples: int = CPU_BLOCK_SAMPLES) -> int:
     """How many frames to compute per block for ``x``: cache-sized on the CPU in eager mode
     and TorchScript, everything at once on accelerators and under ``torch.compile``/``export``.
@@ -290,3 +300,58 @@ def power_to_db(
         floor = (peak - top_db).reshape([-1] + [1] * (db.dim() - 1))
         db = torch.maximum(db, floor)
     return db
+
+
+def correlate_fft(
+    padded: Tensor,
+    src: Tensor,
+    dst: Tensor,
+    values: Tensor,
+    matrix: Tensor,
+    n_bins: int,
+    n_fft: int,
+    hop_length: int,
+    m: int,
+) -> Tuple[Tensor, Tensor]:
+    """Strided correlation of a signal with many long complex kernels, by segment FFTs.
+
+    Equals ``out[b, k, t] = sum_n padded[b, t * hop + n] * kernel[k, n]`` for the kernels
+    described by :func:`nnaudio_core.filters.sparse_spectral_kernels` (``src``, ``dst``,
+    ``values``, ``m``), to that function's ``rel_tol``. Cost: one ``hop * m``-point real FFT
+    per segment plus one ``m``-point inverse FFT per bin and segment.
+
+    Parameters
+    ----------
+    padded : Tensor, shape (batch, samples), at least ``n_fft`` samples
+    values : Tensor, shape (nnz, 2), real/imag of the kernel spectra
+    matrix : Tensor
+        The same as a sparse COO complex matrix ``(n_bins * m, n_seg // 2 + 1)``, used on the
+        eager CPU path (one sparse product instead of gather, multiply and scatter); pass an
+        empty tensor to always use the gather path (compile/export/accelerators).
+
+    Returns
+    -------
+    (real, imag) : Tensors (batch, n_bins, frames), ``frames = 1 + (samples - n_fft) // hop``
+    """
+    batch = padded.shape[0]
+    n_seg = hop_length * m
+    n_frames = 1 + (padded.shape[1] - n_fft) // hop_length
+    seg_frames = (n_seg - n_fft) // hop_length + 1
+    n_segments = (n_frames + seg_frames - 1) // seg_frames
+    total = (n_segments - 1) * seg_frames * hop_length + n_seg
+    x = F.pad(padded, [0, total - padded.shape[1]])
+    segments = x.unfold(-1, n_seg, seg_frames * hop_length)  # (batch, S, n_seg)
+    n_cols = batch * n_segments
+    # frequency-major layout: gathering and scattering whole rows is cache-friendly
+    spec = torch.fft.rfft(segments, dim=-1).reshape(n_cols, -1).t().contiguous()
+    if matrix.numel() > 0 and is_eager_cpu(spec):
+        folded = torch.sparse.mm(matrix, spec)
+    else:
+        prod = spec.index_select(0, src) * torch.view_as_complex(values).unsqueeze(1)
+        folded = torch.zeros(n_bins * m, n_cols, dtype=prod.dtype, device=prod.device)
+        folded = folded.index_add(0, dst, prod)
+    frames = torch.fft.ifft(folded.reshape(n_bins, m, n_cols), dim=1)[:, :seg_frames]
+    frames = frames.permute(2, 0, 1).reshape(batch, n_segments, n_bins, seg_frames) / hop_length
+    out = frames.permute(0, 2, 1, 3).reshape(batch, n_bins, n_segments * seg_frames)
+    out = torch.view_as_real(out[:, :, :n_frames])
+    return out[..., 0], out[..., 1]

@@ -10,11 +10,14 @@ from typing import Any
 
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import Transform
+from nnaudio_core.features.cqt import CQT, CQT1992v2, CQT2010v2, VariableQ
 from nnaudio_core.features.mel import MFCC, MelSpectrogram
 from nnaudio_core.features.stft import STFT, iSTFT
+from nnaudio_core.features.vqt import VQT
 
 TRANSFORMS: dict[str, type[Transform]] = {
-    cls.__name__: cls for cls in (STFT, iSTFT, MelSpectrogram, MFCC)
+    cls.__name__: cls
+    for cls in (STFT, iSTFT, MelSpectrogram, MFCC, CQT1992v2, CQT2010v2, VQT, VariableQ)
 }
 
 
@@ -26,4 +29,17 @@ def build(config: dict[str, Any]) -> Transform:
     return TRANSFORMS[name].from_config(config)
 
 
-__all__ = ["MFCC", "STFT", "TRANSFORMS", "MelSpectrogram", "Transform", "build", "iSTFT"]
+__all__ = [
+    "CQT",
+    "CQT1992v2",
+    "CQT2010v2",
+    "MFCC",
+    "STFT",
+    "TRANSFORMS",
+    "VQT",
+    "MelSpectrogram",
+    "Transform",
+    "VariableQ",
+    "build",
+    "iSTFT",
+]

@@ -1,0 +1,383 @@
+"""Constant-Q transforms (``CQT1992v2``, ``CQT2010v2``, ``CQT``) and their shared engine.
+
+All constant- and variable-Q classes are one module, :class:`VariableQ`, built from one kernel
+builder (:func:`nnaudio_core.filters.variable_q_kernels`): a CQT is the ``gamma = 0`` case.
+
+Two ways to apply the kernels, with the same numbers:
+
+* **FFT path** (frozen kernels, the default): each padded clip is cut into long segments, each
+  segment's spectrum is multiplied by the sparse kernel spectra and folded to the hop rate, so
+  every bin costs one short inverse FFT. Exact time-domain CQT (no resampling
+  approximations), at a fraction of the cost of convolving with kernels tens of thousands of
+  samples long.
+* **Kernel path** (``trainable=True`` or ``backend='conv'``): strided ``conv1d`` with the real
+  and imaginary kernels, as nnAudio. Runs without complex tensors (MPS, ONNX).
+
+Kernel memory and build time (fmin = C1 = 32.7 Hz, 84 bins, 44.1 kHz, hop 512): the longest
+filter has 22,700 samples so the kernel span ``n_fft`` is 32,768; the FFT path keeps about 1-2
+MB of sparse spectra and builds in well under a second; the kernel path holds
+``2 * n_bins * n_fft`` float32 values (22 MB). Both scale with ``1 / fmin``.
+"""
+
+from typing import Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from nnaudio_core import filters
+from nnaudio_core import functional as AF
+from nnaudio_core.errors import ParameterError
+from nnaudio_core.features.base import Transform
+from nnaudio_core.features.stft import BACKENDS, OUTPUT_FORMATS, PAD_MODES, _check_choice
+
+NORMALIZATION_TYPES = ("librosa", "convolutional", "wrap")
+
+# frames per FFT segment: long segments amortise the kernel span (n_fft) of overlap
+SEGMENT_FRAMES = 192
+
+
+class VariableQ(Transform):
+    """Variable-Q transform; with ``gamma=0`` the constant-Q transform.
+
+    Parameters
+    ----------
+    sr : float
+        Sample rate in Hz.
+    hop_length : int
+        Samples between frames.
+    fmin : float
+        Lowest centre frequency in Hz (default C1, 32.70 Hz).
+    fmax : float or None
+        If given, ``n_bins = ceil(bins_per_octave * log2(fmax / fmin))``.
+    n_bins : int
+        Number of bins.
+    bins_per_octave : int
+    filter_scale : float
+        Filter length multiplier (``Q = filter_scale / alpha``).
+    gamma : float
+        Bandwidth offset in Hz (0: constant Q).
+    norm : float or None
+        Norm each kernel is scaled to (1: L1, as librosa); ``None``/``0`` leaves them unscaled.
+    window : str or tuple
+        Filter window (scipy spec).
+    center : bool
+        Pad ``n_fft // 2`` on both sides so frame ``t`` is centred at sample ``t * hop``.
+    pad_mode : {'reflect', 'constant'}
+        ``'constant'`` (librosa's default) accepts clips of any length; ``'reflect'`` needs
+        clips longer than ``n_fft // 2`` (``ValueError`` naming the minimum otherwise).
+    trainable : bool
+        Learn the kernels (kernel path).
+    output_format : {'Magnitude', 'Complex', 'Phase'}
+        ``'Complex'``: trailing real/imag axis; ``'Phase'``: trailing (cos, sin) axis, as
+        nnAudio.
+    normalization_type : {'librosa', 'convolutional', 'wrap'}
+        ``'librosa'`` multiplies by ``sqrt(filter length)`` (equals ``librosa.vqt``);
+        ``'convolutional'`` is the plain correlation; ``'wrap'`` doubles it (nnAudio).
+    backend : {'auto', 'fft', 'conv'}
+    verbose : bool
+        Accepted for nnAudio compatibility.
+
+    Shapes
+    ------
+    ``(samples,)``, ``(batch, samples)``, ``(batch, 1, samples)`` -> ``(batch, n_bins, frames)``;
+    other ``(..., samples)`` -> ``(..., n_bins, frames)``; ``frames = 1 + samples // hop``
+    when ``center``. Complex values have librosa's phase convention.
+    """
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        hop_length: int = 512,
+        fmin: float = 32.70,
+        fmax: Optional[float] = None,
+        n_bins: int = 84,
+        bins_per_octave: int = 12,
+        filter_scale: float = 1,
+        gamma: float = 0.0,
+        norm: Optional[float] = 1,
+        window: filters.WindowSpec = "hann",
+        center: bool = True,
+        pad_mode: str = "reflect",
+        trainable: bool = False,
+        output_format: str = "Magnitude",
+        normalization_type: str = "librosa",
+        backend: str = "auto",
+        sparsity: float = 0.001,
+        verbose: bool = True,
+    ) -> None:
+        super().__init__()
+        self._remember_config(locals())
+        _check_choice("pad_mode", pad_mode, PAD_MODES)
+        _check_choice("output_format", output_format, OUTPUT_FORMATS)
+        _check_choice("normalization_type", normalization_type, NORMALIZATION_TYPES)
+        _check_choice("backend", backend, BACKENDS)
+        if backend == "fft" and trainable:
+            raise ParameterError("backend='fft' cannot train kernels; use backend='conv'")
+        if hop_length < 1:
+            raise ParameterError(f"hop_length={hop_length} must be >= 1")
+        if fmin <= 0:
+            raise ParameterError(f"fmin={fmin} must be > 0 Hz")
+        if fmax is not None:
+            if fmax <= fmin:
+                raise ParameterError(f"fmax={fmax} must be above fmin={fmin}")
+            n_bins = int(np.ceil(bins_per_octave * np.log2(fmax / fmin)))
+        if n_bins < 2:
+            raise ParameterError(f"n_bins={n_bins} must be >= 2")
+        freqs = filters.cqt_frequencies(n_bins, fmin, bins_per_octave)
+        lengths = filters.wavelet_lengths(freqs, sr, filter_scale, gamma)
+        alpha = filters.relative_bandwidth(freqs)
+        cutoff = np.max(
+            freqs * (1 + 0.5 * filters.window_bandwidth(window) * alpha / filter_scale)
+            + 0.5 * gamma
+        )
+        if cutoff > sr / 2:
+            raise ParameterError(
+                f"the top bin ({freqs[-1]:.1f} Hz) reaches {cutoff:.1f} Hz, above the Nyquist "
+                f"frequency {sr / 2:.1f} Hz: lower n_bins or fmax, or raise sr"
+            )
+        kernels, lengths, n_fft = filters.variable_q_kernels(
+            freqs, sr, filter_scale, gamma, window, norm
+        )
+        self._freqs = freqs
+        self.sr = sr
+        self.hop_length = int(hop_length)
+        self.n_bins = n_bins
+        self.n_fft = n_fft
+        self.center = center
+        self.pad_mode = pad_mode
+        self.trainable = trainable
+        self.output_format = output_format
+        self.normalization_type = normalization_type
+        self.use_fft = not trainable and backend != "conv"
+        self.register_buffer("lengths", torch.from_numpy(lengths.astype(np.float32)))
+        if self.use_fft:
+            src, dst, values, m = filters.sparse_spectral_kernels(
+                kernels, self.hop_length, SEGMENT_FRAMES, sparsity=sparsity
+            )
+            self.m = m
+            self.register_buffer("src", torch.from_numpy(src))
+            self.register_buffer("dst", torch.from_numpy(dst))
+            self.register_buffer("values", torch.from_numpy(values.astype(np.float32)))
+            complex_values = torch.view_as_complex(self.values)
+            matrix = torch.sparse_coo_tensor(
+                torch.stack([self.dst, self.src]),
+                complex_values,
+                (n_bins * m, hop_length * m // 2 + 1),
+                check_invariants=False,
+            ).coalesce()
+            self.register_buffer("spectral_matrix", matrix, persistent=False)
+            empty = torch.zeros(0, 1, n_fft)
+            self.register_buffer("cqt_kernels_real", empty, persistent=False)
+            self.register_buffer("cqt_kernels_imag", empty.clone(), persistent=False)
+        else:
+            self.m = 0
+            for name in ("src", "dst"):
+                self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
+            self.register_buffer("values", torch.zeros(0, 2), persistent=False)
+            self.register_buffer("spectral_matrix", torch.zeros(0), persistent=False)
+            real = torch.from_numpy(kernels.real.astype(np.float32)).unsqueeze(1)
+            imag = torch.from_numpy(kernels.imag.astype(np.float32)).unsqueeze(1)
+            if trainable:
+                self.cqt_kernels_real = nn.Parameter(real)
+                self.cqt_kernels_imag = nn.Parameter(imag)
+            else:
+                self.register_buffer("cqt_kernels_real", real)
+                self.register_buffer("cqt_kernels_imag", imag)
+
+    def frequencies(self) -> np.ndarray:
+        """Centre frequency of each bin in Hz, shape (n_bins,)."""
+        return self._freqs.copy()
+
+    @torch.jit.unused
+    def _sparse_matrix(self) -> Tensor:
+        return self.spectral_matrix
+
+    def real_imag(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """Unscaled correlation with the kernels of packed ``(batch', samples)`` audio.
+
+        Returns
+        -------
+        (real, imag), each ``(batch', n_bins, frames)``
+        """
+        padded = AF.pad_signal(x, self.n_fft, self.center, self.pad_mode)
+        if self.use_fft:
+            # the sparse matrix is only touched in eager CPU mode: compilers reject sparse tensors
+            matrix = self._sparse_matrix() if AF.is_eager_cpu(padded) else self.values[:0]
+            return AF.correlate_fft(
+                padded,
+                self.src,
+                self.dst,
+                self.values,
+                matrix,
+                self.n_bins,
+                self.n_fft,
+                self.hop_length,
+                self.m,
+            )
+        # stft_conv returns (x * cos, -(x * sin)); hand it -imag to get x * imag
+        return AF.stft_conv(padded, self.cqt_kernels_real, -self.cqt_kernels_imag, self.hop_length)
+
+    def forward(
+        self,
+        x: Tensor,
+        output_format: Optional[str] = None,
+        normalization_type: Optional[str] = None,
+    ) -> Tensor:
+        """Constant-/variable-Q spectrogram of ``x``.
+
+        Parameters
+        ----------
+        x : Tensor, shape (..., samples)
+        output_format, normalization_type : override the constructor's choice for this call
+
+        Returns
+        -------
+        Tensor, shape (..., n_bins, frames), or (..., n_bins, frames, 2) for
+        'Complex' (real, imag) and 'Phase' (cos, sin)
+        """
+        fmt = self.output_format if output_format is None else output_format
+        norm_type = self.normalization_type if normalization_type is None else normalization_type
+        x2, lead = AF.pack_batch(x)
+        real, imag = self.real_imag(x2)
+        if norm_type == "librosa":
+            scale = torch.sqrt(self.lengths).reshape(-1, 1)
+            real = real * scale
+            imag = imag * scale
+        elif norm_type == "wrap":
+            real = real * 2.0
+            imag = imag * 2.0
+        elif norm_type != "convolutional":
+            raise ValueError(
+                f"normalization_type='{norm_type}' is not one of librosa, convolutional, wrap"
+            )
+        if fmt == "Magnitude":
+            power = real * real + imag * imag
+            if self.trainable:
+                power = power + 1e-8
+            out = torch.sqrt(power)
+        elif fmt == "Complex":
+            out = torch.stack((real, imag), dim=-1)
+        elif fmt == "Phase":
+            phase = torch.atan2(imag, real)
+            out = torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
+        else:
+            raise ValueError(f"output_format='{fmt}' is not one of Magnitude, Complex, Phase")
+        return AF.unpack_batch(out, lead)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_bins={self.n_bins}, hop_length={self.hop_length}, n_fft={self.n_fft}, "
+            f"path={'fft' if self.use_fft else 'conv'}"
+        )
+
+
+class CQT1992v2(VariableQ):
+    """Constant-Q transform (nnAudio2's ``CQT1992v2``): :class:`VariableQ` with ``gamma = 0``.
+
+    Parameters are nnAudio2's (``sr, hop_length, fmin, fmax, n_bins, bins_per_octave,
+    filter_scale, norm, window, center, pad_mode, trainable, output_format, verbose``) plus
+    ``normalization_type`` and ``backend``; see :class:`VariableQ`. Numerically equal to
+    ``librosa.cqt(..., tuning=0.0)`` computed at full rate.
+    """
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        hop_length: int = 512,
+        fmin: float = 32.70,
+        fmax: Optional[float] = None,
+        n_bins: int = 84,
+        bins_per_octave: int = 12,
+        filter_scale: float = 1,
+        norm: Optional[float] = 1,
+        window: filters.WindowSpec = "hann",
+        center: bool = True,
+        pad_mode: str = "reflect",
+        trainable: bool = False,
+        output_format: str = "Magnitude",
+        normalization_type: str = "librosa",
+        backend: str = "auto",
+        sparsity: float = 0.001,
+        verbose: bool = True,
+    ) -> None:
+        super().__init__(
+            sr=sr,
+            hop_length=hop_length,
+            fmin=fmin,
+            fmax=fmax,
+            n_bins=n_bins,
+            bins_per_octave=bins_per_octave,
+            filter_scale=filter_scale,
+            gamma=0.0,
+            norm=norm,
+            window=window,
+            center=center,
+            pad_mode=pad_mode,
+            trainable=trainable,
+            output_format=output_format,
+            normalization_type=normalization_type,
+            backend=backend,
+            sparsity=sparsity,
+            verbose=verbose,
+        )
+        self._remember_config(locals())
+
+
+class CQT2010v2(VariableQ):
+    """Constant-Q transform with nnAudio2's ``CQT2010v2`` interface.
+
+    nnAudio's 2010 variant approximates the CQT by filtering and downsampling octave by
+    octave. Here the same numbers as :class:`CQT1992v2` are computed exactly by the FFT path,
+    which is already cheaper than the multirate approximation, so ``earlydownsample`` is
+    accepted for compatibility and has no effect. ``basis_norm`` is the kernel norm
+    (nnAudio's name for ``norm``); ``norm`` (bool) keeps nnAudio's meaning of "apply the
+    ``normalization_type`` scaling".
+    """
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        hop_length: int = 512,
+        fmin: float = 32.70,
+        fmax: Optional[float] = None,
+        n_bins: int = 84,
+        filter_scale: float = 1,
+        bins_per_octave: int = 12,
+        norm: bool = True,
+        basis_norm: Optional[float] = 1,
+        window: filters.WindowSpec = "hann",
+        pad_mode: str = "reflect",
+        trainable: bool = False,
+        output_format: str = "Magnitude",
+        earlydownsample: bool = True,
+        normalization_type: str = "librosa",
+        center: bool = True,
+        backend: str = "auto",
+        sparsity: float = 0.001,
+        verbose: bool = True,
+    ) -> None:
+        super().__init__(
+            sr=sr,
+            hop_length=hop_length,
+            fmin=fmin,
+            fmax=fmax,
+            n_bins=n_bins,
+            bins_per_octave=bins_per_octave,
+            filter_scale=filter_scale,
+            gamma=0.0,
+            norm=basis_norm,
+            window=window,
+            center=center,
+            pad_mode=pad_mode,
+            trainable=trainable,
+            output_format=output_format,
+            normalization_type=normalization_type if norm else "convolutional",
+            backend=backend,
+            sparsity=sparsity,
+            verbose=verbose,
+        )
+        self._remember_config(locals())
+
+
+CQT = CQT1992v2
