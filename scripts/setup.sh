@@ -13,6 +13,12 @@ fi
 if ! .venv/bin/python -c "import torch" 2>/dev/null; then
     .venv/bin/python -m pip install -q "torch==2.13.0"
 fi
+# Tests speak with espeak-ng when it is there (real synthesized speech); best effort, as root.
+if [[ "$extras" == *test* ]] && ! command -v espeak-ng >/dev/null 2>&1 \
+        && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    (apt-get update -qq && apt-get install -y -qq espeak-ng) >/dev/null 2>&1 \
+        || echo "note: espeak-ng not installed; speech tests use the synthetic voice only"
+fi
 if [ -n "$extras" ]; then
     .venv/bin/python -m pip install -q -e ".[${extras}]"
 else

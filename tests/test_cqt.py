@@ -1,0 +1,203 @@
+"""Constant-/variable-Q transforms against librosa, closed-form tones and the deploy paths."""
+
+from __future__ import annotations
+
+import json
+
+import librosa
+import numpy as np
+import pytest
+import signals
+import torch
+
+from nnaudio_core import ParameterError
+from nnaudio_core.features import CQT, VQT, CQT1992v2, CQT2010v2, build
+
+SR = 22050
+HOP = 512
+
+
+def median_rel_error(ours: np.ndarray, ref: np.ndarray) -> float:
+    """Median over all bins and frames of |ours - ref| / |ref|."""
+    return float(np.median(np.abs(ours - ref) / np.maximum(np.abs(ref), 1e-8)))
+
+
+def _signal(kind: str) -> np.ndarray:
+    if kind == "piano":
+        t = np.arange(2 * SR) / SR
+        rng = np.random.default_rng(4)
+        y = np.zeros_like(t)
+        for onset, midi in [(0.0, 45), (0.5, 57), (1.0, 64), (1.4, 72)]:
+            f0 = 440.0 * 2 ** ((midi - 69) / 12)
+            env = (t >= onset) * np.exp(-3.0 * np.clip(t - onset, 0, None))
+            for h in range(1, 7):
+                y += env * 0.5**h * np.sin(2 * np.pi * h * f0 * t + rng.uniform(0, 6.28))
+        return (0.5 * y / np.abs(y).max() + 0.003 * rng.standard_normal(t.size)).astype(
+            np.float32
+        )
+    if kind == "speech":
+        y = signals.speech_like(sr=SR, duration=2.0)
+        return y.astype(np.float32)
+    if kind == "chirp_noise":
+        return signals.chirp_with_noise(SR, duration=2.0).astype(np.float32)
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("kind", ["piano", "speech", "chirp_noise"])
+@pytest.mark.parametrize("cls", [CQT1992v2, CQT2010v2])
+def test_cqt_matches_librosa(kind: str, cls: type) -> None:
+    y = _signal(kind)
+    ours = cls(sr=SR, hop_length=HOP, n_bins=84, pad_mode="constant")(torch.from_numpy(y))[0]
+    ref = np.abs(librosa.cqt(y, sr=SR, hop_length=HOP, n_bins=84, tuning=0.0))
+    assert ours.shape == ref.shape
+    assert median_rel_error(ours.numpy(), ref) <= 0.02
+
+
+def test_cqt_complex_matches_librosa_phase() -> None:
+    y = _signal("piano")
+    out = CQT1992v2(sr=SR, hop_length=HOP, pad_mode="constant", output_format="Complex")(
+        torch.from_numpy(y)
+    )[0].numpy()
+    ours = out[..., 0] + 1j * out[..., 1]
+    ref = librosa.cqt(y, sr=SR, hop_length=HOP, n_bins=84, tuning=0.0)
+    strong = np.abs(ref) > 0.1 * np.abs(ref).max()
+    phase_err = np.abs(np.angle(ours[strong] / ref[strong]))
+    assert np.median(phase_err) < 0.05  # radians
+
+
+@pytest.mark.parametrize("gamma", [2.0, 10.0])
+def test_vqt_matches_librosa(gamma: float) -> None:
+    y = _signal("speech")
+    ours = VQT(sr=SR, hop_length=HOP, gamma=gamma, pad_mode="constant")(torch.from_numpy(y))[0]
+    ref = np.abs(librosa.vqt(y, sr=SR, hop_length=HOP, n_bins=84, gamma=gamma, tuning=0.0))
+    assert median_rel_error(ours.numpy(), ref) <= 0.02
+
+
+@pytest.mark.parametrize("fmt", ["Magnitude", "Complex", "Phase"])
+def test_vqt_gamma_zero_is_cqt(fmt: str) -> None:
+    x = torch.from_numpy(_signal("chirp_noise"))
+    vqt = VQT(sr=SR, gamma=0.0, output_format=fmt)
+    cqt = CQT1992v2(sr=SR, output_format=fmt)
+    torch.testing.assert_close(vqt(x), cqt(x), rtol=0, atol=0)
+    for name, buf in cqt.state_dict().items():
+        torch.testing.assert_close(vqt.state_dict()[name], buf, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("midi", [24, 36, 45, 57, 69, 81, 93, 100])
+def test_sine_peak_lands_on_its_note(midi: int) -> None:
+    freq = 440.0 * 2 ** ((midi - 69) / 12)
+    cqt = CQT1992v2(sr=SR, hop_length=HOP, fmin=librosa.note_to_hz("C1"), n_bins=84)
+    t = np.arange(2 * SR) / SR
+    spec = cqt(torch.from_numpy(np.sin(2 * np.pi * freq * t).astype(np.float32)))[0]
+    peak = int(spec[:, 10:-10].mean(-1).argmax())
+    assert abs(cqt.frequencies()[peak] - freq) / freq < 1e-3
+    assert peak == midi - 24
+
+
+def test_fft_path_equals_conv_path() -> None:
+    x = torch.from_numpy(_signal("speech"))[None]
+    fft = CQT1992v2(sr=SR, output_format="Complex", sparsity=0.0)
+    conv = CQT1992v2(sr=SR, output_format="Complex", backend="conv")
+    a, b = fft(x), conv(x)
+    assert (torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b)).item() < 1e-4
+    default = CQT1992v2(sr=SR, output_format="Complex")(x)
+    assert (torch.linalg.vector_norm(default - b) / torch.linalg.vector_norm(b)).item() < 1e-3
+
+
+def test_shapes_and_multichannel() -> None:
+    cqt = CQT1992v2(sr=SR, n_bins=60, output_format="Complex")
+    x = torch.randn(2, 3, 12000)
+    out = cqt(x)
+    assert out.shape == (2, 3, 60, 1 + 12000 // HOP, 2)
+    torch.testing.assert_close(out[1, 2], cqt(x[1, 2])[0], rtol=1e-5, atol=1e-6)
+    assert cqt(x[0, 0]).shape == (1, 60, 24, 2)
+    assert cqt(x[:, :1]).shape == (2, 60, 24, 2)
+    assert CQT(sr=SR)(x[0]).shape == (3, 84, 24)
+    phase = cqt(x[0], output_format="Phase")
+    torch.testing.assert_close(phase.pow(2).sum(-1), torch.ones(phase.shape[:-1]))
+
+
+def test_short_clip_reflect_error_names_minimum() -> None:
+    cqt = CQT1992v2(sr=44100, fmin=librosa.note_to_hz("C1"), pad_mode="reflect")
+    x = torch.randn(int(0.2 * 44100))
+    with pytest.raises(ValueError, match=str(cqt.n_fft // 2 + 1)):
+        cqt(x)
+
+
+def test_short_clip_constant_padding_works() -> None:
+    y = np.sin(2 * np.pi * 440 * np.arange(int(0.2 * 44100)) / 44100).astype(np.float32)
+    cqt = CQT1992v2(sr=44100, fmin=librosa.note_to_hz("C1"), pad_mode="constant")
+    spec = cqt(torch.from_numpy(y))[0]
+    assert spec.shape == (84, 1 + y.size // HOP)
+    assert int(spec.mean(-1).argmax()) == 69 - 24
+    ref = np.abs(librosa.cqt(y, sr=44100, hop_length=HOP, n_bins=84, tuning=0.0))
+    strong = ref > 0.1 * ref.max()
+    assert np.median(np.abs(spec.numpy()[strong] - ref[strong]) / ref[strong]) < 0.02
+
+
+def test_trainable_gets_gradients_and_changes() -> None:
+    cqt = CQT1992v2(sr=8000, fmin=100, n_bins=24, trainable=True)
+    params = dict(cqt.named_parameters())
+    assert set(params) == {"cqt_kernels_real", "cqt_kernels_imag"}
+    before = {k: v.detach().clone() for k, v in params.items()}
+    opt = torch.optim.SGD(cqt.parameters(), lr=1e-2)
+    loss = cqt(torch.randn(2, 4000)).mean()
+    loss.backward()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in params.values())
+    opt.step()
+    assert all(not torch.equal(before[k], v) for k, v in params.items())
+    assert list(CQT1992v2(sr=8000, fmin=100, n_bins=24).parameters()) == []
+
+
+def test_input_gradient_through_fft_path() -> None:
+    x = torch.randn(1, 6000, requires_grad=True)
+    CQT1992v2(sr=8000, fmin=100, n_bins=24)(x).sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: CQT1992v2(sr=8000, fmin=100, n_bins=24, output_format="Complex"),
+        lambda: VQT(sr=8000, fmin=100, n_bins=24, gamma=5, pad_mode="constant"),
+        lambda: CQT2010v2(sr=8000, fmin=100, n_bins=24, trainable=True),
+    ],
+)
+def test_script_export_compile_equal_eager(make) -> None:
+    m = make()
+    x = torch.randn(2, 3, 5000)
+    eager = m(x).detach()
+    scale = float(eager.detach().abs().max())
+    torch.testing.assert_close(torch.jit.script(m)(x), eager, rtol=1e-5, atol=1e-6 * scale)
+    exported = torch.export.export(m, (x,)).module()
+    torch.testing.assert_close(exported(x), eager, rtol=1e-5, atol=1e-6 * scale)
+    compiled = torch.compile(m, fullgraph=True)
+    torch.testing.assert_close(compiled(x), eager, rtol=1e-4, atol=1e-5 * scale)
+
+
+def test_get_config_rebuilds() -> None:
+    m = VQT(sr=16000, fmin=55, n_bins=48, gamma=3.0, output_format="Complex")
+    cfg = json.loads(json.dumps(m.get_config()))
+    assert cfg["transform"] == "VQT"
+    m2 = build(cfg)
+    x = torch.randn(8000)
+    torch.testing.assert_close(m2(x), m(x), rtol=0, atol=0)
+    assert sorted(m2.state_dict()) == sorted(m.state_dict())
+
+
+def test_fmax_sets_n_bins_and_nyquist_is_checked() -> None:
+    assert CQT1992v2(sr=SR, fmin=55.0, fmax=880.0).n_bins == 48
+    with pytest.raises(ParameterError, match="Nyquist"):
+        CQT1992v2(sr=8000, fmin=32.7, n_bins=84)
+    with pytest.raises(ParameterError, match="normalization_type"):
+        CQT1992v2(sr=SR, normalization_type="bogus")
+
+
+def test_normalization_types() -> None:
+    x = torch.from_numpy(_signal("piano"))
+    lib = CQT1992v2(sr=SR, output_format="Complex")
+    conv = lib(x, normalization_type="convolutional")
+    torch.testing.assert_close(
+        lib(x), conv * torch.sqrt(lib.lengths).reshape(-1, 1, 1), rtol=1e-5, atol=1e-7
+    )
+    torch.testing.assert_close(lib(x, normalization_type="wrap"), 2 * conv)
