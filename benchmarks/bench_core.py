@@ -1,13 +1,15 @@
-"""Speed of nnaudio_core's STFT magnitude and Mel spectrogram against peers, in one run.
+"""Speed of nnaudio_core's transforms against peers, in one run.
 
 Workload (the nnAudio paper's protocol): ``--clips`` clips (default 1,770) of 80,000 samples
-at 44.1 kHz, n_fft 2048, hop 512, 128 mels, Hann window, centred with reflect padding.
-Clips are piano-like harmonic tones plus noise, generated from a fixed seed.
+at 44.1 kHz, n_fft 2048, hop 512, 128 mels, 84 CQT bins from C1, Hann window, centred with
+reflect padding. Clips are piano-like harmonic tones plus noise, generated from a seed.
 
 Peers, timed in the same process on the same clips: ``torch.stft`` (+ ``abs``; + mel
-matmul), librosa (``librosa.stft`` / ``librosa.feature.melspectrogram`` on each batch), and
-nnAudio2 when installed. Reported: median seconds over ``--repeat`` passes over all clips
-(after one warm-up batch), clips/s, and each peer's time divided by ours (> 1: we are faster).
+matmul), librosa (``librosa.stft`` / ``librosa.feature.melspectrogram`` / ``librosa.cqt``
+with ``tuning=0``, on each batch), and nnAudio2 (``STFT``, ``MelSpectrogram``,
+``CQT1992v2``, ``CQT2010v2``) when installed. Reported: median seconds over ``--repeat``
+passes over all clips (after one warm-up batch), clips/s, and each peer's time divided by
+ours (> 1: we are faster).
 
     python benchmarks/bench_core.py --clips 177 --json bench-core.json
 """
@@ -24,12 +26,15 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from nnaudio_core import STFT, MelSpectrogram
+from nnaudio_core import STFT, CQT1992v2, CQT2010v2, MelSpectrogram
 
 SR = 44100
 N_FFT = 2048
 HOP = 512
 N_MELS = 128
+N_BINS = 84
+FMIN = 32.70  # C1
+TRANSFORMS = ("stft", "mel", "cqt1992v2", "cqt2010v2")
 
 
 def piano_clips(n_clips: int, n_samples: int, sr: int = SR, seed: int = 0) -> np.ndarray:
@@ -70,10 +75,12 @@ def batches(x: np.ndarray, batch_size: int) -> list[np.ndarray]:
     return [x[i : i + batch_size] for i in range(0, len(x), batch_size)]
 
 
-def candidates(batch_size: int) -> dict[str, dict[str, Callable[[np.ndarray], object]]]:
-    """For each transform, name -> function of one (batch, samples) numpy batch."""
+def candidates(wanted: list[str]) -> dict[str, dict[str, Callable[[np.ndarray], object]]]:
+    """For each wanted transform, name -> function of one (batch, samples) numpy batch."""
     ours_stft = STFT(n_fft=N_FFT, hop_length=HOP, sr=SR, output_format="Magnitude")
     ours_mel = MelSpectrogram(sr=SR, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS)
+    cqt_args = {"sr": SR, "hop_length": HOP, "fmin": FMIN, "n_bins": N_BINS}
+    ours_cqt = {"cqt1992v2": CQT1992v2(**cqt_args), "cqt2010v2": CQT2010v2(**cqt_args)}
     window = torch.hann_window(N_FFT)
     mel_basis = ours_mel.mel_basis
 
@@ -99,6 +106,8 @@ def candidates(batch_size: int) -> dict[str, dict[str, Callable[[np.ndarray], ob
             "torch.stft": lambda b: mel_basis @ torch_stft(b).pow(2),
         },
     }
+    for name, module in ours_cqt.items():
+        out[name] = {"nnaudio": lambda b, m=module: m(torch.from_numpy(b))}
     try:
         import librosa
 
@@ -108,12 +117,18 @@ def candidates(batch_size: int) -> dict[str, dict[str, Callable[[np.ndarray], ob
         out["mel"]["librosa"] = lambda b: librosa.feature.melspectrogram(
             y=b, sr=SR, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, pad_mode="reflect"
         )
+        for name in ours_cqt:
+            out[name]["librosa"] = lambda b: np.abs(
+                librosa.cqt(b, sr=SR, hop_length=HOP, fmin=FMIN, n_bins=N_BINS, tuning=0.0)
+            )
     except ImportError:
         print("librosa not installed: skipped (pip install 'nnaudio[bench]')")
     try:
         import os
 
         os.environ.setdefault("NNAUDIO_DISABLE_CITATION_REMINDER", "1")
+        from nnAudio2.features.cqt import CQT1992v2 as CQT1992v2_2
+        from nnAudio2.features.cqt import CQT2010v2 as CQT2010v2_2
         from nnAudio2.features.mel import MelSpectrogram as Mel2
         from nnAudio2.features.stft import STFT as STFT2
 
@@ -121,9 +136,12 @@ def candidates(batch_size: int) -> dict[str, dict[str, Callable[[np.ndarray], ob
         m2 = Mel2(sr=SR, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS, verbose=False)
         out["stft"]["nnAudio2"] = lambda b: s2(torch.from_numpy(b))
         out["mel"]["nnAudio2"] = lambda b: m2(torch.from_numpy(b))
+        for name, cls in (("cqt1992v2", CQT1992v2_2), ("cqt2010v2", CQT2010v2_2)):
+            c2 = cls(**cqt_args, verbose=False)
+            out[name]["nnAudio2"] = lambda b, m=c2: m(torch.from_numpy(b))
     except ImportError:
         print("nnAudio2 not installed: skipped (pip install 'nnaudio[bench]')")
-    return out
+    return {name: fns for name, fns in out.items() if name in wanted}
 
 
 def main() -> None:
@@ -132,6 +150,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=80000)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--transforms", default=",".join(TRANSFORMS), help="comma-separated")
     parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     parser.add_argument("--json", dest="json_path", default=None)
     args = parser.parse_args()
@@ -142,7 +161,11 @@ def main() -> None:
     parts = batches(clips, args.batch_size)
     results: dict[str, dict[str, float]] = {}
     with torch.inference_mode():
-        for transform, fns in candidates(args.batch_size).items():
+        wanted = [t.strip() for t in args.transforms.split(",")]
+        unknown = set(wanted) - set(TRANSFORMS)
+        if unknown:
+            parser.error(f"unknown transform(s) {sorted(unknown)}; choose from {TRANSFORMS}")
+        for transform, fns in candidates(wanted).items():
             results[transform] = {}
             for name, fn in fns.items():
                 fn(parts[0])  # warm-up
