@@ -40,6 +40,13 @@ def pad_center(data: np.ndarray, size: int) -> np.ndarray:
     return np.pad(data, (left, size - n - left))
 
 
+def window_spec(window: WindowSpec) -> WindowSpec:
+    """Normalise a window spec: a JSON round trip turns ``("kaiser", 8.0)`` into a list."""
+    if isinstance(window, list) and window and isinstance(window[0], str):
+        return tuple(window)
+    return window
+
+
 def get_window(window: WindowSpec, win_length: int, n_fft: int) -> np.ndarray:
     """A periodic analysis window of ``win_length`` samples, zero-padded (centred) to ``n_fft``.
 
@@ -60,6 +67,7 @@ def get_window(window: WindowSpec, win_length: int, n_fft: int) -> np.ndarray:
     """
     if not 1 <= win_length <= n_fft:
         raise ParameterError(f"win_length={win_length} must be between 1 and n_fft={n_fft}")
+    window = window_spec(window)
     if isinstance(window, str | tuple):
         try:
             win = scipy.signal.get_window(window, win_length, fftbins=True)
@@ -315,6 +323,7 @@ def variable_q_kernels(
     if np.any(frequencies <= 0):
         raise ParameterError("constant-Q frequencies must be > 0")
     lengths = wavelet_lengths(frequencies, sr, filter_scale, gamma)
+    window = window_spec(window)
     n_fft = int(2 ** np.ceil(np.log2(np.ceil(lengths.max()) + 2)))
     kernels = np.zeros((frequencies.size, n_fft), dtype=np.complex128)
     centre = n_fft // 2
@@ -337,6 +346,7 @@ def variable_q_kernels(
 
 def window_bandwidth(window: WindowSpec, n: int = 1 << 13) -> float:
     """Equivalent noise bandwidth of a window in bins: ``n * sum(w^2) / sum(w)^2`` (Hann: 1.5)."""
+    window = window_spec(window)
     if not isinstance(window, str | tuple):
         window = np.asarray(window, dtype=np.float64)
         return float(window.size * np.sum(window**2) / np.sum(window) ** 2)
@@ -356,8 +366,9 @@ def sparse_spectral_kernels(
     A segment of ``n_seg = hop_length * m`` samples is correlated with every kernel at once in
     the frequency domain; sampling the result every ``hop_length`` samples folds the spectrum
     modulo ``m`` bins, so each bin's frames are an ``m``-point inverse FFT. Only spectral
-    values above ``rel_tol`` times each kernel's peak are kept (positive frequencies: the
-    kernels are analytic).
+    values above ``rel_tol`` times each kernel's peak are kept (or, with ``sparsity > 0``,
+    all but the smallest values adding up to that fraction of the L1 mass, like librosa);
+    the negative-frequency tail of wide low kernels is kept too.
 
     Parameters
     ----------
@@ -370,7 +381,9 @@ def sparse_spectral_kernels(
 
     Returns
     -------
-    src : np.ndarray (nnz,), int64, rfft bin of the segment spectrum to read
+    src : np.ndarray (nnz,), int64, row to read: rfft bin ``f`` of the segment for
+        ``src < n_seg // 2 + 1``, else ``conj`` of rfft bin ``src - (n_seg // 2 + 1)``, which is
+        the real input's spectrum at a negative frequency
     dst : np.ndarray (nnz,), int64, ``bin * m + (src mod m)``: where it folds to
     values : np.ndarray (nnz, 2), float64, real and imaginary parts of the kernel spectrum
     m : int, folded spectrum length (segment length ``hop_length * m``)
@@ -382,18 +395,24 @@ def sparse_spectral_kernels(
     src, dst, vals = [], [], []
     for k in range(n_bins):
         # G(f) = sum_n kernel[n] exp(+2 pi i f n / n_seg): correlation's spectrum
-        spec = np.fft.ifft(kernels[k], n=n_seg)[: n_seg // 2 + 1] * n_seg
+        spec = np.fft.ifft(kernels[k], n=n_seg) * n_seg
         mag = np.abs(spec)
         if sparsity > 0:  # drop the smallest values that add up to `sparsity` of the L1 mass
             order = np.sort(mag)
             cut = order[np.searchsorted(np.cumsum(order), sparsity * order.sum())]
-            keep = np.nonzero(mag >= cut)[0]
+            keep = mag >= cut
         else:
-            keep = np.nonzero(mag >= rel_tol * mag.max())[0]
-        idx = np.arange(keep[0], keep[-1] + 1)
-        src.append(idx)
-        dst.append(k * m + idx % m)
-        vals.append(spec[idx])
+            keep = mag >= rel_tol * mag.max()
+        half = n_seg // 2
+        for lo, hi in ((0, half + 1), (half + 1, n_seg)):
+            kept = np.nonzero(keep[lo:hi])[0]
+            if kept.size == 0:
+                continue
+            f = np.arange(lo + kept[0], lo + kept[-1] + 1)
+            # negative frequency f reads conj(rfft[n_seg - f]), stored after the rfft rows
+            src.append(f if lo == 0 else (half + 1) + (n_seg - f))
+            dst.append(k * m + f % m)
+            vals.append(spec[f])
     values = np.concatenate(vals)
     return (
         np.concatenate(src).astype(np.int64),

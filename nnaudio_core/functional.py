@@ -36,7 +36,19 @@ def pack_batch(x: Tensor) -> Tuple[Tensor, List[int]]:
         lead = [x.shape[0]]
     else:
         lead = list(x.shape[:-1])
-    return x.reshape(-1, x.shape[-1]), lead
+    batch = 1
+    for d in lead:
+        batch *= d
+    return x.reshape(batch, x.shape[-1]), lead
+
+
+def root_power(power: Tensor, exponent: float = 0.5) -> Tensor:
+    """``power ** exponent`` with a finite (zero) gradient where ``power`` is exactly 0.
+
+    The power is clamped at the smallest normal float32 (1.2e-38), which changes no value
+    float32 can tell apart from the plain root.
+    """
+    return torch.pow(torch.clamp(power, min=1.1754943508222875e-38), exponent)
 
 
 def unpack_batch(y: Tensor, lead: List[int]) -> Tensor:
@@ -268,7 +280,7 @@ def normalise_and_trim(
     """
     n_fft = window.shape[0]
     wss = window_sumsquare(window, n_frames, hop_length)
-    tiny = 1.1754943508222875e-38  # float32 tiny, as librosa's threshold
+    tiny = 1.1754943508222875e-38  # float32 tiny, librosa's threshold
     y = torch.where(wss > tiny, y / torch.clamp(wss, min=tiny), y)
     start = n_fft // 2 if center else 0
     if length is None:
@@ -312,6 +324,7 @@ def correlate_fft(
     n_fft: int,
     hop_length: int,
     m: int,
+    negative: bool,
 ) -> Tuple[Tensor, Tensor]:
     """Strided correlation of a signal with many long complex kernels, by segment FFTs.
 
@@ -328,6 +341,8 @@ def correlate_fft(
         The same as a sparse COO complex matrix ``(n_bins * m, n_seg // 2 + 1)``, used on the
         eager CPU path (one sparse product instead of gather, multiply and scatter); pass an
         empty tensor to always use the gather path (compile/export/accelerators).
+    negative : bool
+        Whether ``src`` reads negative-frequency rows (conjugate spectrum appended).
 
     Returns
     -------
@@ -343,7 +358,10 @@ def correlate_fft(
     segments = x.unfold(-1, n_seg, seg_frames * hop_length)  # (batch, S, n_seg)
     n_cols = batch * n_segments
     # frequency-major layout: gathering and scattering whole rows is cache-friendly
-    spec = torch.fft.rfft(segments, dim=-1).reshape(n_cols, -1).t().contiguous()
+    spec = torch.fft.rfft(segments, dim=-1).reshape(n_cols, -1).t()
+    if negative:
+        spec = torch.cat([spec, spec.conj()], 0)  # rows for negative frequencies
+    spec = spec.contiguous()
     if matrix.numel() > 0 and is_eager_cpu(spec):
         folded = torch.sparse.mm(matrix, spec)
     else:

@@ -156,6 +156,7 @@ class VariableQ(Transform):
                 kernels, self.hop_length, SEGMENT_FRAMES, sparsity=sparsity
             )
             self.m = m
+            self.negative = bool((src >= hop_length * m // 2 + 1).any())
             self.register_buffer("src", torch.from_numpy(src))
             self.register_buffer("dst", torch.from_numpy(dst))
             self.register_buffer("values", torch.from_numpy(values.astype(np.float32)))
@@ -163,7 +164,7 @@ class VariableQ(Transform):
             matrix = torch.sparse_coo_tensor(
                 torch.stack([self.dst, self.src]),
                 complex_values,
-                (n_bins * m, hop_length * m // 2 + 1),
+                (n_bins * m, (2 if self.negative else 1) * (hop_length * m // 2 + 1)),
                 check_invariants=False,
             ).coalesce()
             self.register_buffer("spectral_matrix", matrix, persistent=False)
@@ -172,6 +173,7 @@ class VariableQ(Transform):
             self.register_buffer("cqt_kernels_imag", empty.clone(), persistent=False)
         else:
             self.m = 0
+            self.negative = False
             for name in ("src", "dst"):
                 self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
             self.register_buffer("values", torch.zeros(0, 2), persistent=False)
@@ -214,6 +216,7 @@ class VariableQ(Transform):
                 self.n_fft,
                 self.hop_length,
                 self.m,
+                self.negative,
             )
         # stft_conv returns (x * cos, -(x * sin)); hand it -imag to get x * imag
         return AF.stft_conv(padded, self.cqt_kernels_real, -self.cqt_kernels_imag, self.hop_length)
@@ -255,7 +258,7 @@ class VariableQ(Transform):
             power = real * real + imag * imag
             if self.trainable:
                 power = power + 1e-8
-            out = torch.sqrt(power)
+            out = AF.root_power(power)
         elif fmt == "Complex":
             out = torch.stack((real, imag), dim=-1)
         elif fmt == "Phase":

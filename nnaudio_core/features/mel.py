@@ -120,7 +120,7 @@ class MelSpectrogram(Transform):
         if self.stft.trainable:
             spec = spec + 1e-8
         if self.power != 2.0:
-            spec = spec.pow(self.power / 2.0)
+            spec = AF.root_power(spec, self.power / 2.0)
         if spec.stride(-1) == 1:  # (bins, frames) memory: filters on the left
             return torch.matmul(self.mel_basis, spec)
         # frame-major memory (FFT path): one GEMM over all frames, no transposing copy

@@ -275,7 +275,7 @@ class STFT(Transform):
             power = real * real + imag * imag
             if self.trainable:
                 power = power + 1e-8  # keeps sqrt differentiable at 0
-            out = torch.sqrt(power)
+            out = AF.root_power(power)
         elif fmt == "Complex":
             out = torch.stack((real, imag), dim=-1)
         elif fmt == "Phase":
