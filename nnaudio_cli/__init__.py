@@ -1,1 +1,15 @@
-"""The ``nnaudio`` command line: batch feature extraction into HDF5."""
+"""nnaudio_cli: the ``nnaudio`` command (feature extraction into HDF5) and its file reader.
+
+Importing this package is cheap (no torch); ``from nnaudio_cli.store import open_features``
+gives the reader.
+"""
+
+__all__ = ["open_features"]
+
+
+def __getattr__(name: str):  # lazy: keeps worker processes free of h5py/torch imports
+    if name == "open_features":
+        from nnaudio_cli.store import open_features
+
+        return open_features
+    raise AttributeError(name)

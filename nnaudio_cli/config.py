@@ -1,0 +1,328 @@
+"""Extraction configuration: TOML presets, ``--transform`` and ``--set key=value`` overrides.
+
+A preset is a TOML file::
+
+    transform = "MelSpectrogram"   # class name or friendly name (mel, stft, mfcc, ...)
+    sr = 22050                     # target sample rate; every input is resampled to it
+    [params]                       # constructor parameters of the transform
+    n_mels = 128
+
+Precedence (lowest to highest): transform defaults < preset ``[params]`` < ``--set``; the
+target rate is ``--sr`` > ``--set sr=`` > preset ``sr`` > preset ``params.sr`` > the
+transform's default. Errors are :class:`ConfigError` with a one-line message that names the
+offending key and lists the valid ones.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import tomllib
+
+from nnaudio_core.features import TRANSFORMS
+
+#: Friendly (case-insensitive) names accepted by ``--transform`` besides the class names.
+ALIASES: dict[str, str] = {
+    "stft": "STFT",
+    "spec": "STFT",
+    "spectrogram": "STFT",
+    "mel": "MelSpectrogram",
+    "melspec": "MelSpectrogram",
+    "melspectrogram": "MelSpectrogram",
+    "mfcc": "MFCC",
+    "cqt": "CQT1992v2",
+    "cqt1992": "CQT1992v2",
+    "cqt2010": "CQT2010v2",
+    "vqt": "VQT",
+    "variableq": "VariableQ",
+    "gammatone": "Gammatonegram",
+    "cfp": "CFP",
+}
+
+#: Transforms that map audio to features and so can be extracted (inverses cannot).
+NOT_EXTRACTABLE = {"iSTFT", "iCQT", "Griffin_Lim"}
+
+#: Keys allowed at the top level of a preset file.
+PRESET_KEYS = ("transform", "sr", "params", "description")
+
+
+
+def preset_dirs() -> tuple[Path, ...]:
+    """Where ``--config NAME`` looks for ``NAME.toml``: ``./configs``, then the repository's."""
+    return (Path.cwd() / "configs", Path(__file__).resolve().parents[1] / "configs")
+
+
+# Keyword parameters a transform accepts through ``**kwargs`` (delegated to another class).
+_DELEGATES: dict[str, tuple[str, ...]] = {
+    "MelSpectrogram": ("backend",),
+    "MFCC": ("@MelSpectrogram",),
+}
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported as one line.
+
+    Parameters
+    ----------
+    message : str
+    usage : bool
+        True when the problem is in a command-line flag (exit code 2), False when it is in a
+        preset file or the transform rejected the values (exit code 1).
+    """
+
+    def __init__(self, message: str, usage: bool = False) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+@dataclass
+class ExtractConfig:
+    """A fully resolved extraction request.
+
+    Attributes
+    ----------
+    transform : str
+        Class name in :data:`nnaudio_core.features.TRANSFORMS`.
+    params : dict
+        Constructor parameters given by the preset and overrides (not yet the defaults).
+    sr : int or float
+        Target sample rate in Hz.
+    source : str
+        Where the preset came from (path), or ``"defaults"``.
+    """
+
+    transform: str
+    params: dict[str, Any] = field(default_factory=dict)
+    sr: float = 22050
+    source: str = "defaults"
+
+    def as_core_config(self) -> dict[str, Any]:
+        """``{"transform": name, "params": {...}}`` for :func:`nnaudio_core.features.build`."""
+        return {"transform": self.transform, "params": dict(self.params)}
+
+
+def extractable_transforms() -> list[str]:
+    """Class names that ``--transform`` may name."""
+    return sorted(n for n in TRANSFORMS if n not in NOT_EXTRACTABLE)
+
+
+def resolve_transform_name(name: str, usage: bool = True) -> str:
+    """Map a class or friendly name (any case) to a class name of an available transform."""
+    by_lower = {n.lower(): n for n in TRANSFORMS}
+    key = name.strip()
+    resolved = by_lower.get(key.lower()) or ALIASES.get(key.lower())
+    valid = extractable_transforms()
+    if resolved is None or resolved not in TRANSFORMS or resolved in NOT_EXTRACTABLE:
+        friendly = sorted(a for a, c in ALIASES.items() if c in valid)
+        raise ConfigError(
+            f"unknown transform {name!r}; valid: {', '.join(valid)} "
+            f"(or {', '.join(friendly)})",
+            usage=usage,
+        )
+    return resolved
+
+
+def _signature_params(cls_name: str) -> dict[str, inspect.Parameter]:
+    """Named constructor parameters of a transform, following ``**kwargs`` delegation."""
+    cls = TRANSFORMS[cls_name]
+    out: dict[str, inspect.Parameter] = {}
+    for p in inspect.signature(cls.__init__).parameters.values():
+        if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        out[p.name] = p
+    for extra in _DELEGATES.get(cls_name, ()):
+        if extra.startswith("@") and extra[1:] in TRANSFORMS:
+            for k, v in _signature_params(extra[1:]).items():
+                out.setdefault(k, v)
+        else:
+            out.setdefault(
+                extra, inspect.Parameter(extra, inspect.Parameter.KEYWORD_ONLY, default="auto")
+            )
+    return out
+
+
+def valid_params(cls_name: str) -> list[str]:
+    """Sorted names of the parameters ``--set`` / ``[params]`` may give for a transform."""
+    return sorted(_signature_params(cls_name))
+
+
+def parse_value(text: str) -> Any:
+    """Parse a ``--set`` value: a TOML literal (``64``, ``0.5``, ``true``, ``"hann"``,
+    ``[1, 2]``), ``none``/``null`` for None, anything else as a bare string."""
+    s = text.strip()
+    if s.lower() in ("none", "null"):
+        return None
+    try:
+        return tomllib.loads(f"v = {s}")["v"]
+    except tomllib.TOMLDecodeError:
+        return s
+
+
+def _kind(param: inspect.Parameter) -> str:
+    """Rough expected type of a parameter: 'bool', 'int', 'float', 'str' or 'any'."""
+    ann = param.annotation
+    text = ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
+    default = param.default
+    if isinstance(default, bool) or text == "bool":
+        return "bool"
+    if text in ("int", "Optional[int]"):
+        return "int"
+    if text in ("float", "Optional[float]"):
+        return "float"
+    if isinstance(default, float) and "Any" not in text:
+        return "float"
+    if isinstance(default, int) and text not in ("Any",) and "Spec" not in text:
+        return "int"
+    if text in ("str", "Optional[str]"):
+        return "str"
+    return "any"
+
+
+def coerce(cls_name: str, key: str, value: Any, usage: bool) -> Any:
+    """Check ``key`` against the transform's constructor and coerce ``value`` to its type."""
+    params = _signature_params(cls_name)
+    if key not in params:
+        raise ConfigError(
+            f"unknown parameter {key!r} for {cls_name}; valid: {', '.join(sorted(params))}",
+            usage=usage,
+        )
+    param = params[key]
+    kind = _kind(param)
+    optional = param.default is None or "Optional" in str(param.annotation)
+    if value is None:
+        if optional or kind == "any":
+            return None
+        raise ConfigError(f"{key}: None is not allowed (expected {kind})", usage=usage)
+    if kind == "bool":
+        if isinstance(value, bool):
+            return value
+        low = str(value).lower()
+        if low in ("1", "yes", "on", "true"):
+            return True
+        if low in ("0", "no", "off", "false"):
+            return False
+        raise ConfigError(f"{key}={value!r}: expected true or false", usage=usage)
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
+            raise ConfigError(f"{key}={value!r}: expected an integer", usage=usage)
+        return int(value)
+    if kind == "float":
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}={value!r}: expected a number", usage=usage)
+        return float(value)
+    if kind == "str" and not isinstance(value, str):
+        raise ConfigError(f"{key}={value!r}: expected a string", usage=usage)
+    return value
+
+
+def find_preset(name: str) -> Path:
+    """Path of a preset given as a file path or as a name in ``configs/``."""
+    p = Path(name)
+    if p.is_file():
+        return p
+    stem = p.name[:-5] if p.name.endswith(".toml") else p.name
+    for d in preset_dirs():
+        cand = d / f"{stem}.toml"
+        if cand.is_file():
+            return cand
+    known = sorted({f.stem for d in preset_dirs() if d.is_dir() for f in d.glob("*.toml")})
+    raise ConfigError(
+        f"config {name!r} not found; presets: {', '.join(known) or '(none)'}", usage=True
+    )
+
+
+def load_preset(path: Path) -> dict[str, Any]:
+    """Read and check the top level of a preset TOML file."""
+    try:
+        with open(path, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
+    unknown = sorted(set(data) - set(PRESET_KEYS))
+    if unknown:
+        raise ConfigError(
+            f"{path}: unknown key {unknown[0]!r}; valid: {', '.join(PRESET_KEYS)}"
+        )
+    if "params" in data and not isinstance(data["params"], dict):
+        raise ConfigError(f"{path}: 'params' must be a table ([params])")
+    return data
+
+
+def parse_set(items: list[str]) -> list[tuple[str, Any]]:
+    """Split ``--set key=value`` items (usage errors when malformed)."""
+    out = []
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--set {item!r}: expected key=value", usage=True)
+        key, _, raw = item.partition("=")
+        key = key.strip()
+        if not key:
+            raise ConfigError(f"--set {item!r}: empty key", usage=True)
+        out.append((key, parse_value(raw)))
+    return out
+
+
+def resolve(
+    preset: str | None = None,
+    transform: str | None = None,
+    overrides: list[str] | None = None,
+    sr: float | None = None,
+) -> ExtractConfig:
+    """Combine a preset, ``--transform``, ``--set`` and ``--sr`` into an :class:`ExtractConfig`.
+
+    Raises
+    ------
+    ConfigError
+        Unknown transform or key, wrongly typed value, unreadable preset.
+    """
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if preset is not None:
+        path = find_preset(preset)
+        data = load_preset(path)
+        source = str(path)
+    if transform is not None:
+        name = resolve_transform_name(transform, usage=True)
+    elif "transform" in data:
+        name = resolve_transform_name(str(data["transform"]), usage=False)
+    else:
+        raise ConfigError("no transform: pass --transform NAME or --config PRESET", usage=True)
+
+    params: dict[str, Any] = {}
+    for key, value in data.get("params", {}).items():
+        params[key] = coerce(name, key, value, usage=False)
+    target_sr: Any = data.get("sr", params.get("sr"))
+    for key, value in parse_set(overrides or []):
+        params[key] = coerce(name, key, value, usage=True)
+        if key == "sr":
+            target_sr = params[key]
+    if sr is not None:
+        target_sr = sr
+    has_sr = "sr" in _signature_params(name)
+    if target_sr is None:
+        target_sr = _signature_params(name)["sr"].default if has_sr else 22050
+    if isinstance(target_sr, bool) or not isinstance(target_sr, (int, float)) or target_sr <= 0:
+        raise ConfigError(f"sr={target_sr!r}: expected a positive sample rate in Hz")
+    target_sr = int(target_sr) if float(target_sr).is_integer() else float(target_sr)
+    if has_sr:
+        params["sr"] = target_sr
+    return ExtractConfig(transform=name, params=params, sr=target_sr, source=source)
+
+
+def canonical_json(obj: Any) -> str:
+    """Stable JSON text (sorted keys, no spaces) used for storing and hashing configs."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, tuple):
+        return list(obj)
+    if hasattr(obj, "tolist"):
+        return obj.tolist()
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")

@@ -1,0 +1,49 @@
+"""Finding the audio files of an input folder, in a deterministic order."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: File name extensions (lower case) treated as audio; matching is case-insensitive.
+#: Whether a file really is audio is decided by decoding it (soundfile/libsndfile): a file
+#: with one of these extensions that cannot be decoded becomes a *failed* row, other files
+#: are skipped silently.
+AUDIO_EXTENSIONS = frozenset(
+    {
+        ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif",
+        ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64",
+    }
+)
+
+
+def is_audio_name(name: str) -> bool:
+    """True when ``name`` has an audio extension (any case) and is not hidden."""
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in AUDIO_EXTENSIONS
+
+
+def find_audio(root: str | os.PathLike[str]) -> list[str]:
+    """Relative POSIX paths of the audio files under ``root``, recursively, sorted.
+
+    The order is the code-point order of the relative path strings, so it is the same on
+    every machine and file system. Hidden files and folders (``.name``) are skipped;
+    symbolic links to files are followed, links to folders are not.
+
+    Parameters
+    ----------
+    root : path of a folder
+
+    Returns
+    -------
+    list of str, e.g. ``["a.wav", "sub/b.flac"]``
+    """
+    root_path = Path(root)
+    out: list[str] = []
+    for dirpath, dirnames, filenames in os.walk(root_path):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        rel_dir = Path(dirpath).relative_to(root_path)
+        for name in filenames:
+            if is_audio_name(name) and os.path.isfile(os.path.join(dirpath, name)):
+                out.append((rel_dir / name).as_posix())
+    out.sort()
+    return out

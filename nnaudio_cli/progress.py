@@ -1,0 +1,134 @@
+"""Progress reporting: a rich progress bar on a terminal, plain log lines otherwise."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import IO
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+
+class Reporter:
+    """Base reporter: counts files and audio; subclasses display them."""
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.done = 0
+        self.failed = 0
+        self.audio_seconds = 0.0
+        self.t0 = time.perf_counter()
+
+    def start(self, total: int) -> None:
+        """Begin a run over ``total`` files."""
+        self.total = total
+        self.t0 = time.perf_counter()
+
+    def advance(self, audio_seconds: float, failed: bool = False) -> None:
+        """One more file finished (``audio_seconds`` of its original audio)."""
+        self.done += 1
+        self.failed += int(failed)
+        self.audio_seconds += audio_seconds
+
+    def finish(self) -> None:
+        """The run is over (successfully or not)."""
+
+    def rate(self) -> float:
+        """Files per second so far."""
+        return self.done / max(time.perf_counter() - self.t0, 1e-9)
+
+
+class NullReporter(Reporter):
+    """Shows nothing (``--quiet``)."""
+
+
+class PlainReporter(Reporter):
+    """One log line every ``interval`` seconds and at the end (for logs and CI).
+
+    Parameters
+    ----------
+    stream : where to write (stderr by default)
+    interval : seconds between lines
+    """
+
+    def __init__(self, stream: IO[str] | None = None, interval: float = 5.0) -> None:
+        super().__init__()
+        self.stream = stream or sys.stderr
+        self.interval = interval
+        self.last = 0.0
+
+    def _line(self) -> str:
+        rate = self.rate()
+        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        return (
+            f"extract: {self.done}/{self.total} files, {self.failed} failed, "
+            f"{self.audio_seconds / 3600:.3f} h audio, {rate:.1f} files/s, ETA {eta:.0f} s"
+        )
+
+    def advance(self, audio_seconds: float, failed: bool = False) -> None:
+        super().advance(audio_seconds, failed)
+        now = time.perf_counter()
+        if now - self.last >= self.interval and self.done < self.total:
+            self.last = now
+            print(self._line(), file=self.stream, flush=True)
+
+    def finish(self) -> None:
+        print(self._line(), file=self.stream, flush=True)
+
+
+class RichReporter(Reporter):
+    """A rich progress bar: files, audio hours, files/s, elapsed and ETA."""
+
+    def __init__(self, console: Console | None = None) -> None:
+        super().__init__()
+        self.progress = Progress(
+            TextColumn("[bold]extract"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("files"),
+            TextColumn("{task.fields[hours]:.3f} h audio"),
+            TextColumn("{task.fields[rate]:.1f} files/s"),
+            TextColumn("{task.fields[failed]} failed"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=console or Console(stderr=True),
+            transient=False,
+        )
+        self.task = None
+
+    def start(self, total: int) -> None:
+        super().start(total)
+        self.progress.start()
+        self.task = self.progress.add_task("extract", total=total, hours=0.0, rate=0.0, failed=0)
+
+    def advance(self, audio_seconds: float, failed: bool = False) -> None:
+        super().advance(audio_seconds, failed)
+        if self.task is not None:
+            self.progress.update(
+                self.task,
+                advance=1,
+                hours=self.audio_seconds / 3600,
+                rate=self.rate(),
+                failed=self.failed,
+            )
+
+    def finish(self) -> None:
+        self.progress.stop()
+
+
+def make_reporter(quiet: bool = False) -> Reporter:
+    """Rich bar when stderr is a terminal, plain lines otherwise, nothing when ``quiet``."""
+    if quiet:
+        return NullReporter()
+    if sys.stderr.isatty():
+        return RichReporter()
+    return PlainReporter()

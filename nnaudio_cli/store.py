@@ -1,0 +1,324 @@
+"""The HDF5 feature file: layout constants, a crash-safe writer and the reader.
+
+Layout (``layout_version`` 1; see LAYOUT.md)::
+
+    /features/data         float32 (total_rows, n_bins) or (total_rows, n_bins, 2) if complex,
+                           chunked along rows, lzf by default. Rows are frames in time order;
+                           with keep_channels a frame's channels are consecutive rows.
+    /features/offsets      int64 (n_inputs + 1,): input i is data[offsets[i]:offsets[i+1]]
+                           (empty for failed inputs)
+    /features/frequencies  float64 (n_bins,), Hz per bin (also the root attr 'frequencies')
+    /index/<column>        one row per input, sorted by key: key, status, reason, sr,
+                           samples, channels, duration, size, mtime, frames, stored_channels
+    root attributes        see :data:`ROOT_ATTRS`
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+LAYOUT_VERSION = 1
+#: Target bytes per HDF5 chunk of /features/data.
+CHUNK_BYTES = 512 * 1024
+#: Rows buffered in memory before they are appended to /features/data.
+WRITE_BYTES = 8 * 1024 * 1024
+COMPRESSIONS = ("lzf", "gzip", "none")
+
+STR = h5py.string_dtype("utf-8")
+#: Index columns and their HDF5 types.
+INDEX_COLUMNS: dict[str, Any] = {
+    "key": STR,
+    "status": STR,
+    "reason": STR,
+    "sr": np.float64,
+    "samples": np.int64,
+    "channels": np.int32,
+    "duration": np.float64,
+    "size": np.int64,
+    "mtime": np.float64,
+    "frames": np.int64,
+    "stored_channels": np.int32,
+}
+#: Root attributes every file has.
+ROOT_ATTRS = (
+    "layout_version", "transform", "config_json", "config_hash", "sr", "hop_length", "n_bins",
+    "frequencies", "dtype", "value_layout", "keep_channels", "resampler", "compression",
+    "package_version", "torch_version", "numpy_version", "h5py_version", "soxr_version",
+    "soundfile_version", "command_line", "created", "n_inputs", "n_ok", "n_failed",
+)
+
+
+def partial_path(path: Path) -> Path:
+    """Where the file is written before it is complete: ``OUTPUT.h5.partial``."""
+    return path.with_name(path.name + ".partial")
+
+
+def _compression_kwargs(name: str) -> dict[str, Any]:
+    if name == "lzf":
+        return {"compression": "lzf", "shuffle": True}
+    if name == "gzip":
+        return {"compression": "gzip", "compression_opts": 4, "shuffle": True}
+    if name == "none":
+        return {}
+    raise ValueError(f"compression={name!r} is not one of {', '.join(COMPRESSIONS)}")
+
+
+class FeatureWriter:
+    """Appends features clip by clip to ``OUTPUT.h5.partial``; :meth:`commit` renames it.
+
+    Parameters
+    ----------
+    path : final output path
+    keys : relative paths of all inputs, in output order
+    row_shape : shape of one stored row, ``(n_bins,)`` or ``(n_bins, 2)``
+    compression : 'lzf', 'gzip' or 'none'
+    """
+
+    def __init__(
+        self, path: Path, keys: list[str], row_shape: tuple[int, ...], compression: str = "lzf"
+    ) -> None:
+        self.path = Path(path)
+        self.tmp = partial_path(self.path)
+        self.row_shape = tuple(row_shape)
+        row_bytes = int(np.prod(row_shape)) * 4
+        self.chunk_rows = max(1, CHUNK_BYTES // row_bytes)
+        self.write_rows = max(self.chunk_rows, WRITE_BYTES // row_bytes)
+        self.h5 = h5py.File(self.tmp, "w")
+        self.data = self.h5.create_dataset(
+            "features/data",
+            shape=(0,) + self.row_shape,
+            maxshape=(None,) + self.row_shape,
+            dtype=np.float32,
+            chunks=(self.chunk_rows,) + self.row_shape,
+            **_compression_kwargs(compression),
+        )
+        self.compression = compression
+        self.committed = 0  # rows in the dataset
+        self.buffer: list[np.ndarray] = []
+        self.buffered = 0
+        self.rows = [
+            {"key": k, "status": "pending", "reason": "", "frames": 0, "stored_channels": 0,
+             "n_rows": 0}
+            for k in keys
+        ]
+
+    @property
+    def total_rows(self) -> int:
+        """Rows written or buffered so far."""
+        return self.committed + self.buffered
+
+    def append(self, block: np.ndarray) -> None:
+        """Append rows (n, *row_shape) of the clip being written."""
+        if block.shape[0] == 0:
+            return
+        self.buffer.append(np.ascontiguousarray(block, dtype=np.float32))
+        self.buffered += block.shape[0]
+        if self.buffered >= self.write_rows:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self.buffered:
+            return
+        block = np.concatenate(self.buffer) if len(self.buffer) > 1 else self.buffer[0]
+        self.data.resize(self.committed + block.shape[0], axis=0)
+        self.data[self.committed :] = block
+        self.committed += block.shape[0]
+        self.buffer, self.buffered = [], 0
+
+    def rollback(self, mark: int) -> None:
+        """Drop every row after ``mark`` (a previous :attr:`total_rows`)."""
+        if mark >= self.committed:
+            keep = mark - self.committed
+            kept: list[np.ndarray] = []
+            for b in self.buffer:
+                if keep <= 0:
+                    break
+                kept.append(b[:keep])
+                keep -= b.shape[0]
+            self.buffer = kept
+            self.buffered = mark - self.committed
+        else:
+            self.buffer, self.buffered = [], 0
+            self.data.resize(mark, axis=0)
+            self.committed = mark
+
+    def set_row(self, i: int, **fields: Any) -> None:
+        """Set index fields of input ``i`` (see :data:`INDEX_COLUMNS`; ``n_rows`` too)."""
+        self.rows[i].update(fields)
+
+    def commit(self, attrs: dict[str, Any], frequencies: np.ndarray) -> None:
+        """Write index, offsets and attributes, close, fsync and rename into place."""
+        self._flush()
+        n_rows = np.array([int(r.get("n_rows", 0)) for r in self.rows], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(n_rows)]).astype(np.int64)
+        if int(offsets[-1]) != self.committed:
+            raise RuntimeError(
+                f"internal error: {offsets[-1]} indexed rows, {self.committed} written"
+            )
+        self.h5.create_dataset("features/offsets", data=offsets)
+        self.h5.create_dataset("features/frequencies", data=np.asarray(frequencies, np.float64))
+        grp = self.h5.create_group("index")
+        for col, dtype in INDEX_COLUMNS.items():
+            default: Any = "" if dtype is STR else 0
+            values = [r.get(col, default) for r in self.rows]
+            grp.create_dataset(col, data=np.array(values, dtype=object if dtype is STR else dtype),
+                               dtype=dtype)
+        for k, v in attrs.items():
+            self.h5.attrs[k] = str(v) if isinstance(v, str) else v  # plain str, not subclasses
+        freqs = np.asarray(frequencies, np.float64)
+        if freqs.nbytes < 60000:
+            self.h5.attrs["frequencies"] = freqs
+        self.h5.flush()
+        self.h5.close()
+        fd = os.open(self.tmp, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.replace(self.tmp, self.path)
+        try:
+            dfd = os.open(self.path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError:
+            pass
+
+    def abort(self) -> None:
+        """Close and delete the partial file (the final path is left untouched)."""
+        try:
+            self.h5.close()
+        except Exception:  # noqa: BLE001 - best effort on the way out
+            pass
+        try:
+            self.tmp.unlink()
+        except OSError:
+            pass
+
+
+def _attr(v: Any) -> Any:
+    if isinstance(v, bytes):
+        return v.decode("utf-8")
+    if isinstance(v, np.generic):
+        return v.item()
+    return v
+
+
+class FeatureFile(Mapping[str, np.ndarray]):
+    """Read access to a feature file: ``ff[key] -> np.ndarray``.
+
+    Iterating gives the keys (relative paths) of the inputs that were written, in stored
+    order. Arrays are time-major: ``(frames, n_bins)``, ``(frames, n_bins, 2)`` for complex
+    outputs (real, imaginary), and with ``keep_channels`` ``(frames, channels, n_bins[, 2])``.
+
+    Parameters
+    ----------
+    path : an HDF5 file written by ``nnaudio extract``
+    """
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.path = Path(path)
+        self.h5 = h5py.File(self.path, "r")
+        version = int(self.h5.attrs.get("layout_version", -1))
+        if version != LAYOUT_VERSION:
+            self.h5.close()
+            raise ValueError(
+                f"{path}: layout_version {version}, this reader reads {LAYOUT_VERSION}"
+            )
+        self.attrs: dict[str, Any] = {k: _attr(v) for k, v in self.h5.attrs.items()}
+        idx = self.h5["index"]
+        self.index: dict[str, np.ndarray] = {}
+        for col in idx:
+            arr = idx[col][()]
+            if arr.dtype.kind == "O":
+                arr = np.array([a.decode() if isinstance(a, bytes) else a for a in arr],
+                               dtype=object)
+            self.index[col] = arr
+        self.offsets = self.h5["features/offsets"][()]
+        self.data = self.h5["features/data"]
+        self._row = {k: i for i, k in enumerate(self.index["key"])}
+        self._ok = [k for k, s in zip(self.index["key"], self.index["status"], strict=True)
+                    if s == "ok"]
+
+    # Mapping interface -------------------------------------------------------------
+    def __getitem__(self, key: str) -> np.ndarray:
+        i = self._row.get(key)
+        if i is None:
+            raise KeyError(key)
+        if self.index["status"][i] != "ok":
+            raise KeyError(f"{key}: extraction failed ({self.index['reason'][i]})")
+        block = self.data[int(self.offsets[i]) : int(self.offsets[i + 1])]
+        if self.keep_channels:
+            ch = int(self.index["stored_channels"][i])
+            block = block.reshape((block.shape[0] // ch, ch) + block.shape[1:])
+        return block
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._ok)
+
+    def __len__(self) -> int:
+        return len(self._ok)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._row and self.index["status"][self._row[key]] == "ok"
+
+    # Metadata ----------------------------------------------------------------------
+    @property
+    def keep_channels(self) -> bool:
+        """True when channels were stored separately."""
+        return bool(self.attrs.get("keep_channels", False))
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The transform's ``get_config()`` as stored (rebuild with :meth:`transform`)."""
+        return json.loads(self.attrs["config_json"])
+
+    @property
+    def frequencies(self) -> np.ndarray:
+        """Hz per bin (coefficient index for MFCC)."""
+        return self.h5["features/frequencies"][()]
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Inputs that could not be processed: key -> reason."""
+        return {
+            k: r
+            for k, s, r in zip(
+                self.index["key"], self.index["status"], self.index["reason"], strict=True
+            )
+            if s != "ok"
+        }
+
+    def info(self, key: str) -> dict[str, Any]:
+        """Index row of ``key`` as a dict (status, reason, sr, samples, channels, ...)."""
+        i = self._row[key]
+        return {col: _attr(arr[i]) for col, arr in self.index.items()}
+
+    def transform(self) -> Any:
+        """Rebuild the transform module that made this file."""
+        from nnaudio_core.features import build
+
+        return build(self.config)
+
+    def close(self) -> None:
+        """Close the HDF5 file."""
+        self.h5.close()
+
+    def __enter__(self) -> FeatureFile:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_features(path: str | os.PathLike[str]) -> FeatureFile:
+    """Open a feature file for reading (use as a context manager or call ``close()``)."""
+    return FeatureFile(path)
