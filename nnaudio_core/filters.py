@@ -358,7 +358,7 @@ def sparse_spectral_kernels(
     kernels: np.ndarray,
     hop_length: int,
     segment_frames: int,
-    rel_tol: float = 1e-6,
+    rel_tol: float = 1e-5,
     sparsity: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Kernels as sparse spectra for correlation by FFT over segments, decimated by ``hop``.

