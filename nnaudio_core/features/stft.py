@@ -147,7 +147,8 @@ class STFT(Transform):
     Input ``(samples,)``, ``(batch, samples)``, ``(batch, 1, samples)`` -> ``(batch, freq_bins,
     frames)``; any other ``(..., samples)`` -> ``(..., freq_bins, frames)``. ``'Complex'``
     appends a real/imaginary axis of size 2; ``'Magnitude'`` is ``|X|``; ``'Phase'`` is
-    ``angle(X)`` in radians. ``frames = 1 + samples // hop_length`` when ``center``.
+    ``angle(X)`` in radians. ``frames = 1 + (samples + 2 * (n_fft // 2) - n_fft) // hop_length``
+    when ``center`` (``1 + samples // hop_length`` for even ``n_fft``).
     Complex values follow numpy/librosa's sign convention (``librosa.stft`` equals
     ``out[..., 0] + 1j * out[..., 1]``).
     """
