@@ -45,10 +45,14 @@ def pack_batch(x: Tensor) -> Tuple[Tensor, List[int]]:
 def root_power(power: Tensor, exponent: float = 0.5) -> Tensor:
     """``power ** exponent`` with a finite (zero) gradient where ``power`` is exactly 0.
 
-    The power is clamped at the smallest normal float32 (1.2e-38), which changes no value
-    float32 can tell apart from the plain root.
+    When gradients are tracked the power is clamped at the smallest normal float32 (1.2e-38),
+    which changes no value float32 can tell apart from the plain root; inference skips it.
     """
-    return torch.pow(torch.clamp(power, min=1.1754943508222875e-38), exponent)
+    if power.requires_grad:
+        power = torch.clamp(power, min=1.1754943508222875e-38)
+    if exponent == 0.5:
+        return torch.sqrt(power)
+    return torch.pow(power, exponent)
 
 
 def unpack_batch(y: Tensor, lead: List[int]) -> Tensor:
@@ -157,6 +161,9 @@ def join_frames(parts: List[Tensor], time_blocks: int) -> Tensor:
     if len(parts) == 1:
         return parts[0]
     if time_blocks == 1:
+        if parts[0].dim() == 3 and parts[0].stride(1) == 1:
+            # frame-major memory (FFT path): concatenate as such, no transposing copy
+            return torch.cat([p.transpose(1, 2) for p in parts], 0).transpose(1, 2)
         return torch.cat(parts, 0)
     rows: List[Tensor] = []
     for i in range(0, len(parts), time_blocks):
