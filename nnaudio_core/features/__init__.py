@@ -10,14 +10,26 @@ from typing import Any
 
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import Transform
-from nnaudio_core.features.cqt import CQT, CQT1992v2, CQT2010v2, VariableQ
+from nnaudio_core.features.cqt import CQT, CQT1992v2, CQT2010v2, VariableQ, iCQT
+from nnaudio_core.features.griffin_lim import Griffin_Lim, spectral_convergence
 from nnaudio_core.features.mel import MFCC, MelSpectrogram
 from nnaudio_core.features.stft import STFT, iSTFT
 from nnaudio_core.features.vqt import VQT
 
 TRANSFORMS: dict[str, type[Transform]] = {
     cls.__name__: cls
-    for cls in (STFT, iSTFT, MelSpectrogram, MFCC, CQT1992v2, CQT2010v2, VQT, VariableQ)
+    for cls in (
+        STFT,
+        iSTFT,
+        MelSpectrogram,
+        MFCC,
+        CQT1992v2,
+        CQT2010v2,
+        VQT,
+        VariableQ,
+        iCQT,
+        Griffin_Lim,
+    )
 }
 
 
@@ -40,6 +52,9 @@ __all__ = [
     "MelSpectrogram",
     "Transform",
     "VariableQ",
+    "Griffin_Lim",
     "build",
+    "iCQT",
     "iSTFT",
+    "spectral_convergence",
 ]

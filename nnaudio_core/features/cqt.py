@@ -393,3 +393,7 @@ class CQT2010v2(VariableQ):
 
 
 CQT = CQT1992v2
+
+
+# the inverse lives in its own module; imported last because it builds on VariableQ
+from nnaudio_core.features.icqt import iCQT  # noqa: E402, F401

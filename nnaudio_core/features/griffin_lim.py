@@ -1,0 +1,263 @@
+"""Griffin-Lim phase reconstruction (``Griffin_Lim``) with momentum, and spectral convergence.
+
+Griffin-Lim looks for a waveform whose STFT magnitude is a given ``|S|``: it alternates
+between imposing the magnitude on the current STFT estimate and projecting onto consistent
+STFTs (inverse STFT, then STFT again). The fast variant (Perraudin, Balazs and Sondergaard,
+2013) extrapolates the projected STFT with a momentum ``alpha``::
+
+    rebuilt_n = STFT(iSTFT(S * phase_{n-1}))
+    phase_n   = unit(rebuilt_n - alpha / (1 + alpha) * rebuilt_{n-1})
+
+(librosa's and torchaudio's form of the same update). Both projections are this library's
+:class:`~nnaudio_core.features.stft.STFT` and its :meth:`~nnaudio_core.features.stft.STFT.inverse`,
+so everything is differentiable with autograd.
+"""
+
+from __future__ import annotations
+
+from typing import List, Optional, Tuple
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from nnaudio_core import filters
+from nnaudio_core.errors import ParameterError
+from nnaudio_core.features.base import Transform
+from nnaudio_core.features.stft import PAD_MODES, STFT, _check_choice, _resolve_lengths
+
+_EPS = 1e-16
+
+
+def spectral_convergence(
+    magnitude: Tensor, estimate: Tensor, stft: Optional[STFT] = None
+) -> Tensor:
+    """Spectral convergence ``||S - |X|||_F / ||S||_F`` of each item (0 is perfect).
+
+    Parameters
+    ----------
+    magnitude : Tensor, shape (..., freq_bins, frames)
+        The target magnitude ``S``.
+    estimate : Tensor
+        Either a magnitude ``|X|`` of the same shape as ``magnitude``, or a waveform
+        ``(..., samples)`` whose STFT magnitude is taken with ``stft``.
+    stft : STFT or None
+        Needed when ``estimate`` is a waveform (e.g. :attr:`Griffin_Lim.stft`).
+
+    Returns
+    -------
+    Tensor, shape (...) (one value per spectrogram; a scalar for a single one), unitless
+    """
+    if estimate.shape != magnitude.shape:
+        if stft is None:
+            raise ValueError(
+                f"estimate of shape {tuple(estimate.shape)} is not a magnitude of shape "
+                f"{tuple(magnitude.shape)}; pass stft= to compare a waveform"
+            )
+        estimate = stft(estimate, output_format="Magnitude")
+        if estimate.shape[-2:] != magnitude.shape[-2:]:
+            raise ValueError(
+                f"the waveform's STFT has shape {tuple(estimate.shape[-2:])}, the target "
+                f"{tuple(magnitude.shape[-2:])}: check n_fft/hop_length and the length"
+            )
+        estimate = estimate.reshape(magnitude.shape)
+    diff = torch.linalg.vector_norm(magnitude - estimate, dim=(-2, -1))
+    ref = torch.linalg.vector_norm(magnitude, dim=(-2, -1))
+    return diff / torch.clamp(ref, min=1e-30)
+
+
+class Griffin_Lim(Transform):
+    """Waveform from an STFT magnitude by fast Griffin-Lim (nnAudio2's ``Griffin_Lim``).
+
+    Parameters
+    ----------
+    n_fft : int
+        FFT size of the STFT that produced the magnitude.
+    n_iter : int
+        Griffin-Lim iterations (each one inverse STFT and one STFT).
+    hop_length : int or None
+        Samples between frames (default ``win_length // 4``).
+    win_length : int or None
+        Window length (default ``n_fft``).
+    window : str, tuple or array
+        Window spec, as :class:`~nnaudio_core.features.stft.STFT`.
+    center : bool
+        Whether the STFT was centred (``n_fft // 2`` padding on both sides).
+    pad_mode : {'reflect', 'constant'}
+        Padding of the STFT inside the iterations.
+    momentum : float
+        Fast Griffin-Lim extrapolation ``alpha`` in [0, 1) (0: classic Griffin-Lim; 0.99
+        as nnAudio, librosa and torchaudio).
+    device : ignored
+        Accepted for nnAudio compatibility; move the module with ``.to(device)``.
+    rand_init : bool
+        Start from uniformly random phases (default, as nnAudio; seed them with
+        ``forward(..., generator=...)``) or from zero phase (deterministic).
+
+    Shapes
+    ------
+    ``(..., n_fft // 2 + 1, frames)`` magnitude -> ``(..., samples)``; a single
+    ``(n_fft // 2 + 1, frames)`` gives ``(1, samples)``. ``samples`` is ``length`` if given,
+    else ``hop_length * (frames - 1)`` when ``center``. The waveform has the units of the
+    signal the magnitude came from (``|S|`` of a unit-amplitude tone gives a unit tone).
+    """
+
+    def __init__(
+        self,
+        n_fft: int,
+        n_iter: int = 32,
+        hop_length: Optional[int] = None,
+        win_length: Optional[int] = None,
+        window: filters.WindowSpec = "hann",
+        center: bool = True,
+        pad_mode: str = "reflect",
+        momentum: float = 0.99,
+        device: Optional[str] = None,
+        rand_init: bool = True,
+    ) -> None:
+        super().__init__()
+        self._remember_config(locals())
+        _check_choice("pad_mode", pad_mode, PAD_MODES)
+        if n_iter < 1:
+            raise ParameterError(f"n_iter={n_iter} must be >= 1")
+        if not 0.0 <= momentum < 1.0:
+            raise ParameterError(f"momentum={momentum} must be in [0, 1)")
+        win_length, hop_length = _resolve_lengths(n_fft, win_length, hop_length)
+        self.stft = STFT(
+            n_fft=n_fft,
+            win_length=win_length,
+            hop_length=hop_length,
+            window=window,
+            center=center,
+            pad_mode=pad_mode,
+            output_format="Complex",
+        )
+        self.n_fft = n_fft
+        self.n_iter = int(n_iter)
+        self.hop_length = hop_length
+        self.win_length = win_length
+        self.center = center
+        self.momentum = float(momentum)
+        self.rand_init = rand_init
+
+    def frequencies(self) -> np.ndarray:
+        """Bin indices (Griffin-Lim has no sample rate), shape (n_fft // 2 + 1,)."""
+        return np.arange(self.n_fft // 2 + 1, dtype=np.float64)
+
+    def _signal_length(self, n_frames: int, length: Optional[int]) -> int:
+        """Length that gives ``n_frames`` frames: ``length`` when it does, else the shortest."""
+        hop = self.hop_length
+        if self.center:
+            lo, hi = hop * (n_frames - 1), hop * n_frames - 1
+            lo = max(lo, 1)
+        else:
+            lo, hi = self.n_fft + hop * (n_frames - 1), self.n_fft + hop * n_frames - 1
+        if length is not None and lo <= length <= hi:
+            return int(length)
+        return lo
+
+    def reconstruct(
+        self,
+        S: Tensor,
+        length: Optional[int] = None,
+        n_iter: Optional[int] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> Tuple[Tensor, Tensor]:
+        """Griffin-Lim, also returning the spectral convergence after every iteration.
+
+        Parameters
+        ----------
+        S : Tensor, shape (..., n_fft // 2 + 1, frames), magnitude (not power)
+        length : int or None, samples to return
+        n_iter : int or None, overrides the constructor's iteration count
+        generator : torch.Generator or None, for the random initial phase
+
+        Returns
+        -------
+        (waveform, history) : Tensors of shape (..., samples) and (..., n_iter); history[..., i]
+            is ``||S - |STFT(x_i)|||_F / ||S||_F`` of the estimate after iteration ``i + 1``
+            (the last entry is the returned waveform's, before trimming to ``length``).
+        """
+        n_half = self.n_fft // 2 + 1
+        if S.dim() < 2 or S.shape[-2] != n_half:
+            raise ValueError(
+                f"Griffin_Lim expects a magnitude of shape (..., {n_half}, frames), "
+                f"got {tuple(S.shape)}"
+            )
+        if torch.is_complex(S):
+            raise ValueError("Griffin_Lim expects a real magnitude, got a complex tensor")
+        if S.dim() == 2:
+            S = S.unsqueeze(0)
+        lead: List[int] = list(S.shape[:-2])
+        n_frames = S.shape[-1]
+        mag = S.reshape(-1, n_half, n_frames)
+        n_work = self._signal_length(n_frames, length)
+        iters = self.n_iter if n_iter is None else int(n_iter)
+        if self.rand_init:
+            phase = torch.rand(mag.shape, generator=generator, dtype=mag.dtype)
+            phase = (2.0 * torch.pi) * phase.to(mag.device)
+            angles = torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
+        else:
+            angles = torch.stack((torch.ones_like(mag), torch.zeros_like(mag)), dim=-1)
+        mag2 = mag.unsqueeze(-1)
+        ref = torch.clamp(torch.linalg.vector_norm(mag, dim=(-2, -1)), min=1e-30)
+        rebuilt = torch.zeros_like(angles)
+        history: List[Tensor] = []
+        coef = self.momentum / (1.0 + self.momentum)
+        for _ in range(iters):
+            previous = rebuilt
+            x = self.stft.inverse(mag2 * angles, length=n_work)
+            rebuilt = self.stft(x)
+            est = torch.sqrt(rebuilt[..., 0] ** 2 + rebuilt[..., 1] ** 2 + _EPS)
+            history.append(torch.linalg.vector_norm(mag - est, dim=(-2, -1)) / ref)
+            angles = rebuilt - coef * previous
+            norm = torch.sqrt(angles[..., 0] ** 2 + angles[..., 1] ** 2 + _EPS)
+            angles = angles / norm.unsqueeze(-1)
+        out_len = length
+        if out_len is None:
+            out_len = n_work
+        x = self.stft.inverse(mag2 * angles, length=n_work)
+        final = self.stft(x)
+        est = torch.sqrt(final[..., 0] ** 2 + final[..., 1] ** 2 + _EPS)
+        history.append(torch.linalg.vector_norm(mag - est, dim=(-2, -1)) / ref)
+        history = history[1:]  # the first entry measured the initial phase
+        if out_len < n_work:
+            x = x[:, :out_len]
+        elif out_len > n_work:
+            x = torch.nn.functional.pad(x, [0, out_len - n_work])
+        hist = torch.stack(history, dim=-1)
+        return x.reshape(lead + [out_len]), hist.reshape(lead + [iters])
+
+    def forward(
+        self,
+        S: Tensor,
+        length: Optional[int] = None,
+        n_iter: Optional[int] = None,
+        generator: Optional[torch.Generator] = None,
+    ) -> Tensor:
+        """Waveform whose STFT magnitude approximates ``S``.
+
+        Parameters
+        ----------
+        S : Tensor, shape (..., n_fft // 2 + 1, frames), magnitude
+        length : int or None
+            Samples to return (pass the original length); ``None`` gives
+            ``hop_length * (frames - 1)`` when ``center``.
+        n_iter : int or None, overrides the constructor's iteration count
+        generator : torch.Generator or None, seeds the random initial phase
+
+        Returns
+        -------
+        Tensor, shape (..., samples)
+        """
+        return self.reconstruct(S, length=length, n_iter=n_iter, generator=generator)[0]
+
+    def spectral_convergence(self, S: Tensor, waveform: Tensor) -> Tensor:
+        """``||S - |STFT(waveform)|||_F / ||S||_F`` per item with this module's STFT."""
+        return spectral_convergence(S, waveform, self.stft)
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_fft={self.n_fft}, hop_length={self.hop_length}, n_iter={self.n_iter}, "
+            f"momentum={self.momentum}"
+        )
