@@ -331,7 +331,7 @@ def correlate_fft(
     n_fft: int,
     hop_length: int,
     m: int,
-    negative: bool,
+    negative_rows: int,
 ) -> Tuple[Tensor, Tensor]:
     """Strided correlation of a signal with many long complex kernels, by segment FFTs.
 
@@ -348,8 +348,8 @@ def correlate_fft(
         The same as a sparse COO complex matrix ``(n_bins * m, n_seg // 2 + 1)``, used on the
         eager CPU path (one sparse product instead of gather, multiply and scatter); pass an
         empty tensor to always use the gather path (compile/export/accelerators).
-    negative : bool
-        Whether ``src`` reads negative-frequency rows (conjugate spectrum appended).
+    negative_rows : int
+        How many low rfft bins ``src`` also reads conjugated (negative frequencies), 0 if none.
 
     Returns
     -------
@@ -366,8 +366,8 @@ def correlate_fft(
     n_cols = batch * n_segments
     # frequency-major layout: gathering and scattering whole rows is cache-friendly
     spec = torch.fft.rfft(segments, dim=-1).reshape(n_cols, -1).t()
-    if negative:
-        spec = torch.cat([spec, spec.conj()], 0)  # rows for negative frequencies
+    if negative_rows > 0:  # conjugate low bins = the spectrum at small negative frequencies
+        spec = torch.cat([spec, spec[:negative_rows].conj()], 0)
     spec = spec.contiguous()
     if matrix.numel() > 0 and is_eager_cpu(spec):
         folded = torch.sparse.mm(matrix, spec)

@@ -163,7 +163,8 @@ class VariableQ(Transform):
                 kernels, self.hop_length, SEGMENT_FRAMES, sparsity=sparsity
             )
             self.m = m
-            self.negative = bool((src >= hop_length * m // 2 + 1).any())
+            n_rfft = hop_length * m // 2 + 1
+            self.negative_rows = int(max(0, src.max() - n_rfft + 1))
             # derived from the parameters: not part of state_dict
             self.register_buffer("src", torch.from_numpy(src), persistent=False)
             self.register_buffer("dst", torch.from_numpy(dst), persistent=False)
@@ -173,7 +174,7 @@ class VariableQ(Transform):
             matrix = torch.sparse_coo_tensor(
                 torch.stack([self.dst, self.src]),
                 complex_values,
-                (n_bins * m, (2 if self.negative else 1) * (hop_length * m // 2 + 1)),
+                (n_bins * m, n_rfft + self.negative_rows),
                 check_invariants=False,
             ).coalesce()
             self.register_buffer("spectral_matrix", matrix, persistent=False)
@@ -182,7 +183,7 @@ class VariableQ(Transform):
             self.register_buffer("cqt_kernels_imag", empty.clone(), persistent=False)
         else:
             self.m = 0
-            self.negative = False
+            self.negative_rows = 0
             for name in ("src", "dst"):
                 self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
             self.register_buffer("values", torch.zeros(0, 2), persistent=False)
@@ -225,7 +226,7 @@ class VariableQ(Transform):
                 self.n_fft,
                 self.hop_length,
                 self.m,
-                self.negative,
+                self.negative_rows,
             )
         # stft_conv returns (x * cos, -(x * sin)); hand it -imag to get x * imag
         return AF.stft_conv(padded, self.cqt_kernels_real, -self.cqt_kernels_imag, self.hop_length)
