@@ -66,7 +66,7 @@ class OneLineErrorGroup(TyperGroup):
         except (click_exc.ClickException, typer.TyperException) as e:
             _error(e.format_message())
             rv = e.exit_code
-        except (click_exc.Abort, typer.Abort):
+        except (getattr(click_exc, "Abort", typer.Abort), typer.Abort):
             _error("aborted")
             rv = 130
         code = rv if isinstance(rv, int) else 0
@@ -244,6 +244,15 @@ def info(
     else:
         render(desc, show_all_failed=failed)
     return EXIT_OK
+
+
+from nnaudio_cli.benchmark_cli import benchmark  # noqa: E402 - `nnaudio benchmark`
+
+app.command()(benchmark)
+
+from nnaudio_cli.invert_cli import invert  # noqa: E402 - `nnaudio invert`
+
+app.command()(invert)
 
 
 def main() -> None:

@@ -20,6 +20,8 @@ from rich.progress import (
 class Reporter:
     """Base reporter: counts files and audio; subclasses display them."""
 
+    label = "extract"  # the command the progress belongs to
+
     def __init__(self) -> None:
         self.total = 0
         self.done = 0
@@ -69,7 +71,7 @@ class PlainReporter(Reporter):
         rate = self.rate()
         eta = (self.total - self.done) / rate if rate > 0 else float("nan")
         return (
-            f"extract: {self.done}/{self.total} files, {self.failed} failed, "
+            f"{self.label}: {self.done}/{self.total} files, {self.failed} failed, "
             f"{self.audio_seconds / 3600:.3f} h audio, {rate:.1f} files/s, ETA {eta:.0f} s"
         )
 
@@ -87,10 +89,11 @@ class PlainReporter(Reporter):
 class RichReporter(Reporter):
     """A rich progress bar: files, audio hours, files/s, elapsed and ETA."""
 
-    def __init__(self, console: Console | None = None) -> None:
+    def __init__(self, console: Console | None = None, label: str = "extract") -> None:
         super().__init__()
+        self.label = label
         self.progress = Progress(
-            TextColumn("[bold]extract"),
+            TextColumn(f"[bold]{self.label}"),
             BarColumn(),
             MofNCompleteColumn(),
             TextColumn("files"),
@@ -108,7 +111,7 @@ class RichReporter(Reporter):
     def start(self, total: int) -> None:
         super().start(total)
         self.progress.start()
-        self.task = self.progress.add_task("extract", total=total, hours=0.0, rate=0.0, failed=0)
+        self.task = self.progress.add_task(self.label, total=total, hours=0.0, rate=0.0, failed=0)
 
     def advance(self, audio_seconds: float, failed: bool = False) -> None:
         super().advance(audio_seconds, failed)
@@ -125,10 +128,13 @@ class RichReporter(Reporter):
         self.progress.stop()
 
 
-def make_reporter(quiet: bool = False) -> Reporter:
+def make_reporter(quiet: bool = False, label: str = "extract") -> Reporter:
     """Rich bar when stderr is a terminal, plain lines otherwise, nothing when ``quiet``."""
     if quiet:
-        return NullReporter()
-    if sys.stderr.isatty():
-        return RichReporter()
-    return PlainReporter()
+        reporter: Reporter = NullReporter()
+    elif sys.stderr.isatty():
+        return RichReporter(label=label)
+    else:
+        reporter = PlainReporter()
+    reporter.label = label
+    return reporter

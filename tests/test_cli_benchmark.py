@@ -1,0 +1,175 @@
+"""``nnaudio benchmark`` through the real Typer app on tiny workloads (no timing assertions)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from importlib.util import find_spec
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+from typer.testing import CliRunner
+
+from nnaudio_cli import benchmark as bm
+from nnaudio_cli.main import app
+
+TINY = ["--clips", "4", "--samples", "8000", "--repeat", "1", "--quiet", "--device", "cpu"]
+RESULT_KEYS = {
+    "transform", "impl", "detail", "device", "build_seconds", "warmup_seconds", "seconds",
+    "seconds_all", "clips_per_second", "audio_seconds_per_second", "peak_rss_mb",
+    "rss_delta_mb", "device_peak_mb", "ours_seconds", "speedup_vs_ours",
+}
+MACHINE_KEYS = {
+    "cpu_model", "cores", "gpu", "torch", "numpy", "librosa", "nnaudio2", "python",
+    "platform", "git_commit", "threads",
+}
+
+
+def run(args: list) -> object:
+    return CliRunner().invoke(app, ["benchmark", *[str(a) for a in args]])
+
+
+def one_line_error(r, code: int, *needles: str) -> None:
+    assert r.exit_code == code, r.output
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("nnaudio: error:"), r.stderr
+    for n in needles:
+        assert n in lines[0]
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("bench") / "bench.json"
+    r = run([*TINY, "--transform", "stft,mel,cqt1992v2", "--json", out])
+    assert r.exit_code == 0, r.stderr
+    assert "speedup" in r.stdout  # the table
+    return json.loads(out.read_text())
+
+
+def test_json_schema(report):
+    assert report["schema_version"] == bm.SCHEMA_VERSION
+    assert MACHINE_KEYS <= set(report["machine"])
+    assert report["machine"]["threads"]["torch_intraop"] >= 1
+    wl = report["workload"]
+    assert (wl["clips"], wl["samples"], wl["sr"], wl["repeat"]) == (4, 8000, 44100.0, 1)
+    assert (wl["n_fft"], wl["hop_length"], wl["n_mels"], wl["n_bins"]) == (2048, 512, 128, 84)
+    assert wl["source"] == "synthetic" and wl["memory_method"]
+    assert "peer seconds / nnaudio seconds" in report["speedup_definition"]
+    assert report["pipeline"] is None
+    for row in report["results"]:
+        assert RESULT_KEYS <= set(row), RESULT_KEYS - set(row)
+        assert len(row["seconds_all"]) == 1
+        assert row["seconds"] == statistics.median(row["seconds_all"])
+        assert row["clips_per_second"] == pytest.approx(4 / row["seconds"])
+        audio_rate = wl["audio_seconds"] / row["seconds"]
+        assert row["audio_seconds_per_second"] == pytest.approx(audio_rate)
+    impls = {(r["transform"], r["impl"]) for r in report["results"]}
+    for t in ("stft", "mel", "cqt1992v2"):
+        assert (t, "nnaudio") in impls
+    assert ("stft", "torch.stft") in impls and ("mel", "torch.stft") in impls
+    # torch has no CQT: listed as skipped, without an install hint
+    assert {"transform": "cqt1992v2", "impl": "torch.stft",
+            "reason": "no plain torch equivalent", "install": None} in report["skipped"]
+
+
+def test_ratios_come_from_the_same_run(report):
+    rows = report["results"]
+    for t in {r["transform"] for r in rows}:
+        ours = [r for r in rows if r["transform"] == t and r["impl"] == "nnaudio"]
+        assert len(ours) == 1
+        for r in (r for r in rows if r["transform"] == t):
+            assert r["ours_seconds"] == ours[0]["seconds"]
+            assert r["speedup_vs_ours"] == pytest.approx(r["seconds"] / ours[0]["seconds"])
+    installed = [p for p in ("librosa", "nnaudio2") if bm.peer_missing(p) is None]
+    for p in installed:
+        assert any(r["impl"] == bm.PEER_LABELS[p] for r in rows)
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["--transform", "stft,bogus"], ["unknown transform", "'bogus'", "stft"]),
+        (["--against", "essentia"], ["unknown peer", "'essentia'", "librosa"]),
+        (["--input", "/no/such/dir"], ["--input", "/no/such/dir"]),
+        (["--device", "tpu"], ["--device", "tpu"]),
+    ],
+)
+def test_usage_errors_are_one_line_exit_2(args, needles):
+    one_line_error(run([*TINY, *args]), 2, *needles)
+
+
+def test_missing_peer_is_skipped_with_install_hint(tmp_path, monkeypatch):
+    real = bm.peer_missing
+    monkeypatch.setattr(
+        bm, "peer_missing", lambda p: "nnAudio2 is not installed" if p == "nnaudio2" else real(p)
+    )
+    out = tmp_path / "b.json"
+    r = run([*TINY, "--transform", "stft", "--against", "nnaudio2,torch", "--json", out])
+    assert r.exit_code == 0, r.stderr
+    rep = json.loads(out.read_text())
+    skip = [s for s in rep["skipped"] if s["impl"] == "nnAudio2"]
+    assert len(skip) == 1 and "not installed" in skip[0]["reason"]
+    assert "pip install 'nnaudio[bench]'" in skip[0]["install"]
+    assert {r["impl"] for r in rep["results"]} == {"nnaudio", "torch.stft"}
+    assert "nnaudio[bench]" in r.stdout  # also on the terminal
+
+
+def _folder(root: Path, n: int = 3, short: bool = True) -> Path:
+    root.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(n):
+        y = 0.3 * np.sin(2 * np.pi * 220 * (i + 1) * np.arange(30000) / 22050)
+        y = y + 0.01 * rng.standard_normal(30000)
+        sf.write(root / f"f{i}.wav", y.astype(np.float32), 22050)
+    if short:  # too short for a clip: skipped
+        sf.write(root / "short.wav", np.zeros(100, np.float32), 22050)
+    (root / "readme.txt").write_text("not audio")
+    return root
+
+
+def test_input_folder(tmp_path):
+    folder = _folder(tmp_path / "audio")
+    out = tmp_path / "b.json"
+    r = run([*TINY, "--input", folder, "--transform", "stft", "--against", "none",
+             "--json", out])
+    assert r.exit_code == 0, r.stderr
+    wl = json.loads(out.read_text())["workload"]
+    assert wl["source"] == "folder" and wl["offset"] == bm.OFFSET
+    assert (wl["clips"], wl["files_used"], wl["files_too_short"]) == (3, 3, 1)
+
+
+def test_pipeline_on_a_folder(tmp_path):
+    folder = _folder(tmp_path / "audio", short=False)
+    out = tmp_path / "p.json"
+    r = run([*TINY, "--pipeline", "--input", folder, "--transform", "mel", "--workers", "1",
+             "--json", out])
+    assert r.exit_code == 0, r.stderr
+    p = json.loads(out.read_text())["pipeline"]
+    assert (p["files"], p["files_decoded"], p["workers"]) == (3, 3, 1)
+    (row,) = p["results"]
+    assert row["transform"] == "mel" and row["files_ok"] == 3
+    assert row["ratio_extract_over_decode"] == pytest.approx(
+        row["extract_seconds"] / p["decode_seconds"]
+    )
+    assert "decode-only" in r.stdout
+
+
+def test_pipeline_generates_wavs(tmp_path):
+    written = tmp_path / "w"
+    bm.write_wavs(bm.piano_clips(2, 1000, seed=3), 44100, written)
+    got = sorted(written.iterdir())
+    assert [p.name for p in got] == ["clip_00000.wav", "clip_00001.wav"]
+    assert sf.info(str(got[0])).frames == 1000
+    np.testing.assert_array_equal(bm.piano_clips(2, 1000, seed=3), bm.piano_clips(2, 1000, seed=3))
+
+
+@pytest.mark.skipif(find_spec("matplotlib") is None, reason="matplotlib not installed")
+def test_plot(tmp_path, report):
+    png = tmp_path / "b.png"
+    bm.plot(report, png)
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    r = run([*TINY, "--transform", "stft", "--against", "torch", "--plot", png])
+    assert r.exit_code == 0, r.stderr
+    assert png.stat().st_size > 0
