@@ -12,8 +12,12 @@ the order does not change the result beyond round-off, and mono resampling is ch
 
 from __future__ import annotations
 
+import errno
 import math
 import os
+import re
+import stat
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -25,6 +29,13 @@ import soxr
 SOXR_QUALITY = "HQ"
 #: Source frames read per block when streaming a long file.
 STREAM_BLOCK = 1 << 18
+#: What to do with NaN/Inf samples: refuse the file, or replace them by 0.
+NAN_POLICIES = ("reject", "zero")
+NAN_REASON = "contains NaN/Inf samples (use --nan-policy zero to replace them with 0)"
+
+
+class InputError(ValueError):
+    """An input that cannot be used; the message is the one-line reason."""
 
 
 @dataclass
@@ -111,13 +122,73 @@ def prepare(x: np.ndarray, sr_in: float, sr_out: float, mono: bool) -> np.ndarra
 
 
 def _stat(path: str, info: SourceInfo) -> None:
-    st = os.stat(path)
+    """Fill size and mtime; raise :class:`InputError` for what cannot be an audio file."""
+    try:
+        st = os.stat(path)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise InputError("symbolic link loop") from None
+        if e.errno == errno.ENOENT and os.path.islink(path):
+            raise InputError("broken symbolic link") from None
+        raise InputError(f"cannot read: {(e.strerror or str(e)).lower()}") from None
     info.size = int(st.st_size)
     info.mtime = float(st.st_mtime)
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError("not a regular file")
+    if st.st_size == 0:
+        raise InputError("empty file")
+
+
+def _open_reason(exc: BaseException) -> str:
+    """Reason for a file libsndfile cannot open (without the path it repeats)."""
+    text = re.sub(r"^Error opening .*?: ", "", " ".join(str(exc).split())).rstrip(".")
+    return f"not an audio file ({text})" if text else "not an audio file"
+
+
+def riff_truncation(path: str, size: int) -> str | None:
+    """Why a RIFF/WAVE file is truncated (its ``data`` chunk runs past the end), or None.
+
+    libsndfile silently shortens such files; the header still tells. Files whose ``data``
+    size is 0 or 0xFFFFFFFF (written by streaming recorders) are not judged.
+    """
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(1 << 16)
+    except OSError:
+        return None
+    if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+        return None
+    pos = 12
+    while pos + 8 <= len(head):
+        cid, n = head[pos : pos + 4], struct.unpack("<I", head[pos + 4 : pos + 8])[0]
+        if cid == b"data":
+            if n in (0, 0xFFFFFFFF):
+                return None
+            have = size - pos - 8
+            if have < n:
+                return f"truncated: header declares {n} bytes of audio, file has {max(have, 0)}"
+            return None
+        pos += 8 + n + (n & 1)
+    return None
+
+
+def check_finite(x: np.ndarray, nan_policy: str) -> np.ndarray:
+    """Apply ``--nan-policy`` to decoded samples: 'reject' raises, 'zero' replaces NaN/Inf
+    by 0."""
+    if np.isfinite(x).all():
+        return x
+    if nan_policy == "zero":
+        return np.where(np.isfinite(x), x, np.float32(0)).astype(np.float32, copy=False)
+    raise InputError(NAN_REASON)
 
 
 def decode_task(
-    path: str, key: str, sr_out: float, mono: bool, long_samples: int
+    path: str,
+    key: str,
+    sr_out: float,
+    mono: bool,
+    long_samples: int,
+    nan_policy: str = "reject",
 ) -> DecodeResult:
     """Decode one file in a worker process.
 
@@ -129,6 +200,7 @@ def decode_task(
     mono : downmix to one channel
     long_samples : files whose resampled length times stored channels exceeds this are
         not decoded here but reported as ``"long"`` (to be streamed in segments)
+    nan_policy : 'reject' (a file with NaN/Inf samples fails) or 'zero' (they become 0)
 
     Returns
     -------
@@ -137,7 +209,11 @@ def decode_task(
     info = SourceInfo(key=key)
     try:
         _stat(path, info)
-        with sf.SoundFile(path) as f:
+        try:
+            f = sf.SoundFile(path)
+        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+            return DecodeResult(info, "failed", reason=_open_reason(e))
+        with f:
             info.sr = int(f.samplerate)
             info.channels = int(f.channels)
             info.samples = int(f.frames)
@@ -145,24 +221,47 @@ def decode_task(
             out_ch = 1 if mono else info.channels
             if resampled_length(info.samples, info.sr, sr_out) * out_ch > long_samples:
                 return DecodeResult(info, "long")
+            why = riff_truncation(path, info.size)
+            if why:
+                return DecodeResult(info, "failed", reason=why)
             x = f.read(dtype="float32", always_2d=True)
+        if x.shape[0] < info.samples:
+            return DecodeResult(
+                info, "failed", reason=f"truncated: decoded {x.shape[0]} of {info.samples} samples"
+            )
         info.samples = int(x.shape[0])
         if info.samples == 0:
             return DecodeResult(info, "failed", reason="no audio samples")
+        x = check_finite(x, nan_policy)
         return DecodeResult(info, "ok", audio=prepare(x, info.sr, sr_out, mono))
+    except InputError as e:
+        return DecodeResult(info, "failed", reason=str(e))
     except Exception as e:  # noqa: BLE001 - every decoding problem is a failed row
         return DecodeResult(info, "failed", reason=one_line(e))
 
 
 def stream_file(
-    path: str, info: SourceInfo, sr_out: float, mono: bool, block: int = STREAM_BLOCK
+    path: str,
+    info: SourceInfo,
+    sr_out: float,
+    mono: bool,
+    block: int = STREAM_BLOCK,
+    nan_policy: str = "reject",
 ) -> Iterator[tuple[np.ndarray, bool]]:
     """Decode and resample a long file block by block with bounded memory.
 
     Yields ``(audio, last)`` with ``audio`` of shape (channels', samples') at ``sr_out``;
     the concatenation equals :func:`prepare` on the whole file. Updates ``info.samples``
     to the number of frames actually decoded.
+
+    Raises
+    ------
+    InputError
+        NaN/Inf samples with ``nan_policy='reject'``, a truncated file.
     """
+    why = riff_truncation(path, os.path.getsize(path))
+    if why:
+        raise InputError(why)
     with sf.SoundFile(path) as f:
         sr_in = int(f.samplerate)
         channels = 1 if mono else int(f.channels)
@@ -178,6 +277,9 @@ def stream_file(
                 # peek: a block that ends exactly at the end of the file is the last one
                 last = f.tell() >= f.frames if f.seekable() else False
             decoded += x.shape[0]
+            if last and decoded < f.frames:
+                raise InputError(f"truncated: decoded {decoded} of {f.frames} samples")
+            x = check_finite(x, nan_policy)
             if mono and x.shape[1] > 1:
                 x = x.mean(axis=1, keepdims=True, dtype=np.float32)
             if stream is not None:
@@ -186,3 +288,28 @@ def stream_file(
             if last:
                 break
         info.samples = decoded
+
+
+def ignore_interrupts(main_pid: int | None = None) -> None:
+    """Worker initializer: Ctrl-C goes to the whole process group; only the main process
+    handles it (it ends the workers). With ``main_pid``, a watchdog thread ends this worker
+    when that process is gone (SIGKILL of the main process must not leave orphans)."""
+    import signal
+    import threading
+    import time
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if main_pid is None:
+        return
+
+    def watch() -> None:
+        while True:
+            time.sleep(0.5)
+            try:
+                os.kill(main_pid, 0)
+            except ProcessLookupError:
+                os._exit(1)
+            except OSError:
+                pass
+
+    threading.Thread(target=watch, daemon=True).start()

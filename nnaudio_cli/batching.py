@@ -1,10 +1,17 @@
 """Duration-based batching: pieces of clips are grouped by total audio seconds per batch.
 
 In frame mode every piece is cut into chunks of ``K`` frames (the last chunk of a piece is
-zero-filled), and all chunks of a batch form one ``(n_chunks, n_fft + (K-1)*hop)`` tensor.
-``K`` is chosen per batch to minimise the computed samples, so padding costs at most one
-partial chunk per piece, whatever the spread of clip lengths. In whole mode (transforms that
-are not frame-local) clips are grouped by identical length: no padding at all.
+zero-filled) and its chunks form one ``(channels * n_chunks, n_fft + (K-1)*hop)`` tensor;
+``K`` is chosen per piece to minimise the computed samples, so padding costs at most one
+partial chunk per piece. In whole mode (transforms that are not frame-local) each clip is
+run as it is: no padding at all.
+
+Each piece is computed **on its own** (one transform call per piece): batched matrix
+products give different float32 round-off for different batch shapes (measured for every
+transform here, the CQT family even at a fixed shape), and ``--resume`` changes which clips
+share a batch. Computing pieces separately makes every clip's features depend only on the
+clip (and ``--segment-seconds`` for long files), so a resumed run is bit-identical to a
+clean one. A batch is still the unit of scheduling and of committing a part file.
 """
 
 from __future__ import annotations
@@ -74,6 +81,7 @@ class Batcher:
     batch_seconds : audio seconds (summed over stored channels) per batch
     on_output : called as ``on_output(piece, features)`` for every piece, in the order the
         pieces were added; ``features`` has shape (channels, frames, *row_shape)
+    after_flush : called after the outputs of each batch were handed over
     """
 
     def __init__(
@@ -81,8 +89,10 @@ class Batcher:
         engine: Engine,
         batch_seconds: float,
         on_output: Callable[[Piece, np.ndarray], Any],
+        after_flush: Callable[[], Any] | None = None,
     ) -> None:
         self.engine = engine
+        self.after_flush = after_flush
         self.limit = float(batch_seconds) * float(engine.sr)
         self.on_output = on_output
         self.pending: list[Piece] = []
@@ -119,56 +129,42 @@ class Batcher:
         self.batches += 1
         for piece, out in zip(pieces, outs, strict=True):
             self.on_output(piece, out)
+        if self.after_flush is not None:
+            self.after_flush()
 
     def _run_frames(self, pieces: list[Piece]) -> list[np.ndarray]:
+        return [self._run_piece(p) for p in pieces]
+
+    def _run_piece(self, p: Piece) -> np.ndarray:
+        """Features of one piece, computed on its own: the tensor shape and contents depend
+        only on this piece, so the values do not depend on what else is in the batch."""
         eng = self.engine
-        rows = [(p, c) for p in pieces for c in range(p.samples.shape[0])]
-        frames = np.array([p.frames for p, _ in rows], dtype=np.int64)
+        channels = p.samples.shape[0]
+        frames = np.full(channels, p.frames, dtype=np.int64)
         k = choose_chunk_frames(frames, (eng.n_fft - eng.hop) / eng.hop, MAX_CHUNK_FRAMES)
         width = eng.n_fft + (k - 1) * eng.hop
         step = k * eng.hop
-        n_chunks = (frames + k - 1) // k
-        batch = np.zeros((int(n_chunks.sum()), width), dtype=np.float32)
-        pos = 0
-        for (p, c), n in zip(rows, n_chunks, strict=True):
+        n = int((p.frames + k - 1) // k)
+        if n == 0:
+            return np.zeros((channels, 0) + eng.computed_row_shape, dtype=np.float32)
+        batch = np.zeros((channels * n, width), dtype=np.float32)
+        for c in range(channels):
             sig = p.samples[c]
-            full = max(0, min(int(n), (sig.shape[0] - width) // step + 1))
+            full = max(0, min(n, (sig.shape[0] - width) // step + 1))
             if full:
                 view = np.lib.stride_tricks.sliding_window_view(sig, width)[::step][:full]
-                batch[pos : pos + full] = view
-            for j in range(full, int(n)):
+                batch[c * n : c * n + full] = view
+            for j in range(full, n):
                 seg = sig[j * step : j * step + width]
-                batch[pos + j, : seg.shape[0]] = seg
-            pos += int(n)
-        if batch.shape[0]:
-            # (n_chunks, bins, K[, 2]) -> (n_chunks, K, bins[, 2]): time-major
-            out = np.moveaxis(eng.run_chunks(torch.from_numpy(batch)).numpy(), 2, 1)
-        else:
-            out = np.zeros((0, k) + eng.computed_row_shape, dtype=np.float32)
-        results = []
-        pos = 0
-        for p in pieces:
-            chans = []
-            for _ in range(p.samples.shape[0]):
-                n = int((p.frames + k - 1) // k)
-                block = out[pos : pos + n].reshape((n * k,) + out.shape[2:])[: p.frames]
-                chans.append(block)
-                pos += n
-            results.append(np.stack(chans))
-        return results
+                batch[c * n + j, : seg.shape[0]] = seg
+        # (chunks, bins, K[, 2]) -> (chunks, K, bins[, 2]): time-major
+        out = np.moveaxis(eng.run_chunks(torch.from_numpy(batch)).numpy(), 2, 1)
+        out = out.reshape((channels, n * k) + out.shape[2:])[:, : p.frames]
+        return np.ascontiguousarray(out)
 
     def _run_whole(self, pieces: list[Piece]) -> list[np.ndarray]:
         eng = self.engine
-        results: list[np.ndarray | None] = [None] * len(pieces)
-        groups: dict[int, list[int]] = {}
-        for i, p in enumerate(pieces):
-            groups.setdefault(p.samples.shape[1], []).append(i)
-        for idx in groups.values():
-            x = np.concatenate([pieces[i].samples for i in idx], axis=0)
-            out = np.moveaxis(eng.run_whole(torch.from_numpy(x)).numpy(), 2, 1)
-            pos = 0
-            for i in idx:
-                c = pieces[i].samples.shape[0]
-                results[i] = out[pos : pos + c]
-                pos += c
-        return results  # type: ignore[return-value]
+        return [
+            np.moveaxis(eng.run_whole(torch.from_numpy(p.samples)).numpy(), 2, 1)
+            for p in pieces
+        ]

@@ -27,7 +27,10 @@ def find_audio(root: str | os.PathLike[str]) -> list[str]:
 
     The order is the code-point order of the relative path strings, so it is the same on
     every machine and file system. Hidden files and folders (``.name``) are skipped;
-    symbolic links to files are followed, links to folders are not.
+    symbolic links to files are followed, links to folders are not (so link loops cannot
+    trap the walk). A folder named like audio (``x.wav/``) is searched, not read. Broken
+    links, link loops and other non-folders with an audio name are returned: decoding
+    reports them as failed inputs with a reason.
 
     Parameters
     ----------
@@ -39,11 +42,11 @@ def find_audio(root: str | os.PathLike[str]) -> list[str]:
     """
     root_path = Path(root)
     out: list[str] = []
-    for dirpath, dirnames, filenames in os.walk(root_path):
+    for dirpath, dirnames, filenames in os.walk(root_path, followlinks=False):
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         rel_dir = Path(dirpath).relative_to(root_path)
         for name in filenames:
-            if is_audio_name(name) and os.path.isfile(os.path.join(dirpath, name)):
+            if is_audio_name(name):
                 out.append((rel_dir / name).as_posix())
     out.sort()
     return out

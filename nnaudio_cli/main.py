@@ -94,6 +94,13 @@ class Compression(str, Enum):
     none = "none"
 
 
+class NanPolicy(str, Enum):
+    """What to do with NaN/Inf input samples."""
+
+    reject = "reject"
+    zero = "zero"
+
+
 @app.command()
 def extract(
     input_dir: Path = typer.Argument(
@@ -128,7 +135,17 @@ def extract(
     threads: Optional[int] = typer.Option(
         None, "--threads", min=1, help="torch CPU threads (default: cores left by --workers)."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUTPUT."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing OUTPUT (and discard OUTPUT.parts/)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume",
+        help="Continue an interrupted run from OUTPUT.parts/ (changed inputs are recomputed).",
+    ),
+    nan_policy: NanPolicy = typer.Option(
+        NanPolicy.reject, "--nan-policy",
+        help="Inputs with NaN/Inf samples: reject (failed row) or zero (replaced by 0).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> int:
@@ -142,15 +159,18 @@ def extract(
     except (ConfigError, DeviceError) as e:
         _error(str(e))
         return EXIT_USAGE if e.usage else EXIT_FATAL
-    if output.exists() and not overwrite:
-        _error(f"{output} exists; pass --overwrite to replace it")
+    if resume and overwrite:
+        _error("--resume and --overwrite exclude each other")
+        return EXIT_USAGE
+    if output.exists() and not (overwrite or resume):
+        _error(f"{output} exists; pass --overwrite to replace it or --resume to update it")
         return EXIT_USAGE
     if not output.parent.exists():
         _error(f"cannot write {output}: folder {output.parent} does not exist")
         return EXIT_FATAL
     return _run_extract(
         input_dir, output, cfg, dev, mono, workers, batch_seconds, segment_seconds,
-        compression.value, threads, json_out, quiet,
+        compression.value, threads, json_out, quiet, resume, overwrite, nan_policy.value,
     )
 
 
@@ -167,12 +187,19 @@ def _run_extract(
     threads: Optional[int],
     json_out: bool,
     quiet: bool,
+    resume: bool = False,
+    overwrite: bool = False,
+    nan_policy: str = "reject",
 ) -> int:
+    import signal
+
     import torch
 
+    from nnaudio_cli.parts import ResumeError
     from nnaudio_cli.pipeline import (
         ExtractError,
         ExtractOptions,
+        Interrupted,
         default_threads,
         default_workers,
         run_extract,
@@ -193,29 +220,54 @@ def _run_extract(
         segment_seconds=segment_seconds,
         compression=compression,
         command_line=["nnaudio"] + _ARGV,
+        resume=resume,
+        overwrite=overwrite,
+        nan_policy=nan_policy,
     )
+    got: list[int] = []
+
+    def on_term(signum: int, frame: Any) -> None:  # pre-emption: stop like Ctrl-C
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
     try:
         summary = run_extract(opts, make_reporter(quiet))
     except ParameterError as e:
         _error(f"invalid {cfg.transform} parameters: {e}")
         return EXIT_FATAL
+    except ResumeError as e:
+        _error(str(e))
+        return EXIT_USAGE if e.usage else EXIT_FATAL
     except (ExtractError, OSError) as e:
         _error(str(e))
+        from nnaudio_cli.store import LEAKED
+
+        if LEAKED:  # an HDF5 handle failed mid-write: closing it may crash; skip teardown
+            sys.stdout.flush()
+            os._exit(EXIT_FATAL)
         return EXIT_FATAL
-    except KeyboardInterrupt:
-        _error(f"interrupted; {output} was not written")
-        return 130
+    except Interrupted as e:
+        print(f"nnaudio: interrupted; {e.kept} of {e.total} inputs kept; rerun with --resume "
+              "to continue", file=sys.stderr, flush=True)
+        return 143 if got else 130
+    except KeyboardInterrupt:  # before the run started: nothing to keep
+        print("nnaudio: interrupted; nothing written", file=sys.stderr, flush=True)
+        return 143 if got else 130
     except Exception as e:  # noqa: BLE001 - a bug: one line, traceback on request
         if os.environ.get("NNAUDIO_DEBUG"):
             traceback.print_exc()
         _error(f"internal error: {type(e).__name__}: {e} (set NNAUDIO_DEBUG=1 for a traceback)")
         return EXIT_FATAL
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
     result = summary.as_dict()
     for f in summary.failures:
         print(f"nnaudio: failed: {f['key']}: {f['reason']}", file=sys.stderr)
     if not quiet:
+        resumed = f" ({summary.resumed} kept from before)" if summary.resumed else ""
         print(
-            f"nnaudio: wrote {output}: {summary.ok}/{summary.files} files, "
+            f"nnaudio: wrote {output}: {summary.ok}/{summary.files} files{resumed}, "
             f"{summary.audio_seconds / 3600:.3f} h audio in {summary.wall_seconds:.1f} s "
             f"({result['audio_seconds_per_second']:.0f}x real time)",
             file=sys.stderr,

@@ -7,8 +7,11 @@
   it (a reader thread decodes and resamples block by block into a small queue) and feeds it
   to the transform in pieces of at most ``segment_seconds``.
 * Pieces are grouped into batches by audio duration (:class:`~nnaudio_cli.batching.Batcher`),
-  computed on the device, and appended to the output in input order, so the output does not
-  depend on ``--workers``.
+  computed on the device (each piece on its own, so values do not depend on the batch) and
+  appended to the current part file in input order; a part is committed after each batch
+  (:mod:`nnaudio_cli.parts`) and ``OUTPUT.h5`` is assembled from the parts at the end
+  (:mod:`nnaudio_cli.finalize`). The output depends neither on ``--workers`` nor on
+  ``--batch-seconds`` nor on interruptions and ``--resume``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import json
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 from collections import deque
@@ -41,8 +45,10 @@ from nnaudio_cli.batching import Batcher, Piece
 from nnaudio_cli.config import ExtractConfig, canonical_json
 from nnaudio_cli.discover import find_audio
 from nnaudio_cli.engine import ClipFramer, Engine
+from nnaudio_cli.finalize import assemble
+from nnaudio_cli.parts import PartStore, ResumeError, remove_parts
 from nnaudio_cli.progress import Reporter
-from nnaudio_cli.store import LAYOUT_VERSION, FeatureWriter
+from nnaudio_cli.store import LAYOUT_VERSION, OutputError
 
 #: Upper bound on decoded audio waiting in the prefetch queue.
 PREFETCH_BYTES = 512 * 1024 * 1024
@@ -50,6 +56,15 @@ PREFETCH_BYTES = 512 * 1024 * 1024
 
 class ExtractError(RuntimeError):
     """A fatal problem that stops the extraction (exit code 1), one line."""
+
+
+class Interrupted(Exception):
+    """The run was interrupted (SIGINT/SIGTERM); ``kept`` of ``total`` inputs are committed."""
+
+    def __init__(self, kept: int, total: int) -> None:
+        super().__init__(f"interrupted; {kept} of {total} inputs kept")
+        self.kept = kept
+        self.total = total
 
 
 @dataclass
@@ -66,6 +81,9 @@ class ExtractOptions:
     segment_seconds: float | None = None
     compression: str = "lzf"
     command_line: list[str] = field(default_factory=list)
+    resume: bool = False
+    overwrite: bool = False
+    nan_policy: str = "reject"
 
 
 @dataclass
@@ -83,6 +101,7 @@ class Summary:
     compute_seconds: float = 0.0
     batches: int = 0
     streamed: int = 0
+    resumed: int = 0
     device: str = "cpu"
     workers: int = 0
     transform: str = ""
@@ -105,6 +124,8 @@ class Summary:
             "files_per_second": round(self.files / wall, 2),
             "batches": self.batches,
             "streamed_files": self.streamed,
+            "resumed_files": self.resumed,
+            "computed_files": self.files - self.resumed,
             "device": self.device,
             "workers": self.workers,
             "transform": self.transform,
@@ -217,8 +238,46 @@ def _root_attrs(opts: ExtractOptions, engine: Engine, summary: Summary) -> dict[
     }
 
 
+def resume_hash(chash: str, segment_samples: int, nan_policy: str) -> str:
+    """Hash of everything the stored values depend on (checked by ``--resume``)."""
+    text = canonical_json(
+        {"config_hash": chash, "segment_samples": segment_samples, "nan_policy": nan_policy}
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _stat_all(root: Path, keys: list[str]) -> dict[str, tuple[int, float]]:
+    out: dict[str, tuple[int, float]] = {}
+    for k in keys:
+        try:
+            st = os.stat(root / k)
+        except OSError:
+            continue
+        out[k] = (int(st.st_size), float(st.st_mtime))
+    return out
+
+
+def _summarise(summary: Summary, keys: list[str], store: PartStore) -> None:
+    """Counts over every input (computed now or taken from earlier parts)."""
+    summary.ok = summary.failed = summary.frames = 0
+    summary.audio_seconds = 0.0
+    summary.failures = []
+    for k in keys:
+        row = store.sources[k].row
+        if row.get("status") == "ok":
+            summary.ok += 1
+            summary.frames += int(row.get("frames", 0))
+            summary.audio_seconds += float(row.get("duration", 0.0))
+        else:
+            summary.failed += 1
+            summary.failures.append({"key": k, "reason": str(row.get("reason", ""))})
+
+
 def run_extract(opts: ExtractOptions, reporter: Reporter) -> Summary:
     """Extract features of every audio file under ``opts.input_dir`` into ``opts.output``.
+
+    Progress is committed to part files in ``OUTPUT.parts/`` (:mod:`nnaudio_cli.parts`);
+    the output is assembled from them at the end (:mod:`nnaudio_cli.finalize`).
 
     Returns
     -------
@@ -227,7 +286,11 @@ def run_extract(opts: ExtractOptions, reporter: Reporter) -> Summary:
     Raises
     ------
     ExtractError
-        Fatal problems (no audio files, unwritable output).
+        Fatal problems (no audio files, unwritable output: the parts are kept).
+    Interrupted
+        SIGINT/SIGTERM: committed parts are kept for ``--resume``.
+    ResumeError
+        Leftovers of an earlier run, or ``--resume`` with different settings.
     nnaudio_core.ParameterError
         The transform rejected its parameters.
     """
@@ -240,57 +303,114 @@ def run_extract(opts: ExtractOptions, reporter: Reporter) -> Summary:
         )
     engine = Engine(opts.config.as_core_config(), opts.device)
     keep = not opts.mono
+    seg_seconds = opts.segment_seconds or opts.batch_seconds
+    seg_samples = max(int(seg_seconds * engine.sr), engine.n_fft + engine.hop, 1)
+    chash = config_hash(engine.config, keep)
+    rhash = resume_hash(chash, seg_samples, opts.nan_policy)
     summary = Summary(
         output=str(opts.output),
         files=len(keys),
         device=str(opts.device),
         workers=opts.workers,
         transform=engine.name,
-        config_hash=config_hash(engine.config, keep),
+        config_hash=chash,
     )
+    manifest = {
+        "resume_hash": rhash, "config_hash": chash, "transform": engine.name,
+        "segment_samples": seg_samples, "nan_policy": opts.nan_policy, "keep_channels": keep,
+    }
+    freqs = engine.transform.frequencies()
+    store = PartStore(opts.output, manifest, engine.row_shape, opts.compression, freqs)
+    store.open(opts.resume, opts.overwrite)
+    if opts.resume:
+        previous = opts.output if opts.output.is_file() else None
+        summary.resumed = store.load(_stat_all(opts.input_dir, keys), previous)
+    part_attrs = {"layout_version": LAYOUT_VERSION, "config_hash": chash,
+                  "transform": engine.name}
+    todo = [i for i, k in enumerate(keys) if k not in store.sources]
     try:
-        writer = FeatureWriter(opts.output, keys, engine.row_shape, opts.compression)
-    except OSError as e:
-        raise ExtractError(f"cannot write {opts.output}: {audio.one_line(e)}") from None
+        _run(opts, engine, keys, todo, store, part_attrs, summary, reporter, seg_samples)
+    except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt this
+        store.abort()
+        raise Interrupted(store.kept(keys), len(keys)) from None
+    except OutputError as e:
+        store.abort(broken=True)
+        raise ExtractError(
+            f"{e}; {store.kept(keys)} of {len(keys)} inputs are kept in {store.folder}/; "
+            "free space (or make it writable) and rerun with --resume"
+        ) from None
+    _summarise(summary, keys, store)
+    summary.wall_seconds = time.perf_counter() - t_start
+    attrs = _root_attrs(opts, engine, summary)
+    attrs.update(resume_hash=rhash, segment_samples=seg_samples, nan_policy=opts.nan_policy)
     try:
-        _run(opts, engine, keys, writer, summary, reporter)
-        summary.wall_seconds = time.perf_counter() - t_start
-        writer.commit(_root_attrs(opts, engine, summary), engine.transform.frequencies())
-    except BaseException:
-        writer.abort()
-        raise
+        assemble(opts.output, keys, store.sources, engine.row_shape, opts.compression, attrs,
+                 freqs)
+    except OutputError as e:
+        raise ExtractError(
+            f"{e}; all {len(keys)} inputs are kept in {store.folder}/; free space (or make "
+            "it writable) and rerun with --resume"
+        ) from None
+    try:
+        remove_parts(store.folder)
+    except (OSError, ResumeError):
+        pass  # the output is complete; a leftover work folder is harmless
     summary.wall_seconds = time.perf_counter() - t_start
     return summary
+
+
+def _stop_workers(executor: Any) -> None:
+    """End decoder processes at once (on interrupt): no waiting for running tasks."""
+    procs = list((getattr(executor, "_processes", None) or {}).values())
+    for proc in procs:
+        try:
+            proc.terminate()
+        except Exception:  # noqa: BLE001 - already gone
+            pass
+    for proc in procs:
+        proc.join(timeout=2)
+    executor.shutdown(wait=True, cancel_futures=True)
 
 
 def _run(
     opts: ExtractOptions,
     engine: Engine,
     keys: list[str],
-    writer: FeatureWriter,
+    todo: list[int],
+    store: PartStore,
+    part_attrs: dict[str, Any],
     summary: Summary,
     reporter: Reporter,
+    seg_samples: int,
 ) -> None:
     sr = engine.sr
-    seg_seconds = opts.segment_seconds or opts.batch_seconds
-    seg_samples = max(int(seg_seconds * sr), engine.n_fft + engine.hop, 1)
     max_frames = max(1, seg_samples // engine.hop)
-    durations: dict[int, float] = {}
+    meta: dict[int, dict[str, Any]] = {}
 
-    def on_done(clip: int, frames: int) -> None:
-        summary.ok += 1
-        summary.frames += frames
-        summary.audio_seconds += durations.get(clip, 0.0)
-        reporter.advance(durations.get(clip, 0.0))
+    def on_done(clip: int, frames: int, channels: int, n_rows: int) -> None:
+        m = meta.pop(clip)
+        store.add_row(keys[clip], dict(m, status="ok", reason="", frames=frames,
+                                       stored_channels=channels, n_rows=n_rows))
+        reporter.advance(m["duration"])
 
-    sink = ClipSink(engine, writer, on_done)
-    batcher = Batcher(engine, opts.batch_seconds, sink)
+    def fail_row(i: int, reason: str) -> None:
+        m = meta.pop(i, None) or {}
+        store.add_row(keys[i], dict(m, status="failed", reason=reason, n_rows=0))
+        reporter.advance(0.0, failed=True)
+        if store.uncommitted >= 256 and not sink.busy:
+            store.commit(part_attrs)
 
     def fail(i: int, info: audio.SourceInfo, reason: str) -> None:
-        writer.set_row(i, **_meta(info), status="failed", reason=reason, n_rows=0)
-        summary.failed += 1
-        summary.failures.append({"key": keys[i], "reason": reason})
-        reporter.advance(0.0, failed=True)
+        meta[i] = _meta(info)
+        fail_row(i, reason)
+
+    def after_flush() -> None:
+        if not sink.busy:
+            store.commit(part_attrs)
+
+    sink = ClipSink(engine, store.writer, on_done, fail_row)
+    batcher = Batcher(engine, opts.batch_seconds, sink, after_flush)
 
     def feed(i: int, blocks: Iterator[tuple[np.ndarray, bool]]) -> None:
         framer = ClipFramer(engine, max_frames) if engine.mode == "frames" else None
@@ -309,7 +429,9 @@ def _run(
 
     executor: Any
     if opts.workers > 0:
-        executor = ProcessPoolExecutor(max_workers=opts.workers, mp_context=_mp_context())
+        executor = ProcessPoolExecutor(max_workers=opts.workers, mp_context=_mp_context(),
+                                       initializer=audio.ignore_interrupts,
+                                       initargs=(os.getpid(),))
     else:
         executor = _InlineExecutor()
     # decode ahead: about two batches of files, at most PREFETCH_BYTES of decoded audio
@@ -318,15 +440,18 @@ def _run(
     decoded_bytes = decoded_files = 0
     in_flight: deque[Future] = deque()
     nxt = 0
-    reporter.start(len(keys))
+    reporter.start(len(todo))
+    clean = False
     try:
-        for i in range(len(keys)):
-            while nxt < len(keys) and len(in_flight) < window:
-                path = str(opts.input_dir / keys[nxt])
-                in_flight.append(
-                    executor.submit(audio.decode_task, path, keys[nxt], sr, opts.mono, seg_samples)
-                )
+        for pos in range(len(todo)):
+            while nxt < len(todo) and len(in_flight) < window:
+                k = keys[todo[nxt]]
+                in_flight.append(executor.submit(
+                    audio.decode_task, str(opts.input_dir / k), k, sr, opts.mono, seg_samples,
+                    opts.nan_policy,
+                ))
                 nxt += 1
+            i = todo[pos]
             res: audio.DecodeResult = in_flight.popleft().result()
             info = res.info
             if res.audio is not None:
@@ -336,7 +461,6 @@ def _run(
                 per_batch = opts.batch_seconds * sr * 4 / per_file
                 window = int(min(max(min_window, 2 * per_batch), PREFETCH_BYTES / per_file, 1024))
                 window = max(window, 2)
-            durations[i] = info.duration
             if res.status == "failed":
                 fail(i, info, res.reason)
                 continue
@@ -346,29 +470,39 @@ def _run(
                 if why:
                     fail(i, info, why)
                     continue
-                writer.set_row(i, **_meta(info))
+                meta[i] = _meta(info)
                 feed(i, iter([(res.audio, True)]))
                 continue
-            # long file: stream it here, block by block
+            # long file: commit what is finished, then stream it here, block by block
+            batcher.flush()
             summary.streamed += 1
             path = str(opts.input_dir / keys[i])
+            meta[i] = _meta(info)
             try:
                 blocks = _threaded(
-                    lambda p=path, inf=info: audio.stream_file(p, inf, sr, opts.mono)
+                    lambda p=path, inf=info: audio.stream_file(
+                        p, inf, sr, opts.mono, nan_policy=opts.nan_policy
+                    )
                 )
                 feed(i, blocks)
+            except OutputError:
+                raise
             except Exception as e:  # noqa: BLE001 - a broken file is a failed row
                 batcher.flush()
                 sink.abort(i)
+                meta.pop(i, None)
                 fail(i, info, audio.one_line(e))
                 continue
-            durations[i] = info.duration
-            writer.set_row(i, **_meta(info))
         batcher.flush()
+        store.commit(part_attrs)
+        clean = True
     finally:
         for fut in in_flight:
             fut.cancel()
-        executor.shutdown(wait=True, cancel_futures=True)
+        if clean:
+            executor.shutdown(wait=True, cancel_futures=True)
+        else:
+            _stop_workers(executor)
         reporter.finish()
     summary.batches = batcher.batches
     summary.compute_seconds = batcher.compute_seconds

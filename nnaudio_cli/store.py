@@ -55,6 +55,36 @@ ROOT_ATTRS = (
 )
 
 
+#: HDF5 handles of writers that failed mid-write (never closed; see FeatureWriter.abort).
+LEAKED: list[Any] = []
+
+
+class OutputError(OSError):
+    """Writing the output (or a part file) failed: disk full, read-only, no permission.
+
+    Parameters
+    ----------
+    path : the file that could not be written
+    exc : the underlying error
+    """
+
+    def __init__(self, path: Path, exc: BaseException) -> None:
+        super().__init__(f"cannot write {path}: {disk_reason(exc)}")
+        self.path = Path(path)
+
+
+def disk_reason(exc: BaseException) -> str:
+    """A short reason for a write error (h5py hides errno inside its message text)."""
+    text = " ".join(str(exc).split())
+    for needle in ("No space left on device", "Read-only file system", "Permission denied",
+                   "Disk quota exceeded", "Operation not permitted"):
+        if needle.lower() in text.lower():
+            return needle.lower()
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return text[:200] or type(exc).__name__
+
+
 def partial_path(path: Path) -> Path:
     """Where the file is written before it is complete: ``OUTPUT.h5.partial``."""
     return path.with_name(path.name + ".partial")
@@ -70,19 +100,38 @@ def _compression_kwargs(name: str) -> dict[str, Any]:
     raise ValueError(f"compression={name!r} is not one of {', '.join(COMPRESSIONS)}")
 
 
+def fsync_path(path: Path, directory: bool = False) -> None:
+    """fsync a file (or a folder, so a rename in it is durable); folders: best effort."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
 class FeatureWriter:
-    """Appends features clip by clip to ``OUTPUT.h5.partial``; :meth:`commit` renames it.
+    """Appends features clip by clip to ``PATH.partial``; :meth:`commit` renames it to PATH.
+
+    Rows of the index are added in data order with :meth:`add_row` (after the clip's
+    features were appended). Used for the final output and for the part files of a run.
 
     Parameters
     ----------
-    path : final output path
-    keys : relative paths of all inputs, in output order
+    path : final path
     row_shape : shape of one stored row, ``(n_bins,)`` or ``(n_bins, 2)``
     compression : 'lzf', 'gzip' or 'none'
     """
 
     def __init__(
-        self, path: Path, keys: list[str], row_shape: tuple[int, ...], compression: str = "lzf"
+        self, path: Path, row_shape: tuple[int, ...], compression: str = "lzf"
     ) -> None:
         self.path = Path(path)
         self.tmp = partial_path(self.path)
@@ -90,6 +139,11 @@ class FeatureWriter:
         row_bytes = int(np.prod(row_shape)) * 4
         self.chunk_rows = max(1, CHUNK_BYTES // row_bytes)
         self.write_rows = max(self.chunk_rows, WRITE_BYTES // row_bytes)
+        self.compression = compression
+        self.committed = 0  # rows in the dataset
+        self.buffer: list[np.ndarray] = []
+        self.buffered = 0
+        self.rows: list[dict[str, Any]] = []
         self.h5 = h5py.File(self.tmp, "w")
         self.data = self.h5.create_dataset(
             "features/data",
@@ -99,15 +153,6 @@ class FeatureWriter:
             chunks=(self.chunk_rows,) + self.row_shape,
             **_compression_kwargs(compression),
         )
-        self.compression = compression
-        self.committed = 0  # rows in the dataset
-        self.buffer: list[np.ndarray] = []
-        self.buffered = 0
-        self.rows = [
-            {"key": k, "status": "pending", "reason": "", "frames": 0, "stored_channels": 0,
-             "n_rows": 0}
-            for k in keys
-        ]
 
     @property
     def total_rows(self) -> int:
@@ -149,9 +194,9 @@ class FeatureWriter:
             self.data.resize(mark, axis=0)
             self.committed = mark
 
-    def set_row(self, i: int, **fields: Any) -> None:
-        """Set index fields of input ``i`` (see :data:`INDEX_COLUMNS`; ``n_rows`` too)."""
-        self.rows[i].update(fields)
+    def add_row(self, **fields: Any) -> None:
+        """Add the index row of the next input (:data:`INDEX_COLUMNS` and ``n_rows``)."""
+        self.rows.append(fields)
 
     def commit(self, attrs: dict[str, Any], frequencies: np.ndarray) -> None:
         """Write index, offsets and attributes, close, fsync and rename into place."""
@@ -177,31 +222,40 @@ class FeatureWriter:
             self.h5.attrs["frequencies"] = freqs
         self.h5.flush()
         self.h5.close()
-        fd = os.open(self.tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        fsync_path(self.tmp)
         os.replace(self.tmp, self.path)
-        try:
-            dfd = os.open(self.path.parent, os.O_RDONLY)
-            try:
-                os.fsync(dfd)
-            finally:
-                os.close(dfd)
-        except OSError:
-            pass
+        fsync_path(self.path.parent, directory=True)
 
-    def abort(self) -> None:
-        """Close and delete the partial file (the final path is left untouched)."""
-        try:
-            self.h5.close()
-        except Exception:  # noqa: BLE001 - best effort on the way out
-            pass
+    def abort(self, broken: bool = False) -> None:
+        """Close and delete the partial file (the final path is left untouched).
+
+        With ``broken`` (a write failed: disk full, read-only) the HDF5 handle is not
+        closed (HDF5 may crash flushing it) but kept in :data:`LEAKED`; the caller should
+        end the process with ``os._exit``.
+        """
+        if broken:
+            LEAKED.append(self)  # with its dataset handles
+        else:
+            try:
+                self.h5.close()
+            except Exception:  # noqa: BLE001 - best effort on the way out
+                pass
         try:
             self.tmp.unlink()
         except OSError:
             pass
+
+
+def read_index(h5: h5py.File) -> dict[str, np.ndarray]:
+    """The ``/index`` columns of an open feature or part file (strings decoded)."""
+    out: dict[str, np.ndarray] = {}
+    for col, ds in h5["index"].items():
+        arr = ds[()]
+        if arr.dtype.kind == "O":
+            arr = np.array([a.decode() if isinstance(a, bytes) else a for a in arr],
+                           dtype=object)
+        out[col] = arr
+    return out
 
 
 def _attr(v: Any) -> Any:
@@ -234,14 +288,7 @@ class FeatureFile(Mapping[str, np.ndarray]):
                 f"{path}: layout_version {version}, this reader reads {LAYOUT_VERSION}"
             )
         self.attrs: dict[str, Any] = {k: _attr(v) for k, v in self.h5.attrs.items()}
-        idx = self.h5["index"]
-        self.index: dict[str, np.ndarray] = {}
-        for col in idx:
-            arr = idx[col][()]
-            if arr.dtype.kind == "O":
-                arr = np.array([a.decode() if isinstance(a, bytes) else a for a in arr],
-                               dtype=object)
-            self.index[col] = arr
+        self.index: dict[str, np.ndarray] = read_index(self.h5)
         self.offsets = self.h5["features/offsets"][()]
         self.data = self.h5["features/data"]
         self._row = {k: i for i, k in enumerate(self.index["key"])}

@@ -1,0 +1,115 @@
+"""Assembling ``OUTPUT.h5`` from the committed part files, in sorted key order.
+
+The final file is written to ``OUTPUT.h5.partial`` by a
+:class:`~nnaudio_cli.store.FeatureWriter` (flushed, fsynced, renamed into place), taking
+each input's index row and feature rows from the part that holds it. Data are copied in
+blocks of bounded size (runs of consecutive rows in one part are merged), so memory does not
+grow with the size of an input or of the dataset. Because the order is the sorted key order
+and every input's features depend only on that input, the result is the same whatever the
+batch boundaries, the number of interruptions or the order the parts were written in.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any
+
+import h5py
+import numpy as np
+
+from nnaudio_cli.parts import Source
+from nnaudio_cli.store import INDEX_COLUMNS, FeatureWriter, OutputError
+
+#: Part files kept open at once while copying.
+OPEN_FILES = 16
+#: Bytes of feature rows copied per read.
+COPY_BYTES = 16 * 1024 * 1024
+
+
+class _Readers:
+    """A small LRU of open part files."""
+
+    def __init__(self) -> None:
+        self.files: OrderedDict[Path, h5py.File] = OrderedDict()
+
+    def data(self, path: Path) -> h5py.Dataset:
+        f = self.files.pop(path, None)
+        if f is None:
+            f = h5py.File(path, "r")
+            if len(self.files) >= OPEN_FILES:
+                _, old = self.files.popitem(last=False)
+                old.close()
+        self.files[path] = f
+        return f["features/data"]
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
+        self.files.clear()
+
+
+def _runs(keys: list[str], sources: dict[str, Source]) -> list[tuple[Path, int, int]]:
+    """``(part, start, stop)`` data ranges in key order, consecutive ranges merged."""
+    runs: list[tuple[Path, int, int]] = []
+    for key in keys:
+        src = sources[key]
+        n = int(src.row.get("n_rows", 0))
+        if n == 0:
+            continue
+        if runs and runs[-1][0] == src.path and runs[-1][2] == src.start:
+            runs[-1] = (src.path, runs[-1][1], src.start + n)
+        else:
+            runs.append((src.path, src.start, src.start + n))
+    return runs
+
+
+def assemble(
+    output: Path,
+    keys: list[str],
+    sources: dict[str, Source],
+    row_shape: tuple[int, ...],
+    compression: str,
+    attrs: dict[str, Any],
+    frequencies: np.ndarray,
+) -> None:
+    """Write the final file from the parts.
+
+    Parameters
+    ----------
+    output : final path (written as ``OUTPUT.partial`` and renamed)
+    keys : every input, sorted; each must be in ``sources``
+    sources : where each input's row and features are
+    row_shape, compression : of ``/features/data``
+    attrs : root attributes
+    frequencies : Hz per bin
+
+    Raises
+    ------
+    OutputError
+        The output could not be written (the parts are untouched).
+    """
+    readers = _Readers()
+    try:
+        writer = FeatureWriter(output, row_shape, compression)
+    except OSError as e:
+        raise OutputError(output, e) from None
+    block_rows = max(1, COPY_BYTES // (int(np.prod(row_shape)) * 4))
+    try:
+        for path, start, stop in _runs(keys, sources):
+            data = readers.data(path)
+            for a in range(start, stop, block_rows):
+                writer.append(data[a : min(stop, a + block_rows)])
+        for key in keys:
+            row = sources[key].row
+            writer.add_row(**{c: row[c] for c in INDEX_COLUMNS if c in row},
+                           n_rows=int(row.get("n_rows", 0)))
+        writer.commit(attrs, frequencies)
+    except (OSError, RuntimeError) as e:  # h5py: "Can't flush cache"
+        writer.abort(broken=True)
+        raise OutputError(output, e) from None
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        readers.close()
