@@ -1,6 +1,6 @@
 """The HDF5 feature file: layout constants, a crash-safe writer and the reader.
 
-Layout (``layout_version`` 1; see LAYOUT.md)::
+Layout (``layout_version`` 1; see the README)::
 
     /features/data         float32 (total_rows, n_bins) or (total_rows, n_bins, 2) if complex,
                            chunked along rows, lzf by default. Rows are frames in time order;
