@@ -133,7 +133,9 @@ def extract(
     ),
     compression: Compression = typer.Option(Compression.lzf, "--compression"),
     threads: Optional[int] = typer.Option(
-        None, "--threads", min=1, help="torch CPU threads (default: cores left by --workers)."
+        None, "--threads", min=1,
+        help="torch CPU threads (default: cores minus the default decoder count; it never "
+        "follows --workers, so results do not depend on --workers).",
     ),
     overwrite: bool = typer.Option(
         False, "--overwrite", help="Replace an existing OUTPUT (and discard OUTPUT.parts/)."
@@ -195,11 +197,11 @@ def _run_extract(
 
     import torch
 
-    from nnaudio_cli.parts import ResumeError
-    from nnaudio_cli.pipeline import (
+    from nnaudio_cli.extract import (
         ExtractError,
         ExtractOptions,
         Interrupted,
+        ResumeError,
         default_threads,
         default_workers,
         run_extract,
@@ -208,7 +210,7 @@ def _run_extract(
     from nnaudio_core import ParameterError
 
     n_workers = default_workers() if workers is None else workers
-    torch.set_num_threads(threads or default_threads(dev, n_workers))
+    torch.set_num_threads(threads or default_threads(dev))
     opts = ExtractOptions(
         input_dir=input_dir,
         output=output,
@@ -223,6 +225,7 @@ def _run_extract(
         resume=resume,
         overwrite=overwrite,
         nan_policy=nan_policy,
+        note=lambda msg: print(f"nnaudio: note: {msg}", file=sys.stderr, flush=True),
     )
     got: list[int] = []
 
@@ -248,8 +251,12 @@ def _run_extract(
             os._exit(EXIT_FATAL)
         return EXIT_FATAL
     except Interrupted as e:
-        print(f"nnaudio: interrupted; {e.kept} of {e.total} inputs kept; rerun with --resume "
-              "to continue", file=sys.stderr, flush=True)
+        if e.assembling:
+            print(f"nnaudio: interrupted while assembling {output}; all {e.total} inputs are "
+                  "kept; rerun with --resume to assemble them", file=sys.stderr, flush=True)
+        else:
+            print(f"nnaudio: interrupted; {e.kept} of {e.total} inputs kept; rerun with "
+                  "--resume to continue", file=sys.stderr, flush=True)
         return 143 if got else 130
     except KeyboardInterrupt:  # before the run started: nothing to keep
         print("nnaudio: interrupted; nothing written", file=sys.stderr, flush=True)

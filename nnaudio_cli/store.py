@@ -15,6 +15,7 @@ Layout (``layout_version`` 1; see the README)::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Iterator, Mapping
@@ -51,7 +52,7 @@ ROOT_ATTRS = (
     "layout_version", "transform", "config_json", "config_hash", "sr", "hop_length", "n_bins",
     "frequencies", "dtype", "value_layout", "keep_channels", "resampler", "compression",
     "package_version", "torch_version", "numpy_version", "h5py_version", "soxr_version",
-    "soundfile_version", "command_line", "created", "n_inputs", "n_ok", "n_failed",
+    "soundfile_version", "command_line", "created", "n_inputs", "n_ok", "n_failed", "digest",
 )
 
 
@@ -117,6 +118,61 @@ def fsync_path(path: Path, directory: bool = False) -> None:
         os.close(fd)
 
 
+class ArrayDigest:
+    """Checksum of a feature file's arrays: BLAKE2b-128 over the data rows in order (float32),
+    the offsets (int64) and every index column (numbers in their stored type, strings as
+    UTF-8 joined by NUL). Stored as the root attribute ``digest`` of every feature and part
+    file; :func:`file_digest` recomputes it from a file."""
+
+    def __init__(self) -> None:
+        self.h = hashlib.blake2b(digest_size=16)
+
+    def data(self, block: np.ndarray) -> None:
+        """Add the next rows of ``/features/data``."""
+        self.h.update(np.ascontiguousarray(block, dtype=np.float32).tobytes())
+
+    def hexdigest(self, offsets: np.ndarray, index: Mapping[str, np.ndarray]) -> str:
+        """The checksum of the rows added so far, with these offsets and index columns."""
+        h = self.h.copy()
+        h.update(np.ascontiguousarray(offsets, dtype=np.int64).tobytes())
+        for col, dtype in INDEX_COLUMNS.items():
+            h.update(col.encode())
+            arr = index.get(col)
+            if arr is None:
+                continue
+            if dtype is STR:
+                text = "\0".join(str(v) for v in arr)
+                h.update(text.encode("utf-8", "surrogateescape"))
+            else:
+                h.update(np.ascontiguousarray(arr, dtype=dtype).tobytes())
+        return h.hexdigest()
+
+
+def _digest_rows(dataset: h5py.Dataset, block_rows: int) -> ArrayDigest:
+    digest = ArrayDigest()
+    for a in range(0, dataset.shape[0], block_rows):
+        digest.data(dataset[a : a + block_rows])
+    return digest
+
+
+def file_digest(path: Path) -> tuple[str, str]:
+    """``(stored, actual)`` checksums of a feature or part file: the ``digest`` attribute
+    (``""`` when absent) and the one recomputed from its arrays.
+
+    Raises
+    ------
+    OSError, KeyError, ValueError
+        The file cannot be read (HDF5 reports a corrupt chunk as an OSError).
+    """
+    with h5py.File(path, "r") as h5:
+        stored = _attr(h5.attrs.get("digest", ""))
+        data = h5["features/data"]
+        row_bytes = max(1, int(np.prod(data.shape[1:])) * 4)
+        digest = _digest_rows(data, max(1, (8 << 20) // row_bytes))
+        actual = digest.hexdigest(h5["features/offsets"][()], read_index(h5))
+    return str(stored), actual
+
+
 class FeatureWriter:
     """Appends features clip by clip to ``PATH.partial``; :meth:`commit` renames it to PATH.
 
@@ -144,6 +200,9 @@ class FeatureWriter:
         self.buffer: list[np.ndarray] = []
         self.buffered = 0
         self.rows: list[dict[str, Any]] = []
+        self.digest = ArrayDigest()
+        self.rehash = False  # rows already hashed were rolled back: hash from the file
+        self.digest_hex = ""  # the checksum written by commit()
         self.h5 = h5py.File(self.tmp, "w")
         self.data = self.h5.create_dataset(
             "features/data",
@@ -174,6 +233,7 @@ class FeatureWriter:
         block = np.concatenate(self.buffer) if len(self.buffer) > 1 else self.buffer[0]
         self.data.resize(self.committed + block.shape[0], axis=0)
         self.data[self.committed :] = block
+        self.digest.data(block)
         self.committed += block.shape[0]
         self.buffer, self.buffered = [], 0
 
@@ -193,6 +253,7 @@ class FeatureWriter:
             self.buffer, self.buffered = [], 0
             self.data.resize(mark, axis=0)
             self.committed = mark
+            self.rehash = True
 
     def add_row(self, **fields: Any) -> None:
         """Add the index row of the next input (:data:`INDEX_COLUMNS` and ``n_rows``)."""
@@ -210,11 +271,16 @@ class FeatureWriter:
         self.h5.create_dataset("features/offsets", data=offsets)
         self.h5.create_dataset("features/frequencies", data=np.asarray(frequencies, np.float64))
         grp = self.h5.create_group("index")
+        columns: dict[str, np.ndarray] = {}
         for col, dtype in INDEX_COLUMNS.items():
             default: Any = "" if dtype is STR else 0
             values = [r.get(col, default) for r in self.rows]
-            grp.create_dataset(col, data=np.array(values, dtype=object if dtype is STR else dtype),
-                               dtype=dtype)
+            columns[col] = np.array(values, dtype=object if dtype is STR else dtype)
+            grp.create_dataset(col, data=columns[col], dtype=dtype)
+        if self.rehash:
+            self.digest = _digest_rows(self.data, self.write_rows)
+        self.digest_hex = self.digest.hexdigest(offsets, columns)
+        self.h5.attrs["digest"] = self.digest_hex
         for k, v in attrs.items():
             self.h5.attrs[k] = str(v) if isinstance(v, str) else v  # plain str, not subclasses
         freqs = np.asarray(frequencies, np.float64)

@@ -8,15 +8,22 @@ Frequencies are in Hz, lengths in samples.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-import scipy.signal
 
 from nnaudio_core.errors import ParameterError
 
 WindowSpec = str | tuple | Sequence[float] | np.ndarray
 
 FREQ_SCALES = ("no", "linear", "log", "log2")
+
+
+def _get_window(*args: Any, **kwargs: Any) -> np.ndarray:
+    """``scipy.signal.get_window``, imported on first use (``scipy.signal`` costs ~0.7 s)."""
+    from scipy.signal import get_window
+
+    return get_window(*args, **kwargs)
 
 
 def pad_center(data: np.ndarray, size: int) -> np.ndarray:
@@ -70,7 +77,7 @@ def get_window(window: WindowSpec, win_length: int, n_fft: int) -> np.ndarray:
     window = window_spec(window)
     if isinstance(window, str | tuple):
         try:
-            win = scipy.signal.get_window(window, win_length, fftbins=True)
+            win = _get_window(window, win_length, fftbins=True)
         except (ValueError, TypeError) as exc:
             raise ParameterError(f"unknown window {window!r}: {exc}") from None
     else:
@@ -331,7 +338,7 @@ def variable_q_kernels(
         n = np.arange(-length // 2, length // 2, dtype=np.float64)
         size = n.size
         win = (
-            scipy.signal.get_window(window, size, fftbins=True)
+            _get_window(window, size, fftbins=True)
             if isinstance(window, str | tuple)
             else np.interp(np.linspace(0, 1, size), np.linspace(0, 1, len(window)), window)
         )
@@ -350,7 +357,7 @@ def window_bandwidth(window: WindowSpec, n: int = 1 << 13) -> float:
     if not isinstance(window, str | tuple):
         window = np.asarray(window, dtype=np.float64)
         return float(window.size * np.sum(window**2) / np.sum(window) ** 2)
-    w = scipy.signal.get_window(window, n, fftbins=True)
+    w = _get_window(window, n, fftbins=True)
     return float(n * np.sum(w**2) / np.sum(w) ** 2)
 
 

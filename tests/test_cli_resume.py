@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from nnaudio_cli.parts import parts_dir
+from nnaudio_cli.extract.parts import parts_dir
 from nnaudio_cli.store import open_features, partial_path
 
 CMD = [sys.executable, "-m", "nnaudio_cli", "extract"]

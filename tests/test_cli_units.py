@@ -10,9 +10,16 @@ import soundfile as sf
 import torch
 
 from nnaudio_cli import audio, config
-from nnaudio_cli.batching import Batcher, Piece, choose_chunk_frames
-from nnaudio_cli.discover import find_audio
-from nnaudio_cli.engine import ClipFramer, Engine
+from nnaudio_cli.extract.batch import (
+    Batch,
+    ClipFramer,
+    Piece,
+    choose_chunk_frames,
+    pack,
+    plan_batches,
+)
+from nnaudio_cli.extract.compute import DeviceRunner, Engine
+from nnaudio_cli.extract.discover import find_audio
 from nnaudio_core.features import build
 
 REPO = Path(__file__).resolve().parents[1]
@@ -89,19 +96,22 @@ def test_decode_task_reports_long_and_failed(tmp_path):
 )
 def test_framer_in_blocks_equals_whole_transform(cfg):
     eng = Engine(cfg, torch.device("cpu"))
+    runner = DeviceRunner(eng)
     x = np.random.default_rng(0).standard_normal((2, 5003)).astype(np.float32)
-    out: list = []
-    batcher = Batcher(eng, 0.05, lambda piece, feats: out.append(feats))
-    framer = ClipFramer(eng, max_frames=7)
+    framer = ClipFramer(eng.n_fft, eng.hop, eng.pad, eng.pad_mode, max_frames=7)
     rng = np.random.default_rng(1)
     pos = 0
+    pieces: list[Piece] = []
     while pos < x.shape[1]:
         n = int(rng.integers(1, 900))
         last = pos + n >= x.shape[1]
         for samples, k in framer.push(x[:, pos : pos + n], last):
-            batcher.add(Piece(0, samples, k, False))
+            pieces.append(Piece(0, samples, k, False))
         pos += n
-    batcher.flush()
+    out: list = []
+    for start in range(0, len(pieces), 5):  # batches of several pieces, one call each
+        packed = pack(pieces[start : start + 5], eng.n_fft, eng.hop)
+        out += packed.unpack(runner.submit(packed.chunks).result())
     got = np.concatenate(out, axis=1)
     with torch.no_grad():
         want = np.moveaxis(build(cfg)(torch.from_numpy(x)).numpy(), 2, 1)
@@ -123,7 +133,7 @@ def test_engine_too_short_reason_matches_core():
     eng = Engine({"transform": "MelSpectrogram", "params": {"n_fft": 2048}}, torch.device("cpu"))
     assert eng.check_length(1024) is not None and eng.check_length(1025) is None
     with pytest.raises(ValueError, match="1025"):
-        eng.transform(torch.zeros(1, 1024))
+        build(eng.config)(torch.zeros(1, 1024))
 
 
 # --- configuration -------------------------------------------------------------------------
@@ -183,3 +193,20 @@ def test_find_audio_sorted_recursive_case_insensitive(tmp_path):
     assert find_audio(tmp_path) == [
         "a.flac", "b.WAV", "e.aiff", "f.oga", "sub/B.wav", "sub/c.Ogg", "sub/z/d.mp3"
     ]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").glob("*.toml")), ids=lambda p: p.stem)
+def test_engine_builds_once_and_stores_the_configured_transform(path, monkeypatch):
+    """The engine builds one module (the center=False twin) and records the configuration
+    of the transform as configured, equal to building it directly."""
+    cfg = config.resolve(str(path)).as_core_config()
+    want = build(cfg).get_config()
+    from nnaudio_cli.extract import compute
+
+    calls = []
+    real = compute.build
+    monkeypatch.setattr(compute, "build", lambda c: calls.append(c) or real(c))
+    eng = Engine(cfg, torch.device("cpu"))
+    assert len(calls) == 1
+    assert eng.config == want
+    assert eng.mode == "frames"

@@ -1,4 +1,4 @@
-"""Assembling ``OUTPUT.h5`` from the committed part files, in sorted key order.
+"""Stage 6, assemble: ``OUTPUT.h5`` from the committed part files, in sorted key order.
 
 The final file is written to ``OUTPUT.h5.partial`` by a
 :class:`~nnaudio_cli.store.FeatureWriter` (flushed, fsynced, renamed into place), taking
@@ -6,7 +6,8 @@ each input's index row and feature rows from the part that holds it. Data are co
 blocks of bounded size (runs of consecutive rows in one part are merged), so memory does not
 grow with the size of an input or of the dataset. Because the order is the sorted key order
 and every input's features depend only on that input, the result is the same whatever the
-batch boundaries, the number of interruptions or the order the parts were written in.
+number of interruptions or the order the parts were written in. The output carries the
+checksum of its arrays (root attribute ``digest``), like every part.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import h5py
 import numpy as np
 
-from nnaudio_cli.parts import Source
+from nnaudio_cli.extract.parts import Source
 from nnaudio_cli.store import INDEX_COLUMNS, FeatureWriter, OutputError
 
 #: Part files kept open at once while copying.

@@ -1,33 +1,85 @@
-"""Duration-based batching: pieces of clips are grouped by total audio seconds per batch.
+"""Stage 3, batch: fixed batch boundaries, framing clips into pieces, packing pieces into
+one tensor per batch and unpacking the result.
 
-In frame mode every piece is cut into chunks of ``K`` frames (the last chunk of a piece is
-zero-filled) and its chunks form one ``(channels * n_chunks, n_fft + (K-1)*hop)`` tensor;
-``K`` is chosen per piece to minimise the computed samples, so padding costs at most one
-partial chunk per piece. In whole mode (transforms that are not frame-local) each clip is
-run as it is: no padding at all.
+**Plan.** :func:`plan_batches` cuts the sorted input list into batches of at most
+``batch_seconds`` of audio, from the durations in the file headers. The plan depends only on
+the inputs and the settings (never on worker timing or on what an earlier, interrupted run
+finished), so a batch holds the same clips in every run. A file longer than the segment
+length is a batch of its own and is streamed in segments.
 
-Each piece is computed **on its own** (one transform call per piece): batched matrix
-products give different float32 round-off for different batch shapes (measured for every
-transform here, the CQT family even at a fixed shape), and ``--resume`` changes which clips
-share a batch. Computing pieces separately makes every clip's features depend only on the
-clip (and ``--segment-seconds`` for long files), so a resumed run is bit-identical to a
-clean one. A batch is still the unit of scheduling and of committing a part file.
+**Framing.** For frame-local transforms each frame ``t`` depends only on samples
+``[t*hop, t*hop + n_fft)`` of the centre-padded signal. :class:`ClipFramer` pads a clip
+exactly as the core does with ``center=True`` (reflect or zero padding of ``n_fft // 2``)
+and cuts it, given whole or block by block, into *pieces*: stretches of the padded signal
+holding whole frames, at most ``max_frames`` each. The frames of consecutive pieces
+concatenate to the frames of the whole clip.
+
+**Packing.** :func:`pack` turns every piece of a batch into *chunks* of ``K`` frames
+(``n_fft + (K-1)*hop`` samples; the last chunk of a piece is zero-filled) stacked into one
+``(rows, n_fft + (K-1)*hop)`` array, ``K`` chosen per batch to minimise the samples
+computed. One transform call computes the whole batch (the ``center=False`` twin of the
+transform, :mod:`nnaudio_cli.extract.compute`); :meth:`Packed.unpack` cuts its output back
+into per-piece features.
 """
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
-import torch
-
-from nnaudio_cli.engine import Engine
 
 #: Upper bound on frames per chunk.
 MAX_CHUNK_FRAMES = 4096
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A unit of computing and of committing: consecutive inputs in key order.
+
+    Attributes
+    ----------
+    clips : indices of the inputs (into the sorted key list)
+    streamed : one long input, decoded block by block and computed in segments
+    """
+
+    clips: tuple[int, ...]
+    streamed: bool = False
+
+
+def plan_batches(costs: Sequence[int], limit: int, long_limit: int) -> list[Batch]:
+    """Cut inputs, in order, into batches of at most ``limit`` samples.
+
+    Parameters
+    ----------
+    costs : samples each input will have at the target rate, times its stored channels
+        (from its header; 0 when unknown)
+    limit : samples per batch (``batch_seconds * sr``); an input larger than this but not
+        larger than ``long_limit`` is a batch of its own
+    long_limit : inputs with more samples than this are streamed (a batch of their own)
+
+    Returns
+    -------
+    list of Batch, covering every input once, in order
+    """
+    out: list[Batch] = []
+    cur: list[int] = []
+    size = 0
+    for i, cost in enumerate(costs):
+        if cost > long_limit:
+            if cur:
+                out.append(Batch(tuple(cur)))
+                cur, size = [], 0
+            out.append(Batch((i,), streamed=True))
+            continue
+        if cur and size + cost > limit:
+            out.append(Batch(tuple(cur)))
+            cur, size = [], 0
+        cur.append(i)
+        size += cost
+    if cur:
+        out.append(Batch(tuple(cur)))
+    return out
 
 
 @dataclass
@@ -36,20 +88,92 @@ class Piece:
 
     Attributes
     ----------
-    clip : int
-        Index of the clip (row in the index).
-    samples : np.ndarray, shape (channels, n)
-        Padded samples (frame mode) or the raw clip (whole mode).
-    frames : int
-        Frames this piece produces (frame mode; 0 in whole mode).
-    last : bool
-        Last piece of its clip.
+    clip : index of the input
+    samples : np.ndarray, shape (channels, n): padded samples (frame mode) or the raw clip
+        (whole mode)
+    frames : frames this piece produces (frame mode; 0 in whole mode)
+    last : last piece of its clip
     """
 
     clip: int
     samples: np.ndarray
     frames: int
     last: bool
+
+
+def pad_start(x: np.ndarray, pad: int, mode: str) -> np.ndarray:
+    """Left padding of ``x`` (channels, samples) as ``torch.nn.functional.pad`` does it."""
+    if pad == 0:
+        return x[:, :0]
+    if mode == "reflect":
+        return x[:, 1 : pad + 1][:, ::-1]
+    return np.zeros((x.shape[0], pad), dtype=x.dtype)
+
+
+def pad_end(tail: np.ndarray, pad: int, mode: str) -> np.ndarray:
+    """Right padding from the last ``pad + 1`` samples ``tail`` (channels, pad + 1)."""
+    if pad == 0:
+        return tail[:, :0]
+    if mode == "reflect":
+        return tail[:, -pad - 1 : -1][:, ::-1]
+    return np.zeros((tail.shape[0], pad), dtype=tail.dtype)
+
+
+class ClipFramer:
+    """Turns one clip, given whole or as consecutive blocks, into frame-aligned pieces.
+
+    Each piece is ``(samples, k)`` with ``samples`` of shape (channels, n_fft + (k-1)*hop):
+    a stretch of the centre-padded signal holding exactly ``k`` whole frames.
+
+    Parameters
+    ----------
+    n_fft, hop, pad : frame geometry in samples (``pad`` on each side of the clip)
+    pad_mode : ``"reflect"`` or ``"constant"``
+    max_frames : most frames per piece (bounds memory for long files)
+    """
+
+    def __init__(self, n_fft: int, hop: int, pad: int, pad_mode: str, max_frames: int) -> None:
+        self.n_fft, self.hop, self.pad, self.mode = n_fft, hop, pad, pad_mode
+        self.max_frames = max(1, int(max_frames))
+        self.buf: np.ndarray | None = None  # padded samples from the next frame's start
+        self.head: list[np.ndarray] = []  # raw samples before the start padding is known
+        self.tail: np.ndarray | None = None  # last pad + 1 raw samples
+        self.raw = 0
+
+    def push(self, x: np.ndarray, last: bool) -> list[tuple[np.ndarray, int]]:
+        """Add the next block (channels, n) of the clip; return the pieces now complete."""
+        self.raw += x.shape[1]
+        keep = self.pad + 1
+        self.tail = x[:, -keep:] if self.tail is None else np.concatenate(
+            [self.tail, x], axis=1
+        )[:, -keep:]
+        if self.buf is None:
+            self.head.append(x)
+            if self.raw < keep and not last:
+                return []
+            raw = np.concatenate(self.head, axis=1) if len(self.head) > 1 else self.head[0]
+            self.head = []
+            self.buf = np.concatenate([pad_start(raw, self.pad, self.mode), raw], axis=1)
+        else:
+            self.buf = np.concatenate([self.buf, x], axis=1)
+        if last:
+            self.buf = np.concatenate([self.buf, pad_end(self.tail, self.pad, self.mode)], axis=1)
+        return self._emit(last)
+
+    def _emit(self, last: bool) -> list[tuple[np.ndarray, int]]:
+        assert self.buf is not None
+        out = []
+        while True:
+            n = self.buf.shape[1]
+            avail = 0 if n < self.n_fft else 1 + (n - self.n_fft) // self.hop
+            if avail == 0 or (not last and avail < self.max_frames):
+                break
+            k = min(avail, self.max_frames)
+            out.append((np.ascontiguousarray(self.buf[:, : self.n_fft + (k - 1) * self.hop]), k))
+            self.buf = self.buf[:, k * self.hop :]
+        if last:
+            self.buf = None
+        return out
 
 
 def choose_chunk_frames(frames: np.ndarray, overlap: float, cap: int) -> int:
@@ -72,99 +196,77 @@ def choose_chunk_frames(frames: np.ndarray, overlap: float, cap: int) -> int:
     return int(k[int(np.argmin(cost))])
 
 
-class Batcher:
-    """Collects pieces until a batch holds ``batch_seconds`` of audio, then runs it.
+@dataclass
+class Packed:
+    """The pieces of one batch as one array of chunks.
+
+    Attributes
+    ----------
+    chunks : np.ndarray, shape (rows, n_fft + (K-1)*hop), float32
+    k : frames per chunk
+    pieces : the pieces, in order
+    rows : chunk rows of each piece (``channels * ceil(frames / K)``)
+    """
+
+    chunks: np.ndarray
+    k: int
+    pieces: list[Piece]
+    rows: list[int]
+
+    def unpack(self, out: np.ndarray) -> list[np.ndarray]:
+        """Per-piece features from the time-major output of the whole batch.
+
+        Parameters
+        ----------
+        out : np.ndarray, shape (rows, K, *row_shape)
+
+        Returns
+        -------
+        list of np.ndarray, one per piece, shape (channels, frames, *row_shape)
+        """
+        res = []
+        r0 = 0
+        for p, n in zip(self.pieces, self.rows, strict=True):
+            ch = p.samples.shape[0]
+            block = out[r0 : r0 + n]
+            r0 += n
+            block = block.reshape((ch, (n // ch) * self.k) + block.shape[2:])[:, : p.frames]
+            res.append(np.ascontiguousarray(block))
+        return res
+
+
+def pack(pieces: list[Piece], n_fft: int, hop: int) -> Packed:
+    """Cut frame-mode pieces into chunks of one common size ``K`` (see module docstring).
 
     Parameters
     ----------
-    engine : Engine
-    batch_seconds : audio seconds (summed over stored channels) per batch
-    on_output : called as ``on_output(piece, features)`` for every piece, in the order the
-        pieces were added; ``features`` has shape (channels, frames, *row_shape)
-    after_flush : called after the outputs of each batch were handed over
+    pieces : frame-aligned pieces (``samples`` of shape (channels, n_fft + (frames-1)*hop))
+    n_fft, hop : frame geometry in samples
+
+    Returns
+    -------
+    Packed (``chunks`` has 0 rows when no piece has frames)
     """
-
-    def __init__(
-        self,
-        engine: Engine,
-        batch_seconds: float,
-        on_output: Callable[[Piece, np.ndarray], Any],
-        after_flush: Callable[[], Any] | None = None,
-    ) -> None:
-        self.engine = engine
-        self.after_flush = after_flush
-        self.limit = float(batch_seconds) * float(engine.sr)
-        self.on_output = on_output
-        self.pending: list[Piece] = []
-        self.pending_samples = 0
-        self.batches = 0
-        self.compute_seconds = 0.0
-
-    def _size(self, piece: Piece) -> int:
-        if self.engine.mode == "frames":
-            return piece.frames * self.engine.hop * piece.samples.shape[0]
-        return piece.samples.shape[1] * piece.samples.shape[0]
-
-    def add(self, piece: Piece) -> None:
-        """Queue a piece; runs the pending batch first if the piece would overflow it."""
-        size = self._size(piece)
-        if self.pending and self.pending_samples + size > self.limit:
-            self.flush()
-        self.pending.append(piece)
-        self.pending_samples += size
-        if self.pending_samples >= self.limit:
-            self.flush()
-
-    def flush(self) -> None:
-        """Run every pending piece and hand the results to ``on_output`` in order."""
-        if not self.pending:
-            return
-        pieces, self.pending, self.pending_samples = self.pending, [], 0
-        t0 = time.perf_counter()
-        if self.engine.mode == "frames":
-            outs = self._run_frames(pieces)
-        else:
-            outs = self._run_whole(pieces)
-        self.compute_seconds += time.perf_counter() - t0
-        self.batches += 1
-        for piece, out in zip(pieces, outs, strict=True):
-            self.on_output(piece, out)
-        if self.after_flush is not None:
-            self.after_flush()
-
-    def _run_frames(self, pieces: list[Piece]) -> list[np.ndarray]:
-        return [self._run_piece(p) for p in pieces]
-
-    def _run_piece(self, p: Piece) -> np.ndarray:
-        """Features of one piece, computed on its own: the tensor shape and contents depend
-        only on this piece, so the values do not depend on what else is in the batch."""
-        eng = self.engine
-        channels = p.samples.shape[0]
-        frames = np.full(channels, p.frames, dtype=np.int64)
-        k = choose_chunk_frames(frames, (eng.n_fft - eng.hop) / eng.hop, MAX_CHUNK_FRAMES)
-        width = eng.n_fft + (k - 1) * eng.hop
-        step = k * eng.hop
-        n = int((p.frames + k - 1) // k)
-        if n == 0:
-            return np.zeros((channels, 0) + eng.computed_row_shape, dtype=np.float32)
-        batch = np.zeros((channels * n, width), dtype=np.float32)
-        for c in range(channels):
+    per_row = [p.frames for p in pieces for _ in range(p.samples.shape[0])]
+    frames = np.asarray(per_row or [1], dtype=np.int64)
+    k = choose_chunk_frames(frames, (n_fft - hop) / hop, MAX_CHUNK_FRAMES)
+    width = n_fft + (k - 1) * hop
+    step = k * hop
+    rows = [p.samples.shape[0] * (-(-p.frames // k)) for p in pieces]
+    chunks = np.zeros((sum(rows), width), dtype=np.float32)
+    r0 = 0
+    for p, n_rows in zip(pieces, rows, strict=True):
+        ch = p.samples.shape[0]
+        n = n_rows // ch if ch else 0
+        for c in range(ch):
             sig = p.samples[c]
+            base = r0 + c * n
             full = max(0, min(n, (sig.shape[0] - width) // step + 1))
             if full:
                 view = np.lib.stride_tricks.sliding_window_view(sig, width)[::step][:full]
-                batch[c * n : c * n + full] = view
+                chunks[base : base + full] = view
             for j in range(full, n):
                 seg = sig[j * step : j * step + width]
-                batch[c * n + j, : seg.shape[0]] = seg
-        # (chunks, bins, K[, 2]) -> (chunks, K, bins[, 2]): time-major
-        out = np.moveaxis(eng.run_chunks(torch.from_numpy(batch)).numpy(), 2, 1)
-        out = out.reshape((channels, n * k) + out.shape[2:])[:, : p.frames]
-        return np.ascontiguousarray(out)
-
-    def _run_whole(self, pieces: list[Piece]) -> list[np.ndarray]:
-        eng = self.engine
-        return [
-            np.moveaxis(eng.run_whole(torch.from_numpy(p.samples)).numpy(), 2, 1)
-            for p in pieces
-        ]
+                chunks[base + j, : seg.shape[0]] = seg
+        r0 += n_rows
+    return Packed(chunks, k, pieces, rows)

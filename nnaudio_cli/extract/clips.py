@@ -1,38 +1,73 @@
-"""From per-piece features to stored clips: ordering, channels, MFCC's clip-wide floor.
+"""Stage 5a, clips: from per-piece features to stored clips in the part being written.
 
-:class:`ClipSink` receives the batcher's outputs (in clip order) and appends them to the
-current part's :class:`~nnaudio_cli.store.FeatureWriter`. Frames are stored time-major; with
-several stored channels a frame's channels are consecutive rows
-(``(frames, channels, bins)`` flattened).
+:class:`ClipWriter` receives each piece's features in clip order and appends them to the
+current part (:class:`~nnaudio_cli.extract.parts.PartStore`); when a clip's last piece is
+stored it adds the clip's index row. Frames are stored time-major; with several stored
+channels a frame's channels are consecutive rows (``(frames, channels, bins)`` flattened).
 
-For MFCC with ``top_db`` the floor depends on the whole clip's peak: a clip in one piece is
-finished at once; the mel decibels of a clip in several pieces (a long file) are spilled to
-an anonymous temporary file and finished when its last piece has arrived, so memory stays
-bounded by the piece size.
+For MFCC with ``top_db`` the floor depends on the whole clip's peak (:class:`MfccFinisher`):
+a clip in one piece is finished at once; the mel decibels of a clip in several pieces (a long
+file) are spilled to an anonymous temporary file and finished when its last piece has
+arrived, so memory stays bounded by the piece size.
 
 Features that are not finite (NaN/Inf, e.g. from out-of-range float input) are never
-stored: the clip is rolled back and reported through ``on_failed``.
+stored: the clip's rows are rolled back and it becomes a failed row.
 """
 
 from __future__ import annotations
 
 import tempfile
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
+import torch
 
-from nnaudio_cli.batching import Piece
-from nnaudio_cli.engine import Engine, MfccFinisher
+from nnaudio_cli.extract.batch import Piece
+from nnaudio_cli.extract.compute import Engine
+from nnaudio_cli.extract.parts import PartStore
 from nnaudio_cli.store import FeatureWriter, OutputError
 
 #: Reason given to a clip whose features came out NaN/Inf.
 NONFINITE_REASON = "features contain NaN/Inf (input samples out of range?)"
 
 
+class MfccFinisher:
+    """Clip-wide ``top_db`` floor and DCT, applied to mel decibels of a finished clip.
+
+    Parameters
+    ----------
+    dct : Tensor (n_mfcc, n_mels), the transform's DCT matrix
+    top_db : float or None
+    """
+
+    def __init__(self, dct: torch.Tensor, top_db: float | None) -> None:
+        self.dct = dct
+        self.top_db = top_db
+
+    def finish(self, db: np.ndarray, peak: np.ndarray) -> np.ndarray:
+        """MFCCs from mel decibels.
+
+        Parameters
+        ----------
+        db : np.ndarray, shape (channels, frames, n_mels)
+        peak : np.ndarray, shape (channels,), the clip's maximum decibel value per channel
+
+        Returns
+        -------
+        np.ndarray, shape (channels, frames, n_mfcc), float32
+        """
+        t = torch.from_numpy(np.require(db, np.float32, ["C", "W"]))
+        if self.top_db is not None:
+            floor = torch.from_numpy(peak.astype(np.float32) - np.float32(self.top_db))
+            t = torch.maximum(t, floor.reshape(-1, 1, 1))
+        return torch.matmul(t, self.dct.T).numpy()
+
+
 @dataclass
-class _ClipState:
+class _Clip:
+    key: str
+    meta: dict[str, Any]
     mark: int
     writer: FeatureWriter
     bad: bool = False
@@ -40,46 +75,44 @@ class _ClipState:
     channels: int = 0
     peak: np.ndarray | None = None
     spill: IO[bytes] | None = None
-    spilled: list[tuple[int, int]] = field(default_factory=list)  # (channels, frames) per piece
+    spilled: list[tuple[int, int]] = field(default_factory=list)  # (channels, frames)
 
 
-class ClipSink:
-    """Writes piece outputs to the current writer and reports each finished clip.
+class ClipWriter:
+    """Stores finished clips and failed inputs in the part being written.
 
     Parameters
     ----------
     engine : Engine
-    get_writer : returns the writer a clip starting now goes to (the current part)
-    on_done : ``on_done(clip, frames, stored_channels, n_rows)`` when a clip's last piece
-        is stored; the caller then adds the clip's index row to the writer
-    on_failed : ``on_failed(clip, reason)`` for a clip whose features were not finite
+    store : PartStore (its current part receives the rows)
     """
 
-    def __init__(
-        self,
-        engine: Engine,
-        get_writer: Callable[[], FeatureWriter],
-        on_done: Callable[[int, int, int, int], Any],
-        on_failed: Callable[[int, str], Any],
-    ) -> None:
+    def __init__(self, engine: Engine, store: PartStore) -> None:
         self.engine = engine
-        self.get_writer = get_writer
-        self.on_done = on_done
-        self.on_failed = on_failed
-        self.finisher = MfccFinisher(engine) if engine.is_mfcc else None
-        self.state: dict[int, _ClipState] = {}
+        self.store = store
+        self.finisher = MfccFinisher(engine.dct, engine.top_db) if engine.is_mfcc else None
+        self.open: dict[int, _Clip] = {}
 
     @property
     def busy(self) -> bool:
         """True while a clip has some but not all of its rows written."""
-        return bool(self.state)
+        return bool(self.open)
 
-    def __call__(self, piece: Piece, feats: np.ndarray) -> None:
-        """Store one piece's features, shape (channels, frames, *row_shape)."""
-        st = self.state.get(piece.clip)
+    def fail(self, key: str, meta: dict[str, Any], reason: str) -> None:
+        """Record an input that produced no features."""
+        self.store.add_row(key, dict(meta, status="failed", reason=reason, n_rows=0))
+
+    def put(self, key: str, meta: dict[str, Any], piece: Piece, feats: np.ndarray) -> str | None:
+        """Store one piece's features, shape (channels, frames, *computed_row_shape).
+
+        Returns
+        -------
+        None while the clip is unfinished, else ``"ok"`` or ``"failed"`` (not finite)
+        """
+        st = self.open.get(piece.clip)
         if st is None:
-            w = self.get_writer()
-            st = self.state[piece.clip] = _ClipState(mark=w.total_rows, writer=w)
+            w = self.store.writer()
+            st = self.open[piece.clip] = _Clip(key, meta, mark=w.total_rows, writer=w)
         st.channels = feats.shape[0]
         if not st.bad and not np.isfinite(feats).all():
             st.bad = True
@@ -93,25 +126,29 @@ class ClipSink:
         else:
             self._spill(st, feats)
         st.frames += feats.shape[1]
-        if piece.last:
-            if st.spill is not None and not st.bad:
-                self._unspill(st)
-            if st.bad:
-                self.abort(piece.clip)
-                self.on_failed(piece.clip, NONFINITE_REASON)
-                return
-            del self.state[piece.clip]
-            self.on_done(piece.clip, st.frames, st.channels, st.frames * st.channels)
+        if not piece.last:
+            return None
+        if st.spill is not None and not st.bad:
+            self._unspill(st)
+        if st.bad:
+            self.abort(piece.clip)
+            self.fail(key, meta, NONFINITE_REASON)
+            return "failed"
+        del self.open[piece.clip]
+        self.store.add_row(key, dict(meta, status="ok", reason="", frames=st.frames,
+                                     stored_channels=st.channels,
+                                     n_rows=st.frames * st.channels))
+        return "ok"
 
     def abort(self, clip: int) -> None:
         """Forget a clip whose input failed part-way: its stored rows are rolled back."""
-        st = self.state.pop(clip, None)
+        st = self.open.pop(clip, None)
         if st is not None:
             st.writer.rollback(st.mark)
             if st.spill is not None:
                 st.spill.close()
 
-    def _append(self, st: _ClipState, feats: np.ndarray) -> None:
+    def _append(self, st: _Clip, feats: np.ndarray) -> None:
         # (channels, frames, *row) -> (frames * channels, *row), channels fastest
         rows = np.moveaxis(feats, 0, 1)
         try:
@@ -119,7 +156,7 @@ class ClipSink:
         except (OSError, RuntimeError) as e:  # h5py: "Can't flush cache"
             raise OutputError(st.writer.path, e) from None
 
-    def _spill(self, st: _ClipState, db: np.ndarray) -> None:
+    def _spill(self, st: _Clip, db: np.ndarray) -> None:
         if db.shape[1] == 0:
             return
         if st.spill is None:
@@ -129,7 +166,7 @@ class ClipSink:
         st.spill.write(np.ascontiguousarray(db, dtype=np.float32).tobytes())
         st.spilled.append((db.shape[0], db.shape[1]))
 
-    def _unspill(self, st: _ClipState) -> None:
+    def _unspill(self, st: _Clip) -> None:
         assert self.finisher is not None and st.spill is not None and st.peak is not None
         n_mels = self.engine.computed_row_shape[0]
         st.spill.seek(0)

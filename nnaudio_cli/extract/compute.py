@@ -1,33 +1,36 @@
-"""Running a transform on clips frame-exactly, in chunks of frames (no per-clip padding waste).
+"""Stage 4, compute: the transform on packed batches, on the CPU, CUDA or MPS.
 
-For frame-local transforms (``STFT``, ``MelSpectrogram``, ``MFCC``) every output frame ``t``
-depends only on samples ``[t*hop, t*hop + n_fft)`` of the centre-padded signal. The engine
-therefore pads each clip itself, exactly as the core does with ``center=True`` (reflect or
-zero padding of ``n_fft // 2``), and runs a twin of the transform built from the same config
-with ``center=False`` on fixed-size *chunks* of the padded signal (``K`` frames each,
-consecutive chunks overlapping by ``n_fft - hop`` samples). Any mix of clip lengths becomes
-one uniform batch tensor, and a long file is just more chunks: its features equal those of
-the one-piece computation.
+:class:`Engine` builds the transform **once**. For frame-local transforms (STFT, Mel,
+MFCC and the constant-/variable-Q family) it builds the ``center=False`` *twin* of the
+configured transform and computes frame-exact chunks of the centre-padded signal (see
+:mod:`nnaudio_cli.extract.batch`); the configuration stored in the output is the configured
+one (``center`` as asked). ``MFCC``'s ``top_db`` clips relative to the maximum of the whole
+clip, so for MFCC the twin produces unclipped mel decibels and the clip writer applies the
+clip-wide floor and the DCT (:mod:`nnaudio_cli.extract.clips`). Any other transform runs on
+whole clips (``mode == "whole"``; no segmentation of long files).
 
-``MFCC``'s ``top_db`` clips relative to the maximum of the whole clip, so for MFCC the twin
-produces the unclipped mel decibels and :class:`MfccFinisher` applies the clip-wide floor and
-the DCT once the clip is complete (see :mod:`nnaudio_cli.assemble`).
+:class:`DeviceRunner` runs one packed batch per call under ``torch.inference_mode``:
 
-The constant-/variable-Q family (``CQT1992v2``, ``CQT2010v2``, ``VQT``) is frame-local in
-the same way, with ``n_fft`` the kernel span. Any other transform runs on whole clips, batched
-only with clips of identical length (``mode == "whole"``; no segmentation of long files).
+* CPU: computed at once; the result is time-major ``(rows, K, *row_shape)`` float32.
+* CUDA: the batch is staged in pinned memory and copied with ``non_blocking`` on a copy
+  stream, so the copy of batch *i + 1* overlaps the compute of batch *i* (the caller keeps
+  one batch in flight); the result comes back in one pinned device-to-host copy per batch,
+  waited for only when the caller asks for it (no sync per clip). A CUDA out-of-memory
+  error halves the rows per call (one note) and carries on.
+* MPS: complex FFTs are missing there, so the twin is built with ``backend='conv'``.
 """
 
 from __future__ import annotations
 
-import copy
+import inspect
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
 from nnaudio_core import functional as AF
-from nnaudio_core.features import build
+from nnaudio_core.features import TRANSFORMS, build
 
 #: Transforms the chunked, frame-exact path supports: each frame depends only on
 #: ``n_fft`` samples of the centre-padded signal (the constant-/variable-Q family included).
@@ -36,16 +39,23 @@ FRAME_LOCAL = frozenset(
 )
 
 
-def frame_geometry(module: torch.nn.Module) -> tuple[int, bool, str] | None:
-    """``(n_fft, center, pad_mode)`` of the (sub)module that frames the signal, if any."""
+def frame_geometry(module: torch.nn.Module) -> tuple[int, str] | None:
+    """``(n_fft, pad_mode)`` of the (sub)module that frames the signal, if any."""
     for m in module.modules():
         if all(hasattr(m, a) for a in ("n_fft", "center", "pad_mode", "hop_length")):
-            return int(m.n_fft), bool(m.center), str(m.pad_mode)
+            return int(m.n_fft), str(m.pad_mode)
     return None
 
 
+def _defaults(name: str) -> dict[str, Any]:
+    """Default constructor values of a transform class."""
+    sig = inspect.signature(TRANSFORMS[name].__init__)
+    return {k: p.default for k, p in sig.parameters.items()
+            if p.default is not inspect.Parameter.empty}
+
+
 class Engine:
-    """A transform, a ``center=False`` twin of it, and the geometry of its frames.
+    """A transform built once, and the geometry of its frames.
 
     Parameters
     ----------
@@ -55,63 +65,80 @@ class Engine:
 
     Attributes
     ----------
-    transform : the module as configured (the reference; its ``get_config()`` is stored)
+    config : the configured transform's ``get_config()`` (what the output stores)
+    module : the module that computes (the ``center=False`` twin in frame mode), on ``device``
     mode : ``"frames"`` (chunked, frame-exact) or ``"whole"``
-    n_fft, hop, pad : frame geometry (``pad = n_fft // 2`` when ``center`` else 0)
+    n_fft, hop, pad : frame geometry in samples (``pad = n_fft // 2`` when ``center``)
     pad_mode : ``"reflect"`` or ``"constant"``
+    row_shape : shape of one stored frame, ``(n_bins,)`` or ``(n_bins, 2)``
     is_complex : output has a trailing real/imag axis of size 2
-    is_mfcc : output needs :class:`MfccFinisher`
-    n_bins : bins per frame
+    is_mfcc : the clip writer finishes MFCCs (clip-wide ``top_db`` and DCT)
+    frequencies : np.ndarray (n_bins,), Hz per bin
     """
 
     def __init__(self, config: dict[str, Any], device: torch.device) -> None:
         self.device = device
-        self.transform = build(config)
-        self.config = self.transform.get_config()
+        name = str(config.get("transform"))
+        params = dict(config.get("params", {}))
+        defaults = _defaults(name) if name in TRANSFORMS else {}
+        self.is_mfcc = name == "MFCC"
+        frame_local = name in FRAME_LOCAL
+        # what the twin changes, and the configured values the output must record instead
+        restore: dict[str, Any] = {}
+        if frame_local:
+            restore["center"] = params.get("center", defaults.get("center", True))
+            if self.is_mfcc:
+                restore["top_db"] = params.get("top_db", defaults.get("top_db"))
+        if device.type == "mps":
+            restore["backend"] = params.get("backend", defaults.get("backend", "auto"))
+        twin_params = dict(params)
+        for key in restore:
+            twin_params[key] = {"center": False, "top_db": None, "backend": "conv"}[key]
+        module = build({"transform": name, "params": twin_params})
+        self.config = module.get_config()
+        stored = self.config["params"]
+        frame_local = frame_local and "center" in stored
+        stored.update({k: v for k, v in restore.items() if k in stored})
         self.name = self.config["transform"]
-        params = self.config["params"]
-        self.sr = self.transform.sr
-        self.hop = int(self.transform.hop_length)
-        self.is_mfcc = self.name == "MFCC"
-        geometry = frame_geometry(self.transform)
-        if self.name in FRAME_LOCAL and geometry is not None and "center" in params:
+        self.sr = module.sr
+        self.hop = int(module.hop_length)
+        self.frequencies = np.asarray(module.frequencies(), np.float64)
+        self.n_bins = int(len(self.frequencies))
+        geometry = frame_geometry(module)
+        if frame_local and geometry is not None:
             self.mode = "frames"
-            self.n_fft, center, pad_mode = geometry
+            self.n_fft, pad_mode = geometry
+            center = bool(stored.get("center", True))
             self.pad = self.n_fft // 2 if center else 0
             self.pad_mode = pad_mode if center else "constant"
-            twin_cfg = copy.deepcopy(self.config)
-            twin_cfg["params"]["center"] = False
-            if self.is_mfcc:
-                twin_cfg["params"]["top_db"] = None
-            self.twin = build(twin_cfg).to(device).eval()
-            self.top_db = params.get("top_db") if self.is_mfcc else None
+            self.top_db = stored.get("top_db") if self.is_mfcc else None
         else:
             self.mode = "whole"
             self.n_fft = self.pad = 0
             self.pad_mode = "constant"
-            self.twin = copy.deepcopy(self.transform).to(device).eval()
             self.top_db = None
-        self.n_bins = int(len(self.transform.frequencies()))
+        self.module = module.to(device).eval()
         self.row_shape = self._probe_row_shape()
         self.is_complex = self.row_shape[1:] == (2,)
         if self.is_mfcc:
-            self.dct = self.twin.dct.detach().cpu()
-            self.ref = float(params.get("ref", 1.0))
-            self.amin = float(params.get("amin", 1e-10))
+            self.dct = self.module.dct.detach().cpu()
+            self.ref = float(stored.get("ref", 1.0))
+            self.amin = float(stored.get("amin", 1e-10))
 
     @torch.inference_mode()
     def _probe_row_shape(self) -> tuple[int, ...]:
-        """Shape of one stored frame, ``(n_bins,)`` or ``(n_bins, 2)`` (complex or phase
-        pairs), read from the output of the transform on a short silent input."""
-        n = max(self.n_fft, 2 * self.hop, 4096) if self.mode == "frames" else int(self.sr)
-        out = self.transform(torch.zeros(1, n))
+        """Shape of one stored frame, read from the output on a short silent input."""
+        if self.mode == "frames":
+            out = self.module(torch.zeros(1, self.n_fft + self.hop, device=self.device))
+        else:
+            out = self.module(torch.zeros(1, max(int(self.sr), 4096), device=self.device))
         return (int(out.shape[1]),) + tuple(int(s) for s in out.shape[3:])
 
     @property
     def computed_row_shape(self) -> tuple[int, ...]:
         """Shape of one frame as computed (MFCC: the mel decibels, before the DCT)."""
         if self.is_mfcc and self.mode == "frames":
-            return (int(self.twin.melspec.n_mels),)
+            return (int(self.module.melspec.n_mels),)
         return self.row_shape
 
     def n_frames(self, samples: int) -> int:
@@ -126,144 +153,124 @@ class Engine:
             return None
         if self.pad and self.pad_mode == "reflect" and samples <= self.pad:
             return (
-                f"too short: {samples} samples at {self.sr} Hz, center=True with "
+                f"too short: {samples} samples at {self.sr:g} Hz, center=True with "
                 f"pad_mode='reflect' and n_fft={self.n_fft} needs at least {self.pad + 1}"
             )
         if samples + 2 * self.pad < self.n_fft:
             return f"too short: {samples} samples, needs at least {self.n_fft - 2 * self.pad}"
         return None
 
-    @torch.inference_mode()
-    def run_chunks(self, chunks: torch.Tensor) -> torch.Tensor:
-        """Features of frame-aligned chunks.
+    def forward_chunks(self, x: torch.Tensor) -> torch.Tensor:
+        """Time-major features of frame-aligned chunks on the device.
 
         Parameters
         ----------
-        chunks : Tensor (n, n_fft + (K - 1) * hop), on any device
+        x : Tensor (rows, n_fft + (K - 1) * hop), on ``device``
 
         Returns
         -------
-        Tensor (n, bins, K) or (n, bins, K, 2), float32 on the CPU; for MFCC the unclipped
-        mel decibels (n, n_mels, K)
+        Tensor (rows, K, *computed_row_shape), float32, contiguous, on ``device``; for
+        MFCC the unclipped mel decibels
         """
-        x = chunks.to(self.device, non_blocking=True)
         if self.is_mfcc:
-            mel = self.twin.melspec(x)
-            out = AF.power_to_db(mel, self.ref, self.amin, None)
+            out = AF.power_to_db(self.module.melspec(x), self.ref, self.amin, None)
         else:
-            out = self.twin(x)
-        return out.float().cpu()
+            out = self.module(x)
+        return out.transpose(1, 2).float().contiguous()
 
-    @torch.inference_mode()
-    def run_whole(self, clips: torch.Tensor) -> torch.Tensor:
-        """Features of equal-length whole clips ``(n, samples) -> (n, bins, frames[, 2])``."""
-        return self.twin(clips.to(self.device)).float().cpu()
-
-
-def pad_start(x: np.ndarray, pad: int, mode: str) -> np.ndarray:
-    """Left padding of ``x`` (channels, samples) as ``torch.nn.functional.pad`` does it."""
-    if pad == 0:
-        return x[:, :0]
-    if mode == "reflect":
-        return x[:, 1 : pad + 1][:, ::-1]
-    return np.zeros((x.shape[0], pad), dtype=x.dtype)
+    def forward_whole(self, x: torch.Tensor) -> torch.Tensor:
+        """Time-major features of equal-length whole clips ``(n, samples)`` on the device:
+        ``(n, frames, *row_shape)``."""
+        return self.module(x).transpose(1, 2).float().contiguous()
 
 
-def pad_end(tail: np.ndarray, pad: int, mode: str) -> np.ndarray:
-    """Right padding from the last ``pad + 1`` samples ``tail`` (channels, pad + 1)."""
-    if pad == 0:
-        return tail[:, :0]
-    if mode == "reflect":
-        return tail[:, -pad - 1 : -1][:, ::-1]
-    return np.zeros((tail.shape[0], pad), dtype=tail.dtype)
+class _Done:
+    """A result already on the host."""
+
+    def __init__(self, value: np.ndarray) -> None:
+        self.value = value
+
+    def result(self) -> np.ndarray:
+        return self.value
 
 
-class ClipFramer:
-    """Turns a clip, given whole or as consecutive blocks, into frame-aligned padded pieces.
+class _InFlight:
+    """A CUDA result whose device-to-host copy was queued; waits only when asked."""
 
-    Each piece is ``(samples, k)`` with ``samples`` of shape (channels, n_fft + (k-1)*hop): a
-    stretch of the centre-padded signal holding exactly ``k`` whole frames. Consecutive
-    pieces continue where the previous one's frames stopped, so their frames concatenate to
-    the frames of the whole clip.
+    def __init__(self, host: torch.Tensor, event: Any) -> None:
+        self.host = host
+        self.event = event
+
+    def result(self) -> np.ndarray:
+        self.event.synchronize()
+        return self.host.numpy()
+
+
+class DeviceRunner:
+    """Runs packed batches on the engine's device (see the module docstring).
 
     Parameters
     ----------
-    engine : Engine (frame mode)
-    max_frames : most frames per piece (bounds memory for long files)
+    engine : Engine
+    note : called with a one-line message when the batch is split after an out-of-memory
+        error
     """
 
-    def __init__(self, engine: Engine, max_frames: int) -> None:
-        self.n_fft, self.hop, self.pad, self.mode = (
-            engine.n_fft, engine.hop, engine.pad, engine.pad_mode
-        )
-        self.max_frames = max(1, int(max_frames))
-        self.buf: np.ndarray | None = None  # padded samples from the next frame's start
-        self.head: list[np.ndarray] = []  # raw samples before the start padding is known
-        self.tail: np.ndarray | None = None  # last pad + 1 raw samples
-        self.raw = 0
+    def __init__(self, engine: Engine, note: Callable[[str], Any] | None = None) -> None:
+        self.engine = engine
+        self.device = engine.device
+        self.note = note or (lambda msg: None)
+        self.cuda = self.device.type == "cuda"
+        self.copy_stream = torch.cuda.Stream(self.device) if self.cuda else None
+        self.max_rows: int | None = None  # rows per call after an out-of-memory error
 
-    def push(self, x: np.ndarray, last: bool) -> list[tuple[np.ndarray, int]]:
-        """Add the next block (channels, n) of the clip; return the pieces now complete."""
-        self.raw += x.shape[1]
-        keep = self.pad + 1
-        self.tail = x[:, -keep:] if self.tail is None else np.concatenate(
-            [self.tail, x], axis=1
-        )[:, -keep:]
-        if self.buf is None:
-            self.head.append(x)
-            if self.raw < keep and not last:
-                return []
-            raw = np.concatenate(self.head, axis=1) if len(self.head) > 1 else self.head[0]
-            self.head = []
-            self.buf = np.concatenate([pad_start(raw, self.pad, self.mode), raw], axis=1)
-        else:
-            self.buf = np.concatenate([self.buf, x], axis=1)
-        if last:
-            self.buf = np.concatenate([self.buf, pad_end(self.tail, self.pad, self.mode)], axis=1)
-        return self._emit(last)
-
-    def _emit(self, last: bool) -> list[tuple[np.ndarray, int]]:
-        assert self.buf is not None
-        out = []
-        while True:
-            n = self.buf.shape[1]
-            avail = 0 if n < self.n_fft else 1 + (n - self.n_fft) // self.hop
-            if avail == 0 or (not last and avail < self.max_frames):
-                break
-            k = min(avail, self.max_frames)
-            out.append((np.ascontiguousarray(self.buf[:, : self.n_fft + (k - 1) * self.hop]), k))
-            self.buf = self.buf[:, k * self.hop :]
-        if last:
-            self.buf = None
-        return out
-
-
-class MfccFinisher:
-    """Clip-wide ``top_db`` floor and DCT, applied to mel decibels of a finished clip.
-
-    Parameters
-    ----------
-    engine : Engine with ``is_mfcc``
-    """
-
-    def __init__(self, engine: Engine) -> None:
-        self.dct = engine.dct
-        self.top_db = engine.top_db
-
-    def finish(self, db: np.ndarray, peak: np.ndarray) -> np.ndarray:
-        """MFCCs from mel decibels.
+    def submit(self, chunks: np.ndarray, whole: bool = False) -> _Done | _InFlight:
+        """Start computing one batch; ``.result()`` gives its time-major features.
 
         Parameters
         ----------
-        db : np.ndarray, shape (channels, frames, n_mels)
-        peak : np.ndarray, shape (channels,), the clip's maximum decibel value per channel
+        chunks : np.ndarray (rows, samples), float32: packed chunks (frame mode) or
+            equal-length clips (``whole``)
 
         Returns
         -------
-        np.ndarray, shape (channels, frames, n_mfcc), float32
+        an object whose ``result()`` is np.ndarray (rows, K or frames, *row_shape)
         """
-        t = torch.from_numpy(np.require(db, np.float32, ["C", "W"]))
-        if self.top_db is not None:
-            floor = torch.from_numpy(peak.astype(np.float32) - np.float32(self.top_db))
-            t = torch.maximum(t, floor.reshape(-1, 1, 1))
-        return torch.matmul(t, self.dct.T).numpy()
+        fn = self.engine.forward_whole if whole else self.engine.forward_chunks
+        with torch.inference_mode():
+            host = torch.from_numpy(np.ascontiguousarray(chunks, dtype=np.float32))
+            if self.device.type == "cpu":
+                return _Done(self._split(fn, host).numpy())
+            if not self.cuda:  # MPS and others: plain copies
+                return _Done(self._split(fn, host.to(self.device)).cpu().numpy())
+            assert self.copy_stream is not None
+            staged = host.pin_memory()
+            with torch.cuda.stream(self.copy_stream):
+                x = staged.to(self.device, non_blocking=True)
+            compute = torch.cuda.current_stream(self.device)
+            compute.wait_stream(self.copy_stream)
+            x.record_stream(compute)
+            out = self._split(fn, x)
+            back = torch.empty(out.shape, dtype=out.dtype, pin_memory=True)
+            back.copy_(out, non_blocking=True)
+            event = torch.cuda.Event()
+            event.record(compute)
+            return _InFlight(back, event)
+
+    def _split(self, fn: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor) -> torch.Tensor:
+        """``fn(x)``, in pieces of at most ``max_rows`` rows; halves them on CUDA OOM."""
+        rows = x.shape[0]
+        step = self.max_rows or rows
+        if step >= rows:
+            try:
+                return fn(x)
+            except torch.cuda.OutOfMemoryError:
+                if rows <= 1:
+                    raise
+                torch.cuda.empty_cache()
+                self.max_rows = max(1, rows // 2)
+                self.note(f"CUDA out of memory on a batch of {rows} rows; computing "
+                          f"{self.max_rows} rows per call from now on (lower --batch-seconds "
+                          "to avoid this)")
+                return self._split(fn, x)
+        return torch.cat([self._split(fn, x[i : i + step]) for i in range(0, rows, step)])

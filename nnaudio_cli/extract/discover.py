@@ -1,9 +1,15 @@
-"""Finding the audio files of an input folder, in a deterministic order."""
+"""Stage 1, discover: the audio files of an input folder in a deterministic order, and
+their headers (durations for planning batches), read without decoding."""
 
 from __future__ import annotations
 
 import os
+import stat
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
+
+import soundfile as sf
 
 #: File name extensions (lower case) treated as audio; matching is case-insensitive.
 #: Whether a file really is audio is decided by decoding it (soundfile/libsndfile): a file
@@ -50,3 +56,45 @@ def find_audio(root: str | os.PathLike[str]) -> list[str]:
                 out.append((rel_dir / name).as_posix())
     out.sort()
     return out
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a file's header says, read without decoding (for planning batches and shards).
+
+    Attributes
+    ----------
+    sr : original sample rate in Hz (0 when the header could not be read)
+    samples : samples per channel
+    channels : channel count
+    """
+
+    sr: int = 0
+    samples: int = 0
+    channels: int = 0
+
+    @property
+    def duration(self) -> float:
+        """Duration in seconds (0 when unknown)."""
+        return self.samples / self.sr if self.sr else 0.0
+
+
+def read_header(path: str | os.PathLike[str]) -> Header:
+    """The header of one file; an unreadable one gives ``Header()`` (decoding reports why)."""
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # never open a FIFO or device here
+            return Header()
+        with sf.SoundFile(path) as f:
+            return Header(int(f.samplerate), max(int(f.frames), 0), int(f.channels))
+    except Exception:  # noqa: BLE001 - any unreadable input is planned as empty
+        return Header()
+
+
+def read_headers(root: str | os.PathLike[str], keys: list[str], threads: int = 8) -> list[Header]:
+    """Headers of ``root / key`` for every key, in key order (read by a few threads: this
+    is I/O-bound and libsndfile releases the GIL)."""
+    paths = [os.path.join(root, k) for k in keys]
+    if len(paths) < 64:
+        return [read_header(p) for p in paths]
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        return list(pool.map(read_header, paths, chunksize=64))

@@ -1,25 +1,35 @@
-"""The work folder of a run, ``OUTPUT.h5.parts/``: durable progress and ``--resume``.
+"""Stage 5b, parts: the work folder ``OUTPUT.h5.parts/`` — lock, durable progress, checksums.
 
-Progress is committed in *part files*, each a small feature file in the final layout
-(``/features``, ``/index``) holding the inputs finished since the previous part, usually one
-batch. A part is written to ``part-NNNNNN.h5.partial``, closed, fsynced and renamed into
-place (and the folder fsynced), so a killed run loses at most the part being written;
-leftover ``*.partial`` files are deleted on resume. ``manifest.json`` (written the same way
-before the first part) records the settings the features depend on (``resume_hash``).
+* **Lock.** A run holds an exclusive ``fcntl.flock`` on ``OUTPUT.h5.parts/lock`` from start
+  to end, assembly included; the file holds the owner's PID. A second run on the same
+  output stops with one line naming that PID. The kernel drops the lock when its holder
+  dies, so a SIGKILLed run leaves no stale lock.
+* **Parts.** Progress is committed in *part files*, each a small feature file in the final
+  layout (``/features``, ``/index``) holding one batch. A part is written to
+  ``part-NNNNNN.h5.partial``, closed, fsynced and renamed into place (and the folder
+  fsynced), so a killed run loses at most the batch being written.
+* **Checksums.** After the rename, the part's checksum (:class:`~nnaudio_cli.store.
+  ArrayDigest` of its arrays) is appended to ``parts.jsonl`` and fsynced. On ``--resume``
+  and again before assembly every part is read back and checked against its line; a part
+  without a line, unreadable, or with another checksum is deleted and its inputs are
+  computed again. ``manifest.json`` (written before the first part) records the settings
+  the features depend on (``resume_hash``).
 
 On ``--resume`` an input is taken from the newest part that holds it when the source's size
 and modification time still match; changed, missing and never-finished inputs are computed
-again. A complete ``OUTPUT.h5`` made with the same settings counts as a source too (adding
-files to a finished folder only computes the new ones).
+again. A complete ``OUTPUT.h5`` made with the same settings, whose own checksum verifies,
+counts as a source too (adding files to a finished folder only computes the new ones).
 """
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import json
 import os
 import re
 import shutil
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -30,15 +40,20 @@ import numpy as np
 from nnaudio_cli.store import (
     FeatureWriter,
     OutputError,
+    file_digest,
     fsync_path,
     partial_path,
     read_index,
 )
 
 MANIFEST = "manifest.json"
+JOURNAL = "parts.jsonl"
+LOCK = "lock"
 PARTS_FORMAT = "nnaudio-parts"
 _PART_RE = re.compile(r"^part-(\d{6,})\.h5$")
-_OURS_RE = re.compile(r"^(part-\d{6,}\.h5(\.partial)?|manifest\.json(\.partial)?)$")
+_OURS_RE = re.compile(
+    r"^(part-\d{6,}\.h5(\.partial)?|manifest\.json(\.partial)?|parts\.jsonl|lock)$"
+)
 
 
 class ResumeError(ValueError):
@@ -93,13 +108,14 @@ def _is_ours(folder: Path) -> bool:
 
 
 def remove_parts(folder: Path) -> None:
-    """Delete a work folder: part files first, the manifest last (a kill part-way through
-    leaves a folder that :func:`open_parts` still recognises and cleans up)."""
+    """Delete a work folder: part files first, the manifest and the lock last (a kill
+    part-way through leaves a folder that :meth:`PartStore.open` still recognises)."""
     if not folder.exists():
         return
     if not _is_ours(folder):
         raise ResumeError(f"{folder} holds files nnaudio did not write; remove it yourself")
-    for e in sorted(os.scandir(folder), key=lambda e: e.name == MANIFEST):
+    order = {MANIFEST: 1, LOCK: 2}
+    for e in sorted(os.scandir(folder), key=lambda e: order.get(e.name, 0)):
         os.unlink(e.path)
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -120,8 +136,88 @@ def read_sources(path: Path) -> tuple[dict[str, Any], list[tuple[str, Source]]]:
     return attrs, out
 
 
+def verify(path: Path, expected: str | None = None) -> str | None:
+    """Why a part or feature file fails its checksum, or None when it verifies.
+
+    Parameters
+    ----------
+    path : the file
+    expected : the checksum recorded elsewhere (the journal); None: the file's own
+        ``digest`` attribute
+    """
+    try:
+        stored, actual = file_digest(path)
+    except (OSError, KeyError, ValueError) as e:
+        return f"unreadable ({' '.join(str(e).split())[:120]})"
+    want = stored if expected is None else expected
+    if not want:
+        return "no checksum recorded"
+    if actual != want:
+        return "checksum mismatch"
+    return None
+
+
+class WorkLock:
+    """An exclusive ``flock`` on ``FOLDER/lock``, held for the whole run.
+
+    Raises
+    ------
+    ResumeError
+        Another live process holds it (the message names its PID).
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.fd: int | None = None
+
+    def acquire(self) -> None:
+        path = self.folder / LOCK
+        for _ in range(20):  # the folder may be removed by a run that is just finishing
+            try:
+                self.folder.mkdir(exist_ok=True)
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+            except FileNotFoundError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as e:
+                if e.errno not in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
+                    os.close(fd)
+                    raise
+                owner = _read_owner(fd)
+                os.close(fd)
+                raise ResumeError(
+                    f"another nnaudio run{owner} is writing {self.folder.name[:-6]}; wait for "
+                    "it to finish or stop it, then rerun with --resume"
+                ) from None
+            try:  # still the lock file of the folder (not one removed in the meantime)?
+                same = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+                self.fd = fd
+                return
+            os.close(fd)
+        raise ResumeError(f"{self.folder}: cannot take the lock (the folder keeps changing)")
+
+    def release(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)  # closing the descriptor drops the flock
+            self.fd = None
+
+
+def _read_owner(fd: int) -> str:
+    try:
+        pid = os.pread(fd, 32, 0).decode().strip()
+    except (OSError, UnicodeDecodeError):
+        return ""
+    return f" (PID {pid})" if pid.isdigit() else ""
+
+
 class PartStore:
-    """Part files of one run: what is done, the part being written, committing.
+    """Part files of one run: the lock, what is done, the part being written, committing.
 
     Parameters
     ----------
@@ -129,6 +225,8 @@ class PartStore:
     manifest : settings of this run (``resume_hash`` must match on resume)
     row_shape, compression : of the feature rows
     frequencies : Hz per bin (stored in every part)
+    attrs : root attributes of every part
+    note : called with one-line notes (a part dropped after failing its checksum)
     """
 
     def __init__(
@@ -138,51 +236,67 @@ class PartStore:
         row_shape: tuple[int, ...],
         compression: str,
         frequencies: np.ndarray,
+        attrs: dict[str, Any],
+        note: Callable[[str], Any] | None = None,
     ) -> None:
         self.output = Path(output)
         self.folder = parts_dir(self.output)
-        self.manifest = dict(manifest, format=PARTS_FORMAT, version=1)
+        self.manifest = dict(manifest, format=PARTS_FORMAT, version=2)
         self.row_shape = tuple(row_shape)
         self.compression = compression
         self.frequencies = np.asarray(frequencies, np.float64)
+        self.attrs = dict(attrs, resume_hash=self.manifest["resume_hash"])
+        self.note = note or (lambda msg: None)
+        self.lock = WorkLock(self.folder)
         self.sources: dict[str, Source] = {}
+        self.digests: dict[str, str] = {}  # part file name -> checksum from the journal
         self.next_seq = 0
         self.current: FeatureWriter | None = None
         self.pending: list[str] = []  # keys added to the current part
 
     # Starting ----------------------------------------------------------------------
     def open(self, resume: bool, overwrite: bool) -> None:
-        """Create (or, with ``resume``, reopen) the work folder.
+        """Lock the work folder and create (or, with ``resume``, reopen) it.
 
         Raises
         ------
         ResumeError
-            Leftovers of another run without ``--resume``/``--overwrite``, or settings that
-            differ from the interrupted run.
+            Another run holds the folder; leftovers of another run without
+            ``--resume``/``--overwrite``; settings that differ from the interrupted run.
         OutputError
             The folder cannot be created or written.
         """
-        have = self.folder.exists()
+        try:
+            existed = self.folder.exists()
+            self.lock.acquire()
+        except OSError as e:
+            raise OutputError(self.folder, e) from None
+        try:
+            self._open_locked(resume, overwrite, existed)
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _open_locked(self, resume: bool, overwrite: bool, existed: bool) -> None:
+        manifest_path = self.folder / MANIFEST
+        have = existed and manifest_path.is_file()
+        if existed and not have and not _is_ours(self.folder):
+            raise ResumeError(f"{self.folder} holds files nnaudio did not write; remove it "
+                              "yourself")
         if have and not resume:
             if not overwrite:
                 raise ResumeError(
                     f"{self.folder} holds an interrupted run; rerun with --resume to continue "
                     "it or --overwrite to discard it", usage=True,
                 )
-            remove_parts(self.folder)
-            have = False
-        manifest_path = self.folder / MANIFEST
-        if have and not manifest_path.is_file():  # killed while being created or removed
-            remove_parts(self.folder)
-            have = False
         try:
-            if have:
+            if have and resume:
                 self._check_manifest(manifest_path)
-                for e in os.scandir(self.folder):
-                    if e.name.endswith(".partial"):
-                        os.unlink(e.path)  # a part that was being written when killed
-            else:
-                self.folder.mkdir()
+            for e in os.scandir(self.folder):
+                stale = e.name.endswith(".partial") or (not (have and resume) and e.name != LOCK)
+                if stale and _OURS_RE.match(e.name):
+                    os.unlink(e.path)  # a part being written when killed, or a discarded run
+            if not (have and resume):
                 _write_json_atomic(manifest_path, self.manifest)
         except OSError as e:
             raise OutputError(self.folder, e) from None
@@ -201,35 +315,63 @@ class PartStore:
                 "--overwrite to start again"
             )
 
+    def _read_journal(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        try:
+            lines = (self.folder / JOURNAL).read_text(encoding="utf-8").splitlines()
+        except FileNotFoundError:
+            return out
+        except (OSError, UnicodeDecodeError):
+            return out  # every part is then unverified and computed again
+        for line in lines:
+            try:
+                entry = json.loads(line)
+                out[str(entry["part"])] = str(entry["digest"])
+            except (ValueError, KeyError, TypeError):
+                continue  # a line cut short by a kill
+        return out
+
     def load(self, stats: dict[str, tuple[int, float]], previous: Path | None) -> int:
         """Find the finished inputs: ``stats`` maps each current key to (size, mtime).
 
+        Parts that fail their checksum are deleted (their inputs are computed again).
+
         Parameters
         ----------
-        stats : current inputs and their source size and mtime (None: could not stat)
+        stats : current inputs and their source size and mtime
         previous : a complete output file to take unchanged inputs from, or None
 
         Returns
         -------
         int, the number of current inputs that need no computing
         """
+        self.digests = self._read_journal()
         files: list[Path] = []
         if previous is not None:
-            files.append(previous)
+            why = verify(previous)
+            if why is None or why == "no checksum recorded":
+                files.append(previous)
+            else:
+                self.note(f"{previous} failed its checksum ({why}); every input is computed "
+                          "again")
         seqs = []
-        if self.folder.is_dir():
-            for e in os.scandir(self.folder):
-                m = _PART_RE.match(e.name)
-                if m:
-                    seqs.append((int(m.group(1)), Path(e.path)))
+        for e in os.scandir(self.folder):
+            m = _PART_RE.match(e.name)
+            if m:
+                seqs.append((int(m.group(1)), Path(e.path)))
         seqs.sort()
-        files += [p for _, p in seqs]
         self.next_seq = seqs[-1][0] + 1 if seqs else 0
+        for _, path in seqs:
+            why = verify(path, self.digests.get(path.name, ""))
+            if why is not None:
+                self._drop(path, why)
+                continue
+            files.append(path)
         for path in files:
             try:
                 attrs, rows = read_sources(path)
             except (OSError, KeyError, ValueError):
-                continue  # unreadable part: its inputs are computed again
+                continue  # unreadable: its inputs are computed again
             if attrs.get("resume_hash") != self.manifest["resume_hash"]:
                 if path == previous:
                     raise ResumeError(
@@ -244,6 +386,33 @@ class PartStore:
                 elif key in self.sources and path != previous:
                     del self.sources[key]  # changed since: an older copy is stale too
         return len(self.sources)
+
+    def _drop(self, path: Path, why: str) -> None:
+        self.note(f"{path.name} in {self.folder} failed verification ({why}); its inputs are "
+                  "computed again")
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+    def verify_sources(self) -> list[str]:
+        """Check every part that holds a finished input against its checksum; drop the bad
+        ones. Returns the keys that lost their source (to be computed again)."""
+        by_path: dict[Path, list[str]] = {}
+        for key, src in self.sources.items():
+            by_path.setdefault(src.path, []).append(key)
+        lost: list[str] = []
+        for path, keys in by_path.items():
+            expected = None if path == self.output else self.digests.get(path.name, "")
+            why = verify(path, expected)
+            if why is None:
+                continue
+            if path != self.output:
+                self._drop(path, why)
+            for key in keys:
+                del self.sources[key]
+            lost += keys
+        return lost
 
     # Writing -----------------------------------------------------------------------
     def writer(self) -> FeatureWriter:
@@ -264,22 +433,24 @@ class PartStore:
         w.add_row(key=key, **fields)
         self.pending.append(key)
 
-    @property
-    def uncommitted(self) -> int:
-        """Inputs in the part being written."""
-        return len(self.pending)
-
-    def commit(self, attrs: dict[str, Any]) -> None:
-        """Make the current part durable (no-op when it holds no input)."""
+    def commit(self) -> None:
+        """Make the current part durable and record its checksum (no-op when empty)."""
         w = self.current
         if w is None or not w.rows:
             return
         try:
-            w.commit(dict(attrs, resume_hash=self.manifest["resume_hash"]), self.frequencies)
+            w.commit(self.attrs, self.frequencies)
+            line = json.dumps({"part": w.path.name, "digest": w.digest_hex,
+                               "inputs": len(w.rows), "rows": w.committed})
+            with open(self.folder / JOURNAL, "a", encoding="utf-8") as fh:
+                fh.write(line + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
         except (OSError, RuntimeError) as e:  # h5py: "Can't flush cache"
             w.abort(broken=True)
             self.current = None
             raise OutputError(w.path, e) from None
+        self.digests[w.path.name] = w.digest_hex
         start = 0
         for row in w.rows:
             self.sources[row["key"]] = Source(w.path, dict(row), start)
@@ -294,6 +465,10 @@ class PartStore:
             self.current = None
             self.pending = []
 
+    def close(self) -> None:
+        """Release the lock (the folder stays for ``--resume``)."""
+        self.lock.release()
+
     def kept(self, keys: Iterable[str]) -> int:
         """How many of ``keys`` are in committed parts."""
         return sum(1 for k in keys if k in self.sources)
@@ -301,5 +476,5 @@ class PartStore:
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     names = [k for k in ("transform", "config_hash", "segment_samples", "nan_policy",
-                         "keep_channels") if old.get(k) != new.get(k)]
+                         "keep_channels", "batch_samples") if old.get(k) != new.get(k)]
     return "differs: " + ", ".join(names) if names else "different configuration hash"

@@ -1,32 +1,16 @@
-"""The extraction pipeline: worker processes decode while the main process computes.
-
-* Files are taken in sorted order. A :class:`~concurrent.futures.ProcessPoolExecutor` decodes
-  and resamples them (:func:`nnaudio_cli.audio.decode_task`), with a bounded number of files
-  in flight, so decoding overlaps the transform and memory stays bounded.
-* A file longer than ``segment_seconds`` is not decoded by a worker; the main process streams
-  it (a reader thread decodes and resamples block by block into a small queue) and feeds it
-  to the transform in pieces of at most ``segment_seconds``.
-* Pieces are grouped into batches by audio duration (:class:`~nnaudio_cli.batching.Batcher`),
-  computed on the device (each piece on its own, so values do not depend on the batch) and
-  appended to the current part file in input order; a part is committed after each batch
-  (:mod:`nnaudio_cli.parts`) and ``OUTPUT.h5`` is assembled from the parts at the end
-  (:mod:`nnaudio_cli.finalize`). The output depends neither on ``--workers`` nor on
-  ``--batch-seconds`` nor on interruptions and ``--resume``.
-"""
+"""The wiring of the extract stages: :func:`run_extract` and the :class:`Extraction` that owns
+one run's moving parts (see the package docstring for the data flow)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
-import multiprocessing
 import os
 import queue
 import signal
 import threading
 import time
-from collections import deque
-from collections.abc import Iterator
-from concurrent.futures import Future, ProcessPoolExecutor
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,18 +24,19 @@ import torch
 
 import nnaudio_core
 from nnaudio_cli import audio
-from nnaudio_cli.assemble import ClipSink
-from nnaudio_cli.batching import Batcher, Piece
 from nnaudio_cli.config import ExtractConfig, canonical_json
-from nnaudio_cli.discover import find_audio
-from nnaudio_cli.engine import ClipFramer, Engine
-from nnaudio_cli.finalize import assemble
-from nnaudio_cli.parts import PartStore, ResumeError, remove_parts
+from nnaudio_cli.extract.assemble import assemble
+from nnaudio_cli.extract.batch import Batch, ClipFramer, Packed, Piece, pack, plan_batches
+from nnaudio_cli.extract.clips import ClipWriter
+from nnaudio_cli.extract.compute import DeviceRunner, Engine
+from nnaudio_cli.extract.decode import DecodeSettings, Job, make_decoder
+from nnaudio_cli.extract.discover import Header, find_audio, read_headers
+from nnaudio_cli.extract.parts import PartStore, ResumeError, remove_parts
 from nnaudio_cli.progress import Reporter
 from nnaudio_cli.store import LAYOUT_VERSION, OutputError
 
-#: Upper bound on decoded audio waiting in the prefetch queue.
-PREFETCH_BYTES = 512 * 1024 * 1024
+#: Times a part that fails verification before assembly is recomputed before giving up.
+VERIFY_ROUNDS = 3
 
 
 class ExtractError(RuntimeError):
@@ -59,12 +44,17 @@ class ExtractError(RuntimeError):
 
 
 class Interrupted(Exception):
-    """The run was interrupted (SIGINT/SIGTERM); ``kept`` of ``total`` inputs are committed."""
+    """The run was interrupted (SIGINT/SIGTERM); ``kept`` of ``total`` inputs are committed.
 
-    def __init__(self, kept: int, total: int) -> None:
+    ``assembling`` is True when it happened while the output was being assembled (every
+    input is then kept; ``--resume`` only assembles).
+    """
+
+    def __init__(self, kept: int, total: int, assembling: bool = False) -> None:
         super().__init__(f"interrupted; {kept} of {total} inputs kept")
         self.kept = kept
         self.total = total
+        self.assembling = assembling
 
 
 @dataclass
@@ -84,6 +74,7 @@ class ExtractOptions:
     resume: bool = False
     overwrite: bool = False
     nan_policy: str = "reject"
+    note: Callable[[str], Any] = lambda msg: None
 
 
 @dataclass
@@ -104,6 +95,7 @@ class Summary:
     resumed: int = 0
     device: str = "cpu"
     workers: int = 0
+    threads: int = 1
     transform: str = ""
     config_hash: str = ""
 
@@ -128,6 +120,7 @@ class Summary:
             "computed_files": self.files - self.resumed,
             "device": self.device,
             "workers": self.workers,
+            "threads": self.threads,
             "transform": self.transform,
             "config_hash": self.config_hash,
             "exit_code": 3 if self.failed else 0,
@@ -145,32 +138,39 @@ def default_workers() -> int:
     return max(1, min(8, cpu_count() - 1))
 
 
-def default_threads(device: torch.device, workers: int) -> int:
-    """torch CPU threads: the cores the decoders leave free (oversubscription is costly)."""
+def default_threads(device: torch.device) -> int:
+    """torch CPU threads. A function of the machine only, never of ``--workers``: the thread
+    count changes float32 sums, and the same command must give the same bytes whatever
+    ``--workers`` is."""
     if device.type != "cpu":
         return max(1, min(4, cpu_count()))
-    return max(1, cpu_count() - workers)
+    return max(1, cpu_count() - default_workers())
 
 
-def _mp_context() -> multiprocessing.context.BaseContext:
-    # forkserver/spawn: never fork a process that has started torch's thread pools
-    methods = multiprocessing.get_all_start_methods()
-    return multiprocessing.get_context("forkserver" if "forkserver" in methods else "spawn")
+def config_hash(config: dict[str, Any], keep_channels: bool) -> str:
+    """SHA-256 of the stored config JSON, the channel mode and the resampler."""
+    text = canonical_json(
+        {"config": config, "keep_channels": keep_channels, "resampler": resampler_name()}
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
-class _InlineExecutor:
-    """``--workers 0``: decode in the main process (debugging, tiny jobs)."""
-
-    def submit(self, fn: Any, *args: Any) -> Future:
-        fut: Future = Future()
-        fut.set_result(fn(*args))
-        return fut
-
-    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
-        pass
+def resampler_name() -> str:
+    """Description of the resampler stored in the attributes."""
+    return f"soxr {soxr.__version__} quality={audio.SOXR_QUALITY}"
 
 
-def _threaded(it_factory: Any, depth: int = 2) -> Iterator[Any]:
+def resume_hash(chash: str, segment_samples: int, nan_policy: str, batch_samples: int) -> str:
+    """Hash of everything the stored values depend on (checked by ``--resume``): the
+    configuration, the segment length, the NaN policy and the batch plan's size."""
+    text = canonical_json(
+        {"config_hash": chash, "segment_samples": segment_samples, "nan_policy": nan_policy,
+         "batch_samples": batch_samples}
+    )
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _threaded(it_factory: Callable[[], Iterator[Any]], depth: int = 2) -> Iterator[Any]:
     """Run a generator in a background thread, handing items over through a bounded queue."""
     q: queue.Queue = queue.Queue(maxsize=depth)
     done = object()
@@ -193,17 +193,217 @@ def _threaded(it_factory: Any, depth: int = 2) -> Iterator[Any]:
         yield item
 
 
-def config_hash(config: dict[str, Any], keep_channels: bool) -> str:
-    """SHA-256 of the stored config JSON, the channel mode and the resampler."""
-    text = canonical_json(
-        {"config": config, "keep_channels": keep_channels, "resampler": resampler_name()}
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
+def _meta(info: audio.SourceInfo) -> dict[str, Any]:
+    return {
+        "sr": float(info.sr),
+        "samples": int(info.samples),
+        "channels": int(info.channels),
+        "duration": float(info.duration),
+        "size": int(info.size),
+        "mtime": float(info.mtime),
+    }
 
 
-def resampler_name() -> str:
-    """Description of the resampler stored in the attributes."""
-    return f"soxr {soxr.__version__} quality={audio.SOXR_QUALITY}"
+def _stat_all(root: Path, keys: list[str]) -> dict[str, tuple[int, float]]:
+    out: dict[str, tuple[int, float]] = {}
+    for k in keys:
+        try:
+            st = os.stat(root / k)
+        except OSError:
+            continue
+        out[k] = (int(st.st_size), float(st.st_mtime))
+    return out
+
+
+@dataclass
+class _Item:
+    """One input of a batch on its way through compute: failed, or its pieces."""
+
+    clip: int
+    meta: dict[str, Any]
+    reason: str = ""
+    pieces: list[Piece] = field(default_factory=list)
+
+
+@dataclass
+class _Submitted:
+    """A batch whose transform was started; ``outputs()`` waits for it."""
+
+    items: list[_Item]
+    packed: list[Packed]
+    handles: list[Any]
+    whole: bool
+
+    def outputs(self, engine: Engine) -> list[np.ndarray]:
+        """Per-piece features (channels, frames, *computed_row_shape), in piece order."""
+        out: list[np.ndarray] = []
+        for packed, handle in zip(self.packed, self.handles, strict=True):
+            if handle is None:  # nothing to compute (pieces without frames)
+                out += [np.zeros((p.samples.shape[0], 0) + engine.computed_row_shape,
+                                 np.float32) for p in packed.pieces]
+            elif self.whole:
+                out.append(handle.result())
+            else:
+                out += packed.unpack(handle.result())
+        return out
+
+
+class Extraction:
+    """One run's stages wired together: decoder, framing, device, clip writer, parts.
+
+    Batches are computed in plan order with one batch in flight: batch *i + 1* is decoded,
+    packed and submitted before the outputs of batch *i* are stored, so on a GPU the
+    host-side work overlaps the device. Every batch is committed as one part.
+    """
+
+    def __init__(self, opts: ExtractOptions, engine: Engine, keys: list[str],
+                 headers: list[Header], store: PartStore, decoder: Any, reporter: Reporter,
+                 summary: Summary, segment_samples: int, batch_samples: int) -> None:
+        self.opts = opts
+        self.engine = engine
+        self.keys = keys
+        self.headers = headers
+        self.store = store
+        self.decoder = decoder
+        self.reporter = reporter
+        self.summary = summary
+        self.clips = ClipWriter(engine, store)
+        self.runner = DeviceRunner(engine, opts.note)
+        self.max_frames = max(1, segment_samples // engine.hop)
+        self.batch_samples = batch_samples
+        self.settings = DecodeSettings(engine.sr, opts.mono, opts.nan_policy)
+
+    # -- driving ----------------------------------------------------------------------
+    def run(self, batches: list[Batch]) -> None:
+        """Compute and commit ``batches`` (each restricted to the inputs still to do)."""
+        jobs = [self._job(i) for b in batches if not b.streamed for i in b.clips]
+        budget = min(max(2 * 4 * self.batch_samples, 64 << 20), 512 << 20)  # ~2 batches
+        results = self.decoder.decode(jobs, self.settings, budget=budget)
+        pending: _Submitted | None = None
+        for batch in batches:
+            if batch.streamed:
+                self._store(pending)
+                pending = None
+                self._stream(batch.clips[0])
+                continue
+            items = [self._item(*next(results)) for _ in batch.clips]
+            submitted = self._submit(items)
+            self._store(pending)
+            pending = submitted
+        self._store(pending)
+
+    def _job(self, i: int) -> Job:
+        h = self.headers[i]
+        channels = 1 if self.opts.mono else max(h.channels, 1)
+        n = audio.resampled_length(h.samples, h.sr or self.engine.sr, self.engine.sr)
+        return Job(i, str(self.opts.input_dir / self.keys[i]), self.keys[i], 4 * n * channels)
+
+    def _item(self, job: Job, res: audio.DecodeResult) -> _Item:
+        item = _Item(job.clip, _meta(res.info))
+        if res.status != "ok" or res.audio is None:
+            item.reason = res.reason or "could not be decoded"
+            return item
+        why = self.engine.check_length(res.audio.shape[1])
+        if why:
+            item.reason = why
+            return item
+        item.pieces = self._pieces(job.clip, res.audio, True, None)
+        return item
+
+    def _pieces(self, clip: int, x: np.ndarray, last: bool,
+                framer: ClipFramer | None) -> list[Piece]:
+        eng = self.engine
+        if eng.mode != "frames":
+            return [Piece(clip, x, 0, True)]
+        if framer is None:
+            framer = ClipFramer(eng.n_fft, eng.hop, eng.pad, eng.pad_mode, self.max_frames)
+        cut = framer.push(x, last)
+        if last and not cut:  # nothing left to compute: close the clip explicitly
+            cut = [(x[:, :0], 0)]
+        return [Piece(clip, s, k, last and j == len(cut) - 1) for j, (s, k) in enumerate(cut)]
+
+    # -- compute ------------------------------------------------------------------------
+    def _submit(self, items: list[_Item]) -> _Submitted:
+        eng = self.engine
+        pieces = [p for it in items for p in it.pieces]
+        t0 = time.perf_counter()
+        if eng.mode == "frames":
+            packs = [pack(pieces, eng.n_fft, eng.hop)] if pieces else []
+            handles = [self.runner.submit(p.chunks) if p.chunks.shape[0] else None
+                       for p in packs]
+        else:  # whole clips, one call each
+            packs = [Packed(p.samples, 0, [p], [p.samples.shape[0]]) for p in pieces]
+            handles = [self.runner.submit(p.samples, whole=True) for p in pieces]
+        self.summary.compute_seconds += time.perf_counter() - t0
+        self.summary.batches += 1
+        return _Submitted(items, packs, handles, whole=eng.mode != "frames")
+
+    def _store(self, sub: _Submitted | None) -> None:
+        """Wait for a submitted batch, store its clips in order and commit the part."""
+        if sub is None:
+            return
+        t0 = time.perf_counter()
+        outs = iter(sub.outputs(self.engine))
+        self.summary.compute_seconds += time.perf_counter() - t0
+        for item in sub.items:
+            key = self.keys[item.clip]
+            if not item.pieces:
+                self.clips.fail(key, item.meta, item.reason)
+                self.reporter.advance(0.0, failed=True)
+                continue
+            status = None
+            for piece in item.pieces:
+                status = self.clips.put(key, item.meta, piece, next(outs))
+            self.reporter.advance(item.meta["duration"] if status == "ok" else 0.0,
+                                  failed=status != "ok")
+        self.store.commit()
+
+    def _stream(self, i: int) -> None:
+        """A long input: decode block by block, compute segment by segment, one part."""
+        key = self.keys[i]
+        path = str(self.opts.input_dir / key)
+        probe = audio.decode_task(path, key, self.engine.sr, self.opts.mono, 0,
+                                  self.opts.nan_policy)  # stat and header only
+        info = probe.info
+        if probe.status == "failed":
+            self.clips.fail(key, _meta(info), probe.reason)
+            self.reporter.advance(0.0, failed=True)
+            self.store.commit()
+            return
+        self.summary.streamed += 1
+        framer = ClipFramer(self.engine.n_fft, self.engine.hop, self.engine.pad,
+                            self.engine.pad_mode, self.max_frames)
+        pending: _Submitted | None = None
+        status = None
+        try:
+            blocks = _threaded(lambda: audio.stream_file(
+                path, info, self.engine.sr, self.opts.mono, nan_policy=self.opts.nan_policy))
+            for x, last in blocks:
+                item = _Item(i, {}, pieces=self._pieces(i, x, last, framer))
+                submitted = self._submit([item])
+                status = self._put_all(pending, _meta(info))
+                pending = submitted
+            status = self._put_all(pending, _meta(info))  # the stream has ended: final meta
+        except OutputError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a broken file is a failed row
+            self.clips.abort(i)
+            self.clips.fail(key, _meta(info), audio.one_line(e))
+            status = "failed"
+        self.reporter.advance(info.duration if status == "ok" else 0.0, failed=status != "ok")
+        self.store.commit()
+
+    def _put_all(self, sub: _Submitted | None, meta: dict[str, Any]) -> str | None:
+        """Store the pieces of a streamed input's segment (``meta``: its index fields as
+        known now; complete once the stream has ended)."""
+        if sub is None:
+            return None
+        status = None
+        outs = iter(sub.outputs(self.engine))
+        for item in sub.items:
+            for piece in item.pieces:
+                status = self.clips.put(self.keys[item.clip], meta, piece, next(outs))
+        return status
 
 
 def _root_attrs(opts: ExtractOptions, engine: Engine, summary: Summary) -> dict[str, Any]:
@@ -238,25 +438,6 @@ def _root_attrs(opts: ExtractOptions, engine: Engine, summary: Summary) -> dict[
     }
 
 
-def resume_hash(chash: str, segment_samples: int, nan_policy: str) -> str:
-    """Hash of everything the stored values depend on (checked by ``--resume``)."""
-    text = canonical_json(
-        {"config_hash": chash, "segment_samples": segment_samples, "nan_policy": nan_policy}
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _stat_all(root: Path, keys: list[str]) -> dict[str, tuple[int, float]]:
-    out: dict[str, tuple[int, float]] = {}
-    for k in keys:
-        try:
-            st = os.stat(root / k)
-        except OSError:
-            continue
-        out[k] = (int(st.st_size), float(st.st_mtime))
-    return out
-
-
 def _summarise(summary: Summary, keys: list[str], store: PartStore) -> None:
     """Counts over every input (computed now or taken from earlier parts)."""
     summary.ok = summary.failed = summary.frames = 0
@@ -273,11 +454,18 @@ def _summarise(summary: Summary, keys: list[str], store: PartStore) -> None:
             summary.failures.append({"key": k, "reason": str(row.get("reason", ""))})
 
 
+def _todo(plan: list[Batch], keys: list[str], store: PartStore) -> list[Batch]:
+    """The plan restricted to inputs without a committed source (empty batches dropped)."""
+    out = []
+    for b in plan:
+        left = tuple(i for i in b.clips if keys[i] not in store.sources)
+        if left:
+            out.append(Batch(left, b.streamed))
+    return out
+
+
 def run_extract(opts: ExtractOptions, reporter: Reporter) -> Summary:
     """Extract features of every audio file under ``opts.input_dir`` into ``opts.output``.
-
-    Progress is committed to part files in ``OUTPUT.parts/`` (:mod:`nnaudio_cli.parts`);
-    the output is assembled from them at the end (:mod:`nnaudio_cli.finalize`).
 
     Returns
     -------
@@ -290,7 +478,8 @@ def run_extract(opts: ExtractOptions, reporter: Reporter) -> Summary:
     Interrupted
         SIGINT/SIGTERM: committed parts are kept for ``--resume``.
     ResumeError
-        Leftovers of an earlier run, or ``--resume`` with different settings.
+        Another run holds the output, leftovers of an earlier run, or ``--resume`` with
+        different settings.
     nnaudio_core.ParameterError
         The transform rejected its parameters.
     """
@@ -301,219 +490,92 @@ def run_extract(opts: ExtractOptions, reporter: Reporter) -> Summary:
             f"no audio files under {opts.input_dir} "
             "(looked for .wav .flac .ogg .oga .opus .mp3 .aiff .aif .au .caf ...)"
         )
+    decoder = make_decoder(opts.workers)  # workers start while the kernels are built
+    try:
+        return _run(opts, reporter, keys, decoder, t_start)
+    finally:
+        decoder.close()
+
+
+def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any,
+         t_start: float) -> Summary:
     engine = Engine(opts.config.as_core_config(), opts.device)
-    keep = not opts.mono
+    sr = engine.sr
+    headers = read_headers(opts.input_dir, keys)
+    stored_channels = [1 if opts.mono else max(h.channels, 1) for h in headers]
+    costs = [audio.resampled_length(h.samples, h.sr or sr, sr) * c
+             for h, c in zip(headers, stored_channels, strict=True)]
+    batch_samples = max(1, int(opts.batch_seconds * sr))
     seg_seconds = opts.segment_seconds or opts.batch_seconds
-    seg_samples = max(int(seg_seconds * engine.sr), engine.n_fft + engine.hop, 1)
+    seg_samples = max(int(seg_seconds * sr), engine.n_fft + engine.hop, 1)
+    plan = plan_batches(costs, batch_samples, seg_samples)
+    keep = not opts.mono
     chash = config_hash(engine.config, keep)
-    rhash = resume_hash(chash, seg_samples, opts.nan_policy)
-    summary = Summary(
-        output=str(opts.output),
-        files=len(keys),
-        device=str(opts.device),
-        workers=opts.workers,
-        transform=engine.name,
-        config_hash=chash,
-    )
+    rhash = resume_hash(chash, seg_samples, opts.nan_policy, batch_samples)
+    summary = Summary(output=str(opts.output), files=len(keys), device=str(opts.device),
+                      workers=opts.workers, threads=torch.get_num_threads(),
+                      transform=engine.name, config_hash=chash)
     manifest = {
         "resume_hash": rhash, "config_hash": chash, "transform": engine.name,
         "segment_samples": seg_samples, "nan_policy": opts.nan_policy, "keep_channels": keep,
+        "batch_samples": batch_samples,
     }
-    freqs = engine.transform.frequencies()
-    store = PartStore(opts.output, manifest, engine.row_shape, opts.compression, freqs)
-    store.open(opts.resume, opts.overwrite)
-    if opts.resume:
-        previous = opts.output if opts.output.is_file() else None
-        summary.resumed = store.load(_stat_all(opts.input_dir, keys), previous)
     part_attrs = {"layout_version": LAYOUT_VERSION, "config_hash": chash,
                   "transform": engine.name}
-    todo = [i for i, k in enumerate(keys) if k not in store.sources]
+    store = PartStore(opts.output, manifest, engine.row_shape, opts.compression,
+                      engine.frequencies, part_attrs, opts.note)
+    store.open(opts.resume, opts.overwrite)
     try:
-        _run(opts, engine, keys, todo, store, part_attrs, summary, reporter, seg_samples)
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt this
-        store.abort()
-        raise Interrupted(store.kept(keys), len(keys)) from None
-    except OutputError as e:
-        store.abort(broken=True)
-        raise ExtractError(
-            f"{e}; {store.kept(keys)} of {len(keys)} inputs are kept in {store.folder}/; "
-            "free space (or make it writable) and rerun with --resume"
-        ) from None
-    _summarise(summary, keys, store)
-    summary.wall_seconds = time.perf_counter() - t_start
-    attrs = _root_attrs(opts, engine, summary)
-    attrs.update(resume_hash=rhash, segment_samples=seg_samples, nan_policy=opts.nan_policy)
-    try:
-        assemble(opts.output, keys, store.sources, engine.row_shape, opts.compression, attrs,
-                 freqs)
-    except OutputError as e:
-        raise ExtractError(
-            f"{e}; all {len(keys)} inputs are kept in {store.folder}/; free space (or make "
-            "it writable) and rerun with --resume"
-        ) from None
-    try:
-        remove_parts(store.folder)
-    except (OSError, ResumeError):
-        pass  # the output is complete; a leftover work folder is harmless
+        if opts.resume:
+            previous = opts.output if opts.output.is_file() else None
+            summary.resumed = store.load(_stat_all(opts.input_dir, keys), previous)
+        extraction = Extraction(opts, engine, keys, headers, store, decoder, reporter, summary,
+                                seg_samples, batch_samples)
+        todo = _todo(plan, keys, store)
+        reporter.start(sum(len(b.clips) for b in todo))
+        try:
+            for _ in range(VERIFY_ROUNDS):
+                extraction.run(todo)
+                lost = store.verify_sources()
+                if not lost:
+                    break
+                todo = _todo(plan, keys, store)
+            else:
+                raise ExtractError(f"parts in {store.folder} keep failing verification; the "
+                                   "disk may be faulty")
+        except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt
+            store.abort()
+            raise Interrupted(store.kept(keys), len(keys)) from None
+        except OutputError as e:
+            store.abort(broken=True)
+            raise ExtractError(
+                f"{e}; {store.kept(keys)} of {len(keys)} inputs are kept in {store.folder}/; "
+                "free space (or make it writable) and rerun with --resume"
+            ) from None
+        finally:
+            reporter.finish()
+        _summarise(summary, keys, store)
+        summary.wall_seconds = time.perf_counter() - t_start
+        attrs = _root_attrs(opts, engine, summary)
+        attrs.update(resume_hash=rhash, segment_samples=seg_samples,
+                     nan_policy=opts.nan_policy, batch_samples=batch_samples)
+        try:
+            assemble(opts.output, keys, store.sources, engine.row_shape, opts.compression,
+                     attrs, engine.frequencies)
+        except KeyboardInterrupt:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            raise Interrupted(len(keys), len(keys), assembling=True) from None
+        except OutputError as e:
+            raise ExtractError(
+                f"{e}; all {len(keys)} inputs are kept in {store.folder}/; free space (or make "
+                "it writable) and rerun with --resume"
+            ) from None
+        try:
+            remove_parts(store.folder)
+        except (OSError, ResumeError):
+            pass  # the output is complete; a leftover work folder is harmless
+    finally:
+        store.close()
     summary.wall_seconds = time.perf_counter() - t_start
     return summary
-
-
-def _stop_workers(executor: Any) -> None:
-    """End decoder processes at once (on interrupt): no waiting for running tasks."""
-    procs = list((getattr(executor, "_processes", None) or {}).values())
-    for proc in procs:
-        try:
-            proc.terminate()
-        except Exception:  # noqa: BLE001 - already gone
-            pass
-    for proc in procs:
-        proc.join(timeout=2)
-    executor.shutdown(wait=True, cancel_futures=True)
-
-
-def _run(
-    opts: ExtractOptions,
-    engine: Engine,
-    keys: list[str],
-    todo: list[int],
-    store: PartStore,
-    part_attrs: dict[str, Any],
-    summary: Summary,
-    reporter: Reporter,
-    seg_samples: int,
-) -> None:
-    sr = engine.sr
-    max_frames = max(1, seg_samples // engine.hop)
-    meta: dict[int, dict[str, Any]] = {}
-
-    def on_done(clip: int, frames: int, channels: int, n_rows: int) -> None:
-        m = meta.pop(clip)
-        store.add_row(keys[clip], dict(m, status="ok", reason="", frames=frames,
-                                       stored_channels=channels, n_rows=n_rows))
-        reporter.advance(m["duration"])
-
-    def fail_row(i: int, reason: str) -> None:
-        m = meta.pop(i, None) or {}
-        store.add_row(keys[i], dict(m, status="failed", reason=reason, n_rows=0))
-        reporter.advance(0.0, failed=True)
-        if store.uncommitted >= 256 and not sink.busy:
-            store.commit(part_attrs)
-
-    def fail(i: int, info: audio.SourceInfo, reason: str) -> None:
-        meta[i] = _meta(info)
-        fail_row(i, reason)
-
-    def after_flush() -> None:
-        if not sink.busy:
-            store.commit(part_attrs)
-
-    sink = ClipSink(engine, store.writer, on_done, fail_row)
-    batcher = Batcher(engine, opts.batch_seconds, sink, after_flush)
-
-    def feed(i: int, blocks: Iterator[tuple[np.ndarray, bool]]) -> None:
-        framer = ClipFramer(engine, max_frames) if engine.mode == "frames" else None
-        whole: list[np.ndarray] = []
-        for x, last in blocks:
-            if framer is None:
-                whole.append(x)
-                if last:
-                    batcher.add(Piece(i, np.concatenate(whole, axis=1), 0, True))
-                continue
-            pieces = framer.push(x, last)
-            if last and not pieces:  # nothing left to compute: close the clip explicitly
-                pieces = [(x[:, :0], 0)]
-            for j, (samples, k) in enumerate(pieces):
-                batcher.add(Piece(i, samples, k, last and j == len(pieces) - 1))
-
-    executor: Any
-    if opts.workers > 0:
-        executor = ProcessPoolExecutor(max_workers=opts.workers, mp_context=_mp_context(),
-                                       initializer=audio.ignore_interrupts,
-                                       initargs=(os.getpid(),))
-    else:
-        executor = _InlineExecutor()
-    # decode ahead: about two batches of files, at most PREFETCH_BYTES of decoded audio
-    min_window = max(4, 4 * opts.workers)
-    window = min_window
-    decoded_bytes = decoded_files = 0
-    in_flight: deque[Future] = deque()
-    nxt = 0
-    reporter.start(len(todo))
-    clean = False
-    try:
-        for pos in range(len(todo)):
-            while nxt < len(todo) and len(in_flight) < window:
-                k = keys[todo[nxt]]
-                in_flight.append(executor.submit(
-                    audio.decode_task, str(opts.input_dir / k), k, sr, opts.mono, seg_samples,
-                    opts.nan_policy,
-                ))
-                nxt += 1
-            i = todo[pos]
-            res: audio.DecodeResult = in_flight.popleft().result()
-            info = res.info
-            if res.audio is not None:
-                decoded_bytes += res.audio.nbytes
-                decoded_files += 1
-                per_file = max(decoded_bytes / decoded_files, 1.0)
-                per_batch = opts.batch_seconds * sr * 4 / per_file
-                window = int(min(max(min_window, 2 * per_batch), PREFETCH_BYTES / per_file, 1024))
-                window = max(window, 2)
-            if res.status == "failed":
-                fail(i, info, res.reason)
-                continue
-            if res.status == "ok":
-                assert res.audio is not None
-                why = engine.check_length(res.audio.shape[1])
-                if why:
-                    fail(i, info, why)
-                    continue
-                meta[i] = _meta(info)
-                feed(i, iter([(res.audio, True)]))
-                continue
-            # long file: commit what is finished, then stream it here, block by block
-            batcher.flush()
-            summary.streamed += 1
-            path = str(opts.input_dir / keys[i])
-            meta[i] = _meta(info)
-            try:
-                blocks = _threaded(
-                    lambda p=path, inf=info: audio.stream_file(
-                        p, inf, sr, opts.mono, nan_policy=opts.nan_policy
-                    )
-                )
-                feed(i, blocks)
-            except OutputError:
-                raise
-            except Exception as e:  # noqa: BLE001 - a broken file is a failed row
-                batcher.flush()
-                sink.abort(i)
-                meta.pop(i, None)
-                fail(i, info, audio.one_line(e))
-                continue
-        batcher.flush()
-        store.commit(part_attrs)
-        clean = True
-    finally:
-        for fut in in_flight:
-            fut.cancel()
-        if clean:
-            executor.shutdown(wait=True, cancel_futures=True)
-        else:
-            _stop_workers(executor)
-        reporter.finish()
-    summary.batches = batcher.batches
-    summary.compute_seconds = batcher.compute_seconds
-
-
-def _meta(info: audio.SourceInfo) -> dict[str, Any]:
-    return {
-        "sr": float(info.sr),
-        "samples": int(info.samples),
-        "channels": int(info.channels),
-        "duration": float(info.duration),
-        "size": int(info.size),
-        "mtime": float(info.mtime),
-    }

@@ -1,0 +1,61 @@
+"""The decoder process: ``python -m nnaudio_cli.extract.worker RESULT_FD``.
+
+Reads decode tasks from stdin and writes results to the file descriptor ``RESULT_FD``, both
+as length-prefixed pickles (:func:`send`, :func:`receive`). It imports numpy, soundfile and
+soxr (through :mod:`nnaudio_cli.audio`), never torch, so it starts in a fraction of a second.
+It ignores SIGINT (Ctrl-C reaches the whole process group; the main process ends the
+workers) and exits when stdin closes, so a main process that dies, even by SIGKILL, leaves
+no worker behind.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import struct
+import sys
+from typing import IO, Any
+
+_HEAD = struct.Struct("<Q")
+
+
+def send(fd: int, obj: Any) -> None:
+    """Write one message to a file descriptor (all of it)."""
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    view = memoryview(_HEAD.pack(len(data)) + data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def receive(stream: IO[bytes]) -> Any:
+    """Read one message from a binary stream; None at end of stream."""
+    head = stream.read(_HEAD.size)
+    if len(head) < _HEAD.size:
+        return None
+    (n,) = _HEAD.unpack(head)
+    body = stream.read(n)
+    if len(body) < n:
+        return None
+    return pickle.loads(body)
+
+
+def main() -> None:
+    """Serve decode tasks ``(seq, args)`` with :func:`nnaudio_cli.audio.decode_task`."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    out_fd = int(sys.argv[1])
+    from nnaudio_cli.audio import decode_task
+
+    while True:
+        task = receive(sys.stdin.buffer)
+        if task is None:
+            return
+        seq, args = task
+        try:
+            send(out_fd, (seq, decode_task(*args)))
+        except BrokenPipeError:
+            return
+
+
+if __name__ == "__main__":
+    main()
