@@ -234,11 +234,6 @@ def test_disk_full_then_resume(data, tmpfs):
     assert_same(clean, out)
 
 
-@pytest.mark.skip(
-    reason="known bug: after the output tmpfs is remounted read-only mid-run, extract can hang "
-    "(seen: no exit within 120 s) instead of failing with one line; the full-disk test covers "
-    "the ENOSPC path meanwhile"
-)
 def test_read_only_mid_run_then_resume(data, tmpfs):
     src, clean, _ = data
     subprocess.run(["mount", "-o", "remount,size=64m", str(tmpfs)], check=True)

@@ -11,12 +11,10 @@ import torch
 
 from nnaudio_cli import audio, config
 from nnaudio_cli.extract.batch import (
-    Batch,
     ClipFramer,
     Piece,
     choose_chunk_frames,
     pack,
-    plan_batches,
 )
 from nnaudio_cli.extract.compute import DeviceRunner, Engine
 from nnaudio_cli.extract.discover import find_audio

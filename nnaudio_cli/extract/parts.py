@@ -175,7 +175,9 @@ class WorkLock:
         for _ in range(20):  # the folder may be removed by a run that is just finishing
             try:
                 self.folder.mkdir(exist_ok=True)
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+                # read-only: a descriptor open for writing would keep the file system
+                # from being remounted read-only (the PID is written through another one)
+                fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
             except FileNotFoundError:
                 continue
             try:
@@ -195,9 +197,13 @@ class WorkLock:
             except FileNotFoundError:
                 same = False
             if same:
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
                 self.fd = fd
+                try:
+                    with open(path, "w", encoding="ascii") as fh:
+                        fh.write(f"{os.getpid()}\n")
+                except OSError:
+                    self.release()
+                    raise
                 return
             os.close(fd)
         raise ResumeError(f"{self.folder}: cannot take the lock (the folder keeps changing)")
