@@ -29,17 +29,11 @@ one CQT, so its ``cqt2010v2`` row repeats the ``cqt1992v2`` measurement (``share
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from importlib.util import find_spec
 from pathlib import Path
@@ -136,7 +130,7 @@ def clips_from_folder(
     import soundfile as sf
 
     from nnaudio_cli.audio import prepare
-    from nnaudio_cli.discover import find_audio
+    from nnaudio_cli.extract.discover import find_audio
 
     keys = find_audio(root)
     rows: list[np.ndarray] = []
@@ -536,152 +530,6 @@ def write_wavs(clips: np.ndarray, sr: float, folder: Path) -> None:
         sf.write(folder / f"clip_{i:05d}.wav", y, int(round(sr)), subtype="PCM_16")
 
 
-def _decode_all(paths: list[str], sr: float, workers: int) -> tuple[float, int, float]:
-    """Decode + mono + soxr-resample every file in ``workers`` processes (0: inline), as
-    ``nnaudio extract``'s workers do. Returns (wall seconds, files ok, audio seconds)."""
-    from nnaudio_cli.audio import decode_task
-    from nnaudio_cli.pipeline import _mp_context
-
-    never_long = 1 << 62
-    t0 = time.perf_counter()
-    ok, audio_s = 0, 0.0
-    if workers == 0:
-        results = (decode_task(p, p, sr, True, never_long) for p in paths)
-        for r in results:
-            if r.status == "ok":
-                ok += 1
-                audio_s += r.audio.shape[-1] / sr
-    else:
-        with ProcessPoolExecutor(workers, mp_context=_mp_context()) as ex:
-            futures = [ex.submit(decode_task, p, p, sr, True, never_long) for p in paths]
-            for f in futures:
-                r = f.result()
-                if r.status == "ok":
-                    ok += 1
-                    audio_s += r.audio.shape[-1] / sr
-    return time.perf_counter() - t0, ok, audio_s
-
-
-def _extract_args(transform: str, sr: float) -> list[str]:
-    sets = {
-        "stft": ["n_fft=2048", "hop_length=512", 'output_format="Magnitude"'],
-        "mel": ["n_fft=2048", "hop_length=512", "n_mels=128"],
-        "mfcc": ["n_fft=2048", "hop_length=512", "n_mels=128", "n_mfcc=20"],
-        "cqt1992v2": ["hop_length=512", "fmin=32.70", "n_bins=84"],
-        "cqt2010v2": ["hop_length=512", "fmin=32.70", "n_bins=84"],
-        "vqt": ["hop_length=512", "fmin=32.70", "n_bins=84", f"gamma={VQT_GAMMA}"],
-    }[transform]
-    args = ["--transform", TRANSFORMS[transform], "--sr", f"{sr:g}"]
-    for s in sets:
-        args += ["--set", s]
-    return args
-
-
-def _run_extract(
-    folder: Path, out: Path, transform: str, sr: float, workers: int, device: str,
-    threads: int | None,
-) -> tuple[float, dict[str, Any]]:
-    """``nnaudio extract`` in a subprocess (the real command); (process wall, its JSON)."""
-    cmd = [sys.executable, "-m", "nnaudio_cli", "extract", str(folder), str(out),
-           *_extract_args(transform, sr), "--workers", str(workers), "--device", device,
-           "--overwrite", "--json", "--quiet"]
-    if threads:
-        cmd += ["--threads", str(threads)]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    if proc.returncode not in (0, 3):
-        last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise BenchmarkError(f"nnaudio extract failed (exit {proc.returncode}): {last}")
-    return wall, json.loads(proc.stdout)
-
-
-def run_pipeline(
-    folder: Path | None,
-    synth: Callable[[], np.ndarray],
-    transforms: list[str],
-    sr: float,
-    workers: int,
-    device: str,
-    threads: int | None,
-    repeat: int,
-    log: Callable[[str], None],
-) -> dict[str, Any]:
-    """Time ``nnaudio extract`` over a folder against the decode-only ceiling.
-
-    ``ratio = extract wall seconds / decode-only wall seconds`` (medians; the extract time
-    is the command's own ``wall_seconds``, which excludes interpreter start-up; 1.0 means
-    extraction costs nothing beyond decoding and resampling).
-    """
-    from nnaudio_cli.discover import find_audio
-
-    tmp = Path(tempfile.mkdtemp(prefix="nnaudio-bench-"))
-    try:
-        generated = folder is None
-        if folder is None:
-            folder = tmp / "audio"
-            log(f"pipeline: writing the synthetic clips as WAV files to {folder}")
-            write_wavs(synth(), sr, folder)
-        paths = [str(folder / k) for k in find_audio(folder)]
-        if not paths:
-            raise BenchmarkError(f"no audio files under {folder}")
-        log(f"pipeline: decode-only ceiling, {len(paths)} files, {workers} worker(s)")
-        warm, ok, audio_s = _decode_all(paths, sr, workers)  # also warms the page cache
-        dec_times = []
-        ext: dict[str, list[tuple[float, dict[str, Any]]]] = {t: [] for t in transforms}
-        for _ in range(repeat):
-            dec_times.append(_decode_all(paths, sr, workers)[0])
-            for t in transforms:
-                log(f"pipeline: nnaudio extract --transform {TRANSFORMS[t]}")
-                ext[t].append(_run_extract(folder, tmp / f"{t}.h5", t, sr, workers, device,
-                                           threads))
-        decode = statistics.median(dec_times)
-        rows = []
-        for t, runs in ext.items():
-            internal = [s["wall_seconds"] for _, s in runs]
-            process = [w for w, _ in runs]
-            med = statistics.median(internal)
-            last = runs[-1][1]
-            rows.append({
-                "transform": t,
-                "command": ["nnaudio", "extract", "DIR", "OUT.h5", *_extract_args(t, sr),
-                            "--workers", str(workers), "--device", device],
-                "extract_seconds": med,
-                "extract_seconds_all": internal,
-                "process_seconds": statistics.median(process),
-                "process_seconds_all": process,
-                "compute_seconds": last.get("compute_seconds"),
-                "files_ok": last.get("ok"),
-                "files_failed": last.get("failed"),
-                "audio_seconds_per_second": last.get("audio_seconds", 0.0) / med,
-                "decode_seconds": decode,
-                "ratio_extract_over_decode": med / decode,
-            })
-        return {
-            "input": None if generated else str(folder),
-            "generated": generated,
-            "files": len(paths),
-            "files_decoded": ok,
-            "audio_seconds": audio_s,
-            "sr": sr,
-            "workers": workers,
-            "device": device,
-            "threads": threads,
-            "repeat": repeat,
-            "decode_warmup_seconds": warm,
-            "decode_seconds": decode,
-            "decode_seconds_all": dec_times,
-            "ratio_definition": (
-                "ratio_extract_over_decode = nnaudio extract wall_seconds / decode-only "
-                "seconds (medians); decode-only = soundfile read + mono + soxr HQ resample "
-                "of every file in the same number of worker processes; >= 1, 1 = free"
-            ),
-            "results": rows,
-        }
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
 # --------------------------------------------------------------------------- output
 
 
@@ -739,23 +587,10 @@ def render(report: dict[str, Any], console: Any = None) -> None:
         hint = f"; install: {s['install']}" if s.get("install") else ""
         console.print(f"skipped {s['impl']}{where}: {s['reason']}{hint}", markup=False,
                       highlight=False)
-    p = report.get("pipeline")
-    if p:
-        t = Table(
-            title=f"nnaudio extract vs decode-only: {p['files']} files, "
-            f"{p['audio_seconds']:.0f} s of audio, {p['workers']} worker(s), "
-            f"median of {p['repeat']}",
-            caption="ratio = extract seconds / decode-only seconds (1 = extraction is free)",
-        )
-        for col in ("transform", "extract s", "process s", "decode-only s", "ratio",
-                    "audio s/s"):
-            t.add_column(col, justify="left" if col == "transform" else "right")
-        for r in p["results"]:
-            t.add_row(r["transform"], f"{r['extract_seconds']:.2f}",
-                      f"{r['process_seconds']:.2f}", f"{r['decode_seconds']:.2f}",
-                      f"{r['ratio_extract_over_decode']:.2f}",
-                      f"{r['audio_seconds_per_second']:.0f}")
-        console.print(t)
+    if report.get("pipeline"):
+        from nnaudio_cli.bench_pipeline import render as render_pipeline
+
+        render_pipeline(report["pipeline"], console)
     console.print(
         f"{m['cpu_model']}, {m['cores']} cores, gpu {m['gpu'] or '-'}, torch {m['torch']} "
         f"({m['threads']['torch_intraop']} threads), git {str(m['git_commit'])[:10]}",

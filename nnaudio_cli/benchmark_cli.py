@@ -69,8 +69,13 @@ def benchmark(
     seed: int = typer.Option(0, "--seed", help="Seed of the synthetic clips."),
     pipeline: bool = typer.Option(
         False, "--pipeline",
-        help="End-to-end: time 'nnaudio extract' over --input (or generated WAVs) against "
-        "decode-only, instead of the transform benchmark.",
+        help="End-to-end: time 'nnaudio extract -c PRESET' over --input (or generated WAVs) "
+        "against decode-only, transform-only and a librosa loop, instead of the transform "
+        "benchmark.",
+    ),
+    presets: str = typer.Option(
+        "mel128,cqt84,stft,mfcc", "--presets",
+        help="--pipeline: comma-separated presets to run (mel128, cqt84, stft, mfcc).",
     ),
     workers: Optional[int] = typer.Option(
         None, "--workers", "-j", min=0, help="--pipeline: decoder processes (default: cores-1)."
@@ -104,17 +109,26 @@ def benchmark(
             _error("--plot needs matplotlib: pip install 'nnaudio[bench]' "
                    "(or pip install matplotlib)")
             return EXIT_FATAL
+    from nnaudio_cli.bench_pipeline import PRESETS
+
+    try:
+        chosen = _split(presets, PRESETS, "preset")
+    except ValueError as e:
+        _error(f"{e} (see 'nnaudio benchmark --help')")
+        return EXIT_USAGE
     try:
         return _run(wanted, peers, device, clips, samples, sr, input_dir, repeat, batch_size,
-                    threads, seed, pipeline, workers, json_path, plot_path, quiet)
+                    threads, seed, pipeline, workers, json_path, plot_path, quiet, chosen,
+                    "librosa" in peers)
     except KeyboardInterrupt:
         _error("interrupted")
         return 130
     except Exception as e:  # noqa: BLE001 - one line, traceback on request
+        from nnaudio_cli.bench_pipeline import PipelineError
         from nnaudio_cli.benchmark import BenchmarkError
         from nnaudio_cli.devices import DeviceError
 
-        if isinstance(e, (BenchmarkError, DeviceError)):
+        if isinstance(e, (BenchmarkError, DeviceError, PipelineError)):
             _error(str(e))
             return EXIT_USAGE if e.usage else EXIT_FATAL
         if isinstance(e, OSError):
@@ -143,6 +157,8 @@ def _run(
     json_path: Optional[Path],
     plot_path: Optional[Path],
     quiet: bool,
+    presets: Optional[list[str]] = None,
+    librosa_loop: bool = True,
 ) -> int:
     import torch
 
@@ -197,17 +213,17 @@ def _run(
         log(f"skipping {s['impl']}: {s['reason']} ({s['install']})")
 
     if pipeline:
-        from nnaudio_cli.pipeline import default_workers
+        from nnaudio_cli.bench_pipeline import run_pipeline
+        from nnaudio_cli.extract import default_workers
 
         n_workers = default_workers() if workers is None else workers
         n = bm.N_CLIPS if n_clips is None else n_clips
         workload.update(clips=None if input_dir else n,
                         audio_seconds=None if input_dir else n * samples / sr)
-        if threads:
-            torch.set_num_threads(threads)
-        pipe = bm.run_pipeline(
-            input_dir, lambda: bm.piano_clips(n, samples, sr, seed), wanted, sr, n_workers,
-            str(dev), threads, repeat, log,
+        pipe = run_pipeline(
+            input_dir, lambda folder: bm.write_wavs(bm.piano_clips(n, samples, sr, seed), sr,
+                                                    folder),
+            presets or ["mel128"], n_workers, dev, threads, repeat, log, librosa=librosa_loop,
         )
         if input_dir:
             workload.update(clips=pipe["files"], audio_seconds=pipe["audio_seconds"])

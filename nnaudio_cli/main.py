@@ -176,6 +176,28 @@ def extract(
     )
 
 
+def _flush_streams() -> None:
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def _interrupted_exit(code: int) -> int:
+    """Exit code of an interrupted run. As the real program, exit at once: a signal that
+    interrupted an import can leave CPython set to re-raise SIGINT at exit, which would turn
+    exit code 143 into a death by SIGINT. Within a test runner (CliRunner), just return."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    program = (spec is not None and spec.name == "nnaudio_cli.__main__") or (
+        os.path.basename(getattr(main, "__file__", "") or "") == "nnaudio")
+    if program:
+        _flush_streams()
+        os._exit(code)
+    return code
+
+
 def _run_extract(
     input_dir: Path,
     output: Path,
@@ -251,16 +273,17 @@ def _run_extract(
             os._exit(EXIT_FATAL)
         return EXIT_FATAL
     except Interrupted as e:
+        _flush_streams()
         if e.assembling:
             print(f"nnaudio: interrupted while assembling {output}; all {e.total} inputs are "
                   "kept; rerun with --resume to assemble them", file=sys.stderr, flush=True)
         else:
             print(f"nnaudio: interrupted; {e.kept} of {e.total} inputs kept; rerun with "
                   "--resume to continue", file=sys.stderr, flush=True)
-        return 143 if got else 130
+        return _interrupted_exit(143 if got else 130)
     except KeyboardInterrupt:  # before the run started: nothing to keep
         print("nnaudio: interrupted; nothing written", file=sys.stderr, flush=True)
-        return 143 if got else 130
+        return _interrupted_exit(143 if got else 130)
     except Exception as e:  # noqa: BLE001 - a bug: one line, traceback on request
         if os.environ.get("NNAUDIO_DEBUG"):
             traceback.print_exc()

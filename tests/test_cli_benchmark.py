@@ -143,17 +143,26 @@ def test_input_folder(tmp_path):
 def test_pipeline_on_a_folder(tmp_path):
     folder = _folder(tmp_path / "audio", short=False)
     out = tmp_path / "p.json"
-    r = run([*TINY, "--pipeline", "--input", folder, "--transform", "mel", "--workers", "1",
-             "--json", out])
+    r = run([*TINY, "--pipeline", "--input", folder, "--presets", "mel128,stft", "--workers",
+             "1", "--json", out])
     assert r.exit_code == 0, r.stderr
     p = json.loads(out.read_text())["pipeline"]
-    assert (p["files"], p["files_decoded"], p["workers"]) == (3, 3, 1)
-    (row,) = p["results"]
-    assert row["transform"] == "mel" and row["files_ok"] == 3
-    assert row["ratio_extract_over_decode"] == pytest.approx(
-        row["extract_seconds"] / p["decode_seconds"]
-    )
-    assert "decode-only" in r.stdout
+    assert (p["files"], p["workers"]) == (3, 1) and p["threads"] >= 1
+    assert [row["preset"] for row in p["results"]] == ["mel128", "stft"]
+    for row in p["results"]:
+        for col in ("decode_seconds", "transform_seconds", "extract_seconds",
+                    "command_seconds", "librosa_loop_seconds"):
+            assert row[col] > 0, col
+        assert row["command_seconds"] > row["extract_seconds"]  # start-up is outside
+        parts = max(row["decode_seconds"] / 1, row["transform_seconds"])
+        assert row["own_over_parts"] == pytest.approx(row["extract_seconds"] / parts)
+        assert row["librosa_over_own"] == pytest.approx(
+            row["librosa_loop_seconds"] / row["extract_seconds"])
+        assert row["fixed_cost_seconds"] == pytest.approx(
+            row["command_seconds"] - row["extract_seconds"])
+    assert "librosa loop" in r.stdout and "own/parts" in r.stdout
+    r = run([*TINY, "--pipeline", "--presets", "mel128,nope"])
+    assert r.exit_code == 2 and "unknown preset 'nope'" in r.stderr
 
 
 def test_pipeline_generates_wavs(tmp_path):
