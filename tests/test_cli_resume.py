@@ -1,8 +1,9 @@
 """Crash safety and ``--resume``: SIGKILL at random moments, Ctrl-C, full/read-only disks.
 
 Every test runs ``nnaudio extract`` as a real subprocess and compares the final file with a
-clean run array by array (``np.array_equal``: features of an input do not depend on the
-batch it was computed in, see ``nnaudio_cli/batching.py``).
+clean run array by array (``np.array_equal``: the batch plan is fixed by the inputs and
+the settings, so every input is computed in the same batch in every run, see
+``nnaudio_cli/extract/batch.py``).
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ The final file is written to ``OUTPUT.h5.partial`` by a
 each input's index row and feature rows from the part that holds it. Data are copied in
 blocks of bounded size (runs of consecutive rows in one part are merged), so memory does not
 grow with the size of an input or of the dataset. Because the order is the sorted key order
-and every input's features depend only on that input, the result is the same whatever the
-number of interruptions or the order the parts were written in. The output carries the
+and every input is computed in the batch the fixed plan gives it, the result is the same
+whatever the number of interruptions or the order the parts were written in. The output carries the
 checksum of its arrays (root attribute ``digest``), like every part.
 """
 
