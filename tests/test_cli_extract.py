@@ -316,3 +316,23 @@ def test_output_is_valid_hdf5_for_plain_h5py(mel_file: Path):
         i = keys.index("tone_44k.wav")
         block = f["features/data"][off[i] : off[i + 1]]
         assert block.shape == (f["index/frames"][i], 128)
+
+
+def test_one_transform_call_per_batch(folder: Path, tmp_path, monkeypatch):
+    """Clips are computed together: one call of the transform per planned batch."""
+    from nnaudio_cli.extract.compute import Engine
+
+    calls: list[int] = []
+    real = Engine.forward_chunks
+
+    def counting(self, x):
+        calls.append(int(x.shape[0]))
+        return real(self, x)
+
+    monkeypatch.setattr(Engine, "forward_chunks", counting)
+    out = tmp_path / "o.h5"
+    r = run(["extract", folder, out, "-c", "mel128", "--workers", "0", "--json", "-q"])
+    assert r.exit_code == 0, r.stderr
+    summary = json.loads(r.stdout)
+    assert len(calls) == summary["batches"] < summary["ok"]
+    assert max(calls) > 1  # several clips' chunks in one tensor

@@ -11,10 +11,12 @@ import torch
 
 from nnaudio_cli import audio, config
 from nnaudio_cli.extract.batch import (
+    Batch,
     ClipFramer,
     Piece,
     choose_chunk_frames,
     pack,
+    plan_batches,
 )
 from nnaudio_cli.extract.compute import DeviceRunner, Engine
 from nnaudio_cli.extract.discover import find_audio
@@ -208,3 +210,17 @@ def test_engine_builds_once_and_stores_the_configured_transform(path, monkeypatc
     assert len(calls) == 1
     assert eng.config == want
     assert eng.mode == "frames"
+
+
+def test_batch_plan_is_fixed_by_durations_and_covers_every_input():
+    costs = [40, 30, 50, 0, 10, 500, 20, 90, 95, 5]
+    plan = plan_batches(costs, limit=100, long_limit=200)
+    assert plan == [
+        Batch((0, 1)), Batch((2, 3, 4)), Batch((5,), streamed=True), Batch((6,)),
+        Batch((7,)), Batch((8, 9)),
+    ]
+    assert [i for b in plan for i in b.clips] == list(range(len(costs)))
+    assert plan_batches(costs, 100, 200) == plan  # a pure function of its arguments
+    assert all(sum(costs[i] for i in b.clips) <= 100 for b in plan if not b.streamed)
+    # an input larger than a batch but not long is a batch of its own
+    assert plan_batches([10, 150, 10], 100, 200) == [Batch((0,)), Batch((1,)), Batch((2,))]
