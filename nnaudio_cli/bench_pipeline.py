@@ -55,10 +55,11 @@ def _librosa_feature(preset: str, params: dict[str, Any], sr: float) -> Callable
             fmin=p.get("fmin", 0.0), power=p.get("power", 2.0), center=True,
             pad_mode=p.get("pad_mode", "reflect"))
     if preset == "mfcc":
-        return lambda y: librosa.feature.mfcc(
+        if p.get("top_db", 80.0) != 80.0:
+            raise PipelineError("the librosa loop computes MFCC with top_db=80 only")
+        return lambda y: librosa.feature.mfcc(  # power_to_db inside uses top_db=80
             y=y, sr=sr, n_mfcc=p["n_mfcc"], n_mels=p["n_mels"], n_fft=p["n_fft"],
-            hop_length=p["hop_length"], top_db=p.get("top_db", 80.0), center=True,
-            pad_mode=p.get("pad_mode", "reflect"))
+            hop_length=p["hop_length"], center=True, pad_mode=p.get("pad_mode", "reflect"))
     if preset == "stft":
         return lambda y: np.abs(librosa.stft(
             y, n_fft=p["n_fft"], hop_length=p["hop_length"], center=True,

@@ -152,15 +152,6 @@ def extract(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> int:
     """Compute features of every audio file under INPUT_DIR and write them to OUTPUT."""
-    from nnaudio_cli.config import ConfigError, resolve
-    from nnaudio_cli.devices import DeviceError, resolve_device
-
-    try:
-        cfg = resolve(config, transform, list(set_), sr)
-        dev = resolve_device(device)
-    except (ConfigError, DeviceError) as e:
-        _error(str(e))
-        return EXIT_USAGE if e.usage else EXIT_FATAL
     if resume and overwrite:
         _error("--resume and --overwrite exclude each other")
         return EXIT_USAGE
@@ -170,10 +161,28 @@ def extract(
     if not output.parent.exists():
         _error(f"cannot write {output}: folder {output.parent} does not exist")
         return EXIT_FATAL
-    return _run_extract(
-        input_dir, output, cfg, dev, mono, workers, batch_seconds, segment_seconds,
-        compression.value, threads, json_out, quiet, resume, overwrite, nan_policy.value,
-    )
+    from nnaudio_cli.extract.decode import default_workers, make_decoder
+
+    # the decoder processes (no torch) start now, while this process imports torch
+    n_workers = default_workers() if workers is None else workers
+    decoder = make_decoder(n_workers)
+    try:
+        from nnaudio_cli.config import ConfigError, resolve
+        from nnaudio_cli.devices import DeviceError, resolve_device
+
+        try:
+            cfg = resolve(config, transform, list(set_), sr)
+            dev = resolve_device(device)
+        except (ConfigError, DeviceError) as e:
+            _error(str(e))
+            return EXIT_USAGE if e.usage else EXIT_FATAL
+        return _run_extract(
+            decoder, n_workers, input_dir, output, cfg, dev, mono, batch_seconds,
+            segment_seconds, compression.value, threads, json_out, quiet, resume, overwrite,
+            nan_policy.value,
+        )
+    finally:
+        decoder.close()
 
 
 def _flush_streams() -> None:
@@ -199,21 +208,22 @@ def _interrupted_exit(code: int) -> int:
 
 
 def _run_extract(
+    decoder: Any,
+    n_workers: int,
     input_dir: Path,
     output: Path,
     cfg: Any,
     dev: Any,
     mono: bool,
-    workers: Optional[int],
     batch_seconds: float,
     segment_seconds: Optional[float],
     compression: str,
     threads: Optional[int],
     json_out: bool,
     quiet: bool,
-    resume: bool = False,
-    overwrite: bool = False,
-    nan_policy: str = "reject",
+    resume: bool,
+    overwrite: bool,
+    nan_policy: str,
 ) -> int:
     import signal
 
@@ -225,13 +235,11 @@ def _run_extract(
         Interrupted,
         ResumeError,
         default_threads,
-        default_workers,
         run_extract,
     )
     from nnaudio_cli.progress import make_reporter
     from nnaudio_core import ParameterError
 
-    n_workers = default_workers() if workers is None else workers
     torch.set_num_threads(threads or default_threads(dev))
     opts = ExtractOptions(
         input_dir=input_dir,
@@ -257,7 +265,7 @@ def _run_extract(
 
     old_term = signal.signal(signal.SIGTERM, on_term)
     try:
-        summary = run_extract(opts, make_reporter(quiet))
+        summary = run_extract(opts, make_reporter(quiet), decoder)
     except ParameterError as e:
         _error(f"invalid {cfg.transform} parameters: {e}")
         return EXIT_FATAL

@@ -259,8 +259,13 @@ class FeatureWriter:
         """Add the index row of the next input (:data:`INDEX_COLUMNS` and ``n_rows``)."""
         self.rows.append(fields)
 
-    def commit(self, attrs: dict[str, Any], frequencies: np.ndarray) -> None:
-        """Write index, offsets and attributes, close, fsync and rename into place."""
+    def commit(
+        self, attrs: dict[str, Any], frequencies: np.ndarray, sync_folder: bool = True
+    ) -> None:
+        """Write index, offsets and attributes, close, fsync and rename into place.
+
+        ``sync_folder=False`` skips the fsync of the folder after the rename (for part files,
+        whose durability is recorded separately by the parts journal)."""
         self._flush()
         n_rows = np.array([int(r.get("n_rows", 0)) for r in self.rows], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(n_rows)]).astype(np.int64)
@@ -290,7 +295,8 @@ class FeatureWriter:
         self.h5.close()
         fsync_path(self.tmp)
         os.replace(self.tmp, self.path)
-        fsync_path(self.path.parent, directory=True)
+        if sync_folder:
+            fsync_path(self.path.parent, directory=True)
 
     def abort(self, broken: bool = False) -> None:
         """Close and delete the partial file (the final path is left untouched).

@@ -19,11 +19,36 @@ WindowSpec = str | tuple | Sequence[float] | np.ndarray
 FREQ_SCALES = ("no", "linear", "log", "log2")
 
 
-def _get_window(*args: Any, **kwargs: Any) -> np.ndarray:
-    """``scipy.signal.get_window``, imported on first use (``scipy.signal`` costs ~0.7 s)."""
-    from scipy.signal import get_window
+#: Cosine-sum coefficients of the common windows (scipy.signal's definitions).
+_COSINE_WINDOWS = {
+    "hann": (0.5, 0.5),
+    "hanning": (0.5, 0.5),
+    "hamming": (0.54, 0.46),
+    "blackman": (0.42, 0.50, 0.08),
+    "boxcar": (1.0,),
+    "rect": (1.0,),
+    "rectangular": (1.0,),
+    "ones": (1.0,),
+}
 
-    return get_window(*args, **kwargs)
+
+def _get_window(window: str | tuple, length: int, fftbins: bool = True) -> np.ndarray:
+    """``scipy.signal.get_window(window, length, fftbins)``. The common cosine windows are
+    computed here (equal to scipy's to float64 round-off); ``scipy.signal``, which costs
+    ~0.7 s to import, is imported only for the others."""
+    coeffs = _COSINE_WINDOWS.get(window) if isinstance(window, str) else None
+    if coeffs is None or length < 1:
+        from scipy.signal import get_window
+
+        return get_window(window, length, fftbins=fftbins)
+    if length == 1:
+        return np.ones(1)
+    m = length + 1 if fftbins else length  # periodic: one more point, then drop it
+    phase = 2.0 * np.pi * np.arange(m) / (m - 1)
+    win = np.zeros(m)
+    for k, a in enumerate(coeffs):
+        win += (-1) ** k * a * np.cos(k * phase)
+    return win[:length]
 
 
 def pad_center(data: np.ndarray, size: int) -> np.ndarray:

@@ -241,6 +241,17 @@ class InlineDecoder:
         pass
 
 
+def cpu_count() -> int:
+    """CPU cores this process may use."""
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, n or 1)
+
+
+def default_workers() -> int:
+    """Decoder processes: one per CPU core left after the main process, 1 to 8."""
+    return max(1, min(8, cpu_count() - 1))
+
+
 def make_decoder(workers: int) -> DecoderPool | InlineDecoder:
     """A pool of ``workers`` processes, or the inline decoder for 0."""
     return DecoderPool(workers) if workers > 0 else InlineDecoder()

@@ -445,7 +445,9 @@ class PartStore:
         if w is None or not w.rows:
             return
         try:
-            w.commit(self.attrs, self.frequencies)
+            # no folder fsync after the rename: if the rename is lost in a crash, the part's
+            # journal line names a missing file and its inputs are computed again
+            w.commit(self.attrs, self.frequencies, sync_folder=False)
             line = json.dumps({"part": w.path.name, "digest": w.digest_hex,
                                "inputs": len(w.rows), "rows": w.committed})
             with open(self.folder / JOURNAL, "a", encoding="utf-8") as fh:

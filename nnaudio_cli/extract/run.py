@@ -29,7 +29,13 @@ from nnaudio_cli.extract.assemble import assemble
 from nnaudio_cli.extract.batch import Batch, ClipFramer, Packed, Piece, pack, plan_batches
 from nnaudio_cli.extract.clips import ClipWriter
 from nnaudio_cli.extract.compute import DeviceRunner, Engine
-from nnaudio_cli.extract.decode import DecodeSettings, Job, make_decoder
+from nnaudio_cli.extract.decode import (
+    DecodeSettings,
+    Job,
+    cpu_count,
+    default_workers,
+    make_decoder,
+)
 from nnaudio_cli.extract.discover import Header, find_audio, read_headers
 from nnaudio_cli.extract.parts import PartStore, ResumeError, remove_parts
 from nnaudio_cli.progress import Reporter
@@ -125,17 +131,6 @@ class Summary:
             "config_hash": self.config_hash,
             "exit_code": 3 if self.failed else 0,
         }
-
-
-def cpu_count() -> int:
-    """CPU cores this process may use."""
-    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, n or 1)
-
-
-def default_workers() -> int:
-    """Decoder processes: one per CPU core left after the main process, 1 to 8."""
-    return max(1, min(8, cpu_count() - 1))
 
 
 def default_threads(device: torch.device) -> int:
@@ -464,8 +459,12 @@ def _todo(plan: list[Batch], keys: list[str], store: PartStore) -> list[Batch]:
     return out
 
 
-def run_extract(opts: ExtractOptions, reporter: Reporter) -> Summary:
+def run_extract(opts: ExtractOptions, reporter: Reporter, decoder: Any = None) -> Summary:
     """Extract features of every audio file under ``opts.input_dir`` into ``opts.output``.
+
+    ``decoder``: decoder processes started earlier by the caller (from
+    :func:`~nnaudio_cli.extract.decode.make_decoder`, e.g. before importing torch, so they
+    start while it loads); closed here. None: started here.
 
     Returns
     -------
@@ -484,17 +483,19 @@ def run_extract(opts: ExtractOptions, reporter: Reporter) -> Summary:
         The transform rejected its parameters.
     """
     t_start = time.perf_counter()
-    keys = find_audio(opts.input_dir)
-    if not keys:
-        raise ExtractError(
-            f"no audio files under {opts.input_dir} "
-            "(looked for .wav .flac .ogg .oga .opus .mp3 .aiff .aif .au .caf ...)"
-        )
-    decoder = make_decoder(opts.workers)  # workers start while the kernels are built
     try:
+        keys = find_audio(opts.input_dir)
+        if not keys:
+            raise ExtractError(
+                f"no audio files under {opts.input_dir} "
+                "(looked for .wav .flac .ogg .oga .opus .mp3 .aiff .aif .au .caf ...)"
+            )
+        if decoder is None:
+            decoder = make_decoder(opts.workers)  # they start while the kernels are built
         return _run(opts, reporter, keys, decoder, t_start)
     finally:
-        decoder.close()
+        if decoder is not None:
+            decoder.close()
 
 
 def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any,
