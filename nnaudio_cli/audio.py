@@ -149,6 +149,24 @@ _capture_lock = threading.Lock()
 _capture: dict[str, object] = {}  # per-process temporary file that receives fd 2
 
 
+def _after_fork_in_child() -> None:
+    """A child forked while another thread had fd 2 borrowed: give it back its stderr and
+    a fresh lock (the inherited one may be held by a thread that does not exist here)."""
+    global _capture_lock
+    _capture_lock = threading.Lock()
+    saved = _capture.pop("saved", None)
+    if isinstance(saved, int):
+        try:
+            os.dup2(saved, 2)
+            os.close(saved)
+        except OSError:
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def _capture_file():
     """This process's temporary file for captured stderr (a forked child gets its own)."""
     if _capture.get("pid") != os.getpid():
@@ -182,6 +200,7 @@ def decoder_messages() -> Iterator[list[str]]:
         except OSError:  # no usable fd 2: nothing to capture
             yield lines
             return
+        _capture["saved"] = saved
         os.dup2(tmp.fileno(), 2)
         try:
             yield lines
@@ -191,6 +210,7 @@ def decoder_messages() -> Iterator[list[str]]:
             except (OSError, ValueError, AttributeError):
                 pass
             os.dup2(saved, 2)
+            _capture.pop("saved", None)
             os.close(saved)
             tmp.seek(0)
             data = tmp.read(1 << 20)

@@ -109,3 +109,52 @@ def test_other_stderr_output_during_a_decode_is_passed_through(damaged, capfd):
     assert noise == ["Illegal Audio-MPEG-Header 0x00000000 at offset 1."]
     assert capfd.readouterr().err == "extract: 1/2 files\n"
     assert decode(damaged / "good.flac").status == "ok"
+
+
+def test_a_child_forked_during_a_capture_neither_deadlocks_nor_loses_stderr(tmp_path):
+    """fork while another thread borrows fd 2: the child gets a fresh lock and its stderr."""
+    import threading
+    import time
+
+    from nnaudio_cli.audio import decoder_messages
+
+    entered, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        with decoder_messages():
+            entered.set()
+            release.wait(10)
+
+    t = threading.Thread(target=hold)
+    t.start()
+    assert entered.wait(10)
+    marker = tmp_path / "child.txt"
+    pid = os.fork()
+    if pid == 0:  # child: must be able to capture, and fd 2 must be the real stderr again
+        code = 1
+        try:
+            with decoder_messages() as noise:
+                os.write(2, b"Note: child note\n")
+            st = os.fstat(2)
+            marker.write_text(f"{noise}|{st.st_ino}")
+            code = 0
+        finally:
+            os._exit(code)
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                break
+            time.sleep(0.05)
+        else:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+            pytest.fail("the forked child deadlocked on the capture lock")
+    finally:
+        release.set()
+        t.join()
+    assert os.waitstatus_to_exitcode(status) == 0
+    noise, ino = marker.read_text().split("|")
+    assert noise == "['child note']"
+    assert int(ino) == os.fstat(2).st_ino  # the child's fd 2 is the parent's real stderr
