@@ -7,6 +7,7 @@ printed as one line on stderr (``NNAUDIO_DEBUG=1`` adds the traceback of interna
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -104,6 +105,25 @@ class OneLineErrorGroup(TyperGroup):
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The subcommand; one with a ``quiet`` flag also silences library warnings by it."""
+        cmd = super().get_command(ctx, cmd_name)
+        callback = getattr(cmd, "callback", None)
+        if (
+            callback is not None
+            and not getattr(callback, "_sets_quiet_warnings", False)
+            and any(p.name == "quiet" for p in cmd.params)
+        ):
+
+            @functools.wraps(callback)
+            def quiet_aware(*args: Any, **kwargs: Any) -> Any:
+                quiet_warnings(bool(kwargs.get("quiet", False)))
+                return callback(*args, **kwargs)
+
+            quiet_aware._sets_quiet_warnings = True  # type: ignore[attr-defined]
+            cmd.callback = quiet_aware
+        return cmd
 
 
 app = typer.Typer(
@@ -216,7 +236,6 @@ def extract(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> int:
     """Compute features of every audio file under INPUT_DIR and write them to OUTPUT."""
-    quiet_warnings(quiet)
     from nnaudio_cli.config import ConfigError, resolve
     from nnaudio_cli.devices import DeviceError, resolve_device
 

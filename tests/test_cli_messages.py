@@ -46,6 +46,14 @@ def test_mel_fmax_above_nyquist_is_one_line_exit_1(folder, tmp_path):
     assert not (tmp_path / "o.h5").exists()
 
 
+def test_huge_n_fft_is_refused_at_once_one_line_exit_1(folder, tmp_path):
+    r = run("extract", folder, tmp_path / "o.h5", "--config", "mel128", "--set",
+            f"n_fft={2**24}", "--workers", 0)
+    assert r.exit_code == 1, r.output
+    err = lines(r.stderr)
+    assert len(err) == 1 and "n_fft=16777216 must be between 1 and 1048576" in err[0], err
+
+
 def test_binary_config_file_is_one_line_exit_1(folder, tmp_path):
     preset = tmp_path / "binary.toml"
     preset.write_bytes(bytes(range(128, 256)) * 8)
@@ -154,3 +162,21 @@ def test_library_warnings_are_one_line_once_and_quiet_silences_them(
     r = run("extract", folder, tmp_path / "b.h5", "-t", "mel", "--workers", 0, "-q")
     assert r.exit_code == 0, r.output
     assert "nnaudio: warning" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("quiet", [False, True])
+def test_invert_quiet_silences_library_warnings_too(tmp_path, monkeypatch, quiet):
+    import nnaudio_cli.invert
+
+    def invert_file(*args, **kwargs):
+        warnings.warn("iCQT: hop_length=512 undersamples 40 of 84 bins", UserWarning,
+                      stacklevel=1)
+        raise nnaudio_cli.invert.InvertError("stop here")
+
+    monkeypatch.setattr(nnaudio_cli.invert, "invert_file", invert_file)
+    features = tmp_path / "f.h5"
+    features.write_bytes(b"")
+    r = run("invert", features, tmp_path / "out", *(["-q"] if quiet else []))
+    assert r.exit_code == 1, r.output
+    shown = "nnaudio: warning: iCQT: hop_length=512 undersamples 40 of 84 bins" in r.stderr
+    assert shown is not quiet, r.stderr
