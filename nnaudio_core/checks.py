@@ -30,8 +30,16 @@ def _fmt(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
-def check_int(name: str, value: Any, low: int = 1, high: int | None = None) -> int:
-    """An integer in ``[low, high]`` (``high=None``: no upper bound); returns it as ``int``."""
+def check_int(
+    name: str, value: Any, low: int = 1, high: int | None = None, whole_float: bool = False
+) -> int:
+    """An integer in ``[low, high]`` (``high=None``: no upper bound); returns it as ``int``.
+
+    ``whole_float``: also accept a float with an integer value (``512.0``), for parameters
+    the transforms convert with ``int()`` themselves.
+    """
+    if whole_float and isinstance(value, float) and value.is_integer():
+        value = int(value)
     if isinstance(value, bool) or not isinstance(value, Integral):
         raise ParameterError(f"{name}={_fmt(value)} must be an integer >= {low}")
     if value < low or (high is not None and value > high):
@@ -167,10 +175,14 @@ def check_frames(
     (n_fft, win_length, hop_length) resolved
     """
     n = check_int(name, n_fft, 1, MAX_N_FFT)
-    win = n if win_length is None else check_int("win_length", win_length, 1)
+    win = n if win_length is None else check_int("win_length", win_length, 1, whole_float=True)
     if win > n:
         raise ParameterError(f"win_length={win} must be between 1 and {name}={n}")
-    hop = max(1, win // 4) if hop_length is None else check_int("hop_length", hop_length, 1)
+    hop = (
+        max(1, win // 4)
+        if hop_length is None
+        else check_int("hop_length", hop_length, 1, whole_float=True)
+    )
     return n, win, hop
 
 
@@ -195,7 +207,9 @@ def check_stft(
     sr_v = check_sr(sr)
     n, _, _ = check_frames(n_fft, win_length, hop_length)
     check_window(window)
-    bins = n // 2 + 1 if freq_bins is None else check_int("freq_bins", freq_bins, 1)
+    bins = (
+        n // 2 + 1 if freq_bins is None else check_int("freq_bins", freq_bins, 1, whole_float=True)
+    )
     if freq_scale not in ("no", None):
         check_band(fmin, fmax, sr_v)
     if kernel_path:
@@ -269,7 +283,7 @@ def check_variable_q(
     """
     sr_v = check_sr(sr)
     check_int("hop_length", hop_length, 1)
-    bpo = check_int("bins_per_octave", bins_per_octave, 1)
+    bpo = check_int("bins_per_octave", bins_per_octave, 1, whole_float=True)
     fs = check_positive("filter_scale", filter_scale)
     check_nonnegative("gamma", gamma)
     check_band(fmin, fmax, sr_v)

@@ -133,6 +133,14 @@ def test_huge_sizes_fail_before_any_kernel_is_built(monkeypatch, make, pattern):
         make()
 
 
+def test_whole_float_lengths_still_work_as_before():
+    m = STFT(n_fft=2048, win_length=1024.0, hop_length=512.0)
+    assert (m.win_length, m.hop_length) == (1024, 512)
+    assert MelSpectrogram(hop_length=256.0).hop_length == 256
+    with pytest.raises(ParameterError, match=r"hop_length=256.5 must be an integer"):
+        STFT(hop_length=256.5)
+
+
 def test_checks_do_not_reject_the_presets_and_defaults():
     for make in (STFT, iSTFT, MelSpectrogram, MFCC, CQT1992v2, VQT,
                  lambda: Griffin_Lim(n_fft=1024),
