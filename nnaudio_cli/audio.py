@@ -167,12 +167,15 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _capture_file():
-    """This process's temporary file for captured stderr (a forked child gets its own)."""
+def _capture_fd() -> int:
+    """This process's (unlinked) temporary file for captured stderr, as a raw descriptor
+    (a forked child gets its own)."""
     if _capture.get("pid") != os.getpid():
-        _capture["file"] = tempfile.TemporaryFile()
+        fd, name = tempfile.mkstemp(prefix="nnaudio-stderr-")
+        os.unlink(name)
+        _capture["fd"] = fd
         _capture["pid"] = os.getpid()
-    return _capture["file"]
+    return int(_capture["fd"])  # type: ignore[arg-type]
 
 
 @contextmanager
@@ -193,15 +196,15 @@ def decoder_messages() -> Iterator[list[str]]:
         except (OSError, ValueError, AttributeError):
             pass
         try:
-            tmp = _capture_file()
-            tmp.seek(0)
-            tmp.truncate()
+            tmp = _capture_fd()
+            os.ftruncate(tmp, 0)
+            os.lseek(tmp, 0, os.SEEK_SET)
             saved = os.dup(2)
         except OSError:  # no usable fd 2: nothing to capture
             yield lines
             return
         _capture["saved"] = saved
-        os.dup2(tmp.fileno(), 2)
+        os.dup2(tmp, 2)
         try:
             yield lines
         finally:
@@ -212,8 +215,8 @@ def decoder_messages() -> Iterator[list[str]]:
             os.dup2(saved, 2)
             _capture.pop("saved", None)
             os.close(saved)
-            tmp.seek(0)
-            data = tmp.read(1 << 20)
+            os.lseek(tmp, 0, os.SEEK_SET)
+            data = os.read(tmp, 1 << 20)
             other: list[str] = []
             for line in data.decode("utf-8", "replace").splitlines():
                 if _DECODER_NOISE.match(line):
