@@ -18,7 +18,11 @@ import os
 import re
 import stat
 import struct
+import sys
+import tempfile
+import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -139,10 +143,132 @@ def _stat(path: str, info: SourceInfo) -> None:
         raise InputError("empty file")
 
 
-def _open_reason(exc: BaseException) -> str:
-    """Reason for a file libsndfile cannot open (without the path it repeats)."""
+#: Lines the decoder libraries (libmpg123) print on stderr by themselves.
+_DECODER_NOISE = re.compile(r"^(?:Note|Warning|Error): |^\[src/lib[^\]]*\] ")
+_capture_lock = threading.Lock()
+_capture: dict[str, object] = {}  # per-process temporary file that receives fd 2
+
+
+def _after_fork_in_child() -> None:
+    """A child forked while another thread had fd 2 borrowed: give it back its stderr and
+    a fresh lock (the inherited one may be held by a thread that does not exist here)."""
+    global _capture_lock
+    _capture_lock = threading.Lock()
+    saved = _capture.pop("saved", None)
+    if isinstance(saved, int):
+        try:
+            os.dup2(saved, 2)
+            os.close(saved)
+        except OSError:
+            pass
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _capture_fd() -> int:
+    """This process's (unlinked) temporary file for captured stderr, as a raw descriptor
+    (a forked child gets its own)."""
+    if _capture.get("pid") != os.getpid():
+        fd, name = tempfile.mkstemp(prefix="nnaudio-stderr-")
+        os.unlink(name)
+        _capture["fd"] = fd
+        _capture["pid"] = os.getpid()
+    return int(_capture["fd"])  # type: ignore[arg-type]
+
+
+@contextmanager
+def decoder_messages() -> Iterator[list[str]]:
+    """Capture what C decoders print on file descriptor 2 while the block runs.
+
+    fd 2 is redirected to a temporary file and restored afterwards. Lines the decoder
+    libraries print (libmpg123's ``Note: Illegal Audio-MPEG-Header ...``) are collected into
+    the yielded list (filled when the block ends, without their ``Note:``/``[src/...]``
+    prefixes), to become part of a failed row's reason; any other line (another thread's
+    output in the same window) is written back to stderr. Redirection is process-wide, so
+    one block at a time holds it (a lock), and it is kept short: one open or read call.
+    """
+    lines: list[str] = []
+    with _capture_lock:
+        try:
+            sys.stderr.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+        try:
+            tmp = _capture_fd()
+            os.ftruncate(tmp, 0)
+            os.lseek(tmp, 0, os.SEEK_SET)
+            saved = os.dup(2)
+        except OSError:  # no usable fd 2: nothing to capture
+            yield lines
+            return
+        _capture["saved"] = saved
+        os.dup2(tmp, 2)
+        try:
+            yield lines
+        finally:
+            try:
+                sys.stderr.flush()
+            except (OSError, ValueError, AttributeError):
+                pass
+            os.dup2(saved, 2)
+            _capture.pop("saved", None)
+            os.close(saved)
+            os.lseek(tmp, 0, os.SEEK_SET)
+            data = os.read(tmp, 1 << 20)
+            other: list[str] = []
+            for line in data.decode("utf-8", "replace").splitlines():
+                if _DECODER_NOISE.match(line):
+                    text = _DECODER_NOISE.sub("", line).strip()
+                    if text:
+                        lines.append(text)
+                elif line.strip():
+                    other.append(line)
+            if other:
+                try:
+                    os.write(2, ("\n".join(other) + "\n").encode("utf-8", "replace"))
+                except OSError:
+                    pass
+
+
+def _detail(noise: list[str], any_line: bool = True) -> str:
+    """The most telling decoder message: an illegal header, else (``any_line``) the first."""
+    lines = [re.sub(r"^(?:warning|error): ", "", n).rstrip(".") for n in noise]
+    for line in lines:
+        if "Illegal" in line:
+            return line
+    return lines[0] if lines and any_line else ""
+
+
+def _open_reason(exc: BaseException, noise: list[str] | None = None) -> str:
+    """Reason for a file libsndfile cannot open (without the path it repeats).
+
+    The file was already found to be a non-empty regular file, so libsndfile's "File does
+    not exist or is not a regular file (possibly a pipe?)" (what it says when no decoder
+    recognises the bytes) is replaced by what happened.
+    """
     text = re.sub(r"^Error opening .*?: ", "", " ".join(str(exc).split())).rstrip(".")
+    if "possibly a pipe" in text or "does not exist" in text:
+        text = "no decoder recognises its contents"
+    detail = _detail(noise or [], any_line=False)
+    if detail:
+        text = f"{text}; decoder: {detail}" if text else f"decoder: {detail}"
     return f"not an audio file ({text})" if text else "not an audio file"
+
+
+def _read_reason(exc: BaseException, fmt: str, declared: int, noise: list[str]) -> str:
+    """Reason for a decoding error after the file was opened (a damaged stream)."""
+    text = " ".join(str(exc).split()).removeprefix("Error : ").rstrip(".")
+    detail = _detail(noise)
+    low = text.lower()
+    if "lost sync" in low or "psf_fseek" in low:  # the decoder ran out of readable frames
+        what = "decoder lost sync" if "lost sync" in low else f"stream ended ({text})"
+        return (
+            f"truncated: {fmt} {what} before the declared {declared} samples "
+            f"(file cut short or damaged)"
+        )
+    return f"corrupt {fmt} stream ({detail or 'libsndfile: ' + text})"
 
 
 def riff_truncation(path: str, size: int) -> str | None:
@@ -209,10 +335,14 @@ def decode_task(
     info = SourceInfo(key=key)
     try:
         _stat(path, info)
-        try:
-            f = sf.SoundFile(path)
-        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-            return DecodeResult(info, "failed", reason=_open_reason(e))
+        with decoder_messages() as noise:
+            try:
+                f = sf.SoundFile(path)
+                error = None
+            except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+                error = e
+        if error is not None:
+            return DecodeResult(info, "failed", reason=_open_reason(error, noise))
         with f:
             info.sr = int(f.samplerate)
             info.channels = int(f.channels)
@@ -224,7 +354,15 @@ def decode_task(
             why = riff_truncation(path, info.size)
             if why:
                 return DecodeResult(info, "failed", reason=why)
-            x = f.read(dtype="float32", always_2d=True)
+            with decoder_messages() as noise:
+                try:
+                    x = f.read(dtype="float32", always_2d=True)
+                    error = None
+                except (sf.LibsndfileError, RuntimeError) as e:
+                    error = e
+            if error is not None:
+                reason = _read_reason(error, info.format, info.samples, noise)
+                return DecodeResult(info, "failed", reason=reason)
         if x.shape[0] < info.samples:
             return DecodeResult(
                 info, "failed", reason=f"truncated: decoded {x.shape[0]} of {info.samples} samples"
@@ -257,12 +395,21 @@ def stream_file(
     Raises
     ------
     InputError
-        NaN/Inf samples with ``nan_policy='reject'``, a truncated file.
+        NaN/Inf samples with ``nan_policy='reject'``, a truncated, corrupt or unreadable file
+        (the message is the failed row's reason).
     """
     why = riff_truncation(path, os.path.getsize(path))
     if why:
         raise InputError(why)
-    with sf.SoundFile(path) as f:
+    with decoder_messages() as noise:
+        try:
+            sound = sf.SoundFile(path)
+            error = None
+        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+            error = e
+    if error is not None:
+        raise InputError(_open_reason(error, noise))
+    with sound as f:
         sr_in = int(f.samplerate)
         channels = 1 if mono else int(f.channels)
         stream = None
@@ -271,7 +418,14 @@ def stream_file(
                                          quality=SOXR_QUALITY)
         decoded = 0
         while True:
-            x = f.read(block, dtype="float32", always_2d=True)
+            with decoder_messages() as noise:
+                try:
+                    x = f.read(block, dtype="float32", always_2d=True)
+                    error = None
+                except (sf.LibsndfileError, RuntimeError) as e:
+                    error = e
+            if error is not None:
+                raise InputError(_read_reason(error, str(f.format), int(f.frames), noise))
             last = x.shape[0] < block
             if x.shape[0] == block:
                 # peek: a block that ends exactly at the end of the file is the last one

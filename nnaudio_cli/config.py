@@ -242,6 +242,11 @@ def load_preset(path: Path) -> dict[str, Any]:
             data = tomllib.load(fh)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path}: invalid TOML: {e}") from None
+    except UnicodeDecodeError as e:  # a binary file: TOML is UTF-8 text
+        raise ConfigError(
+            f"{path}: not a TOML preset (not UTF-8 text: byte 0x{e.object[e.start]:02x} at "
+            f"offset {e.start})"
+        ) from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read: {e.strerror}") from None
     unknown = sorted(set(data) - set(PRESET_KEYS))

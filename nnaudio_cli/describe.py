@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from nnaudio_cli.store import open_features
+from nnaudio_cli.text import shown_key  # also importable from here
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -89,6 +90,7 @@ def render(desc: dict[str, Any], show_all_failed: bool = False, console: Console
         shown = failures if show_all_failed else failures[:20]
         con.print(f"[bold]failed inputs[/bold] ({len(failures)}):")
         for f in shown:
-            con.print(f"  {f['key']}: {f['reason']}", markup=False)
+            reason = " ".join(str(f["reason"]).split())
+            con.print(f"  {shown_key(str(f['key']))}: {reason}", markup=False, soft_wrap=True)
         if len(shown) < len(failures):
             con.print(f"  ... {len(failures) - len(shown)} more (--failed lists all)")

@@ -7,16 +7,21 @@ printed as one line on stderr (``NNAUDIO_DEBUG=1`` adds the traceback of interna
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
 import traceback
+import warnings
 from enum import Enum
 from pathlib import Path
 from typing import Any, List, Optional
 
 import typer
 from typer.core import TyperGroup
+
+from nnaudio_cli.flags import positive_finite
+from nnaudio_cli.text import shown_key
 
 try:  # typer >= 0.20 vendors click as typer._click
     from typer._click import exceptions as click_exc
@@ -34,6 +39,28 @@ def _error(message: str) -> None:
     print(f"nnaudio: error: {text}", file=sys.stderr, flush=True)
 
 
+# library warnings: one ``nnaudio: warning: ...`` line per distinct message; none with -q
+_WARNINGS: dict[str, Any] = {"quiet": False, "seen": set()}
+
+
+def _show_warning(
+    message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    text = " ".join(str(message).split())
+    if _WARNINGS["quiet"] or text in _WARNINGS["seen"]:
+        return
+    _WARNINGS["seen"].add(text)
+    try:
+        print(f"nnaudio: warning: {text}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def quiet_warnings(quiet: bool = True) -> None:
+    """Silence (``-q``) or show the library warnings of this invocation."""
+    _WARNINGS["quiet"] = quiet
+
+
 class OneLineErrorGroup(TyperGroup):
     """A Typer group whose usage errors are one line (``nnaudio: error: ...``), exit code 2."""
 
@@ -47,6 +74,9 @@ class OneLineErrorGroup(TyperGroup):
     ) -> Any:
         global _ARGV
         _ARGV = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        old_show = warnings.showwarning
+        warnings.showwarning = _show_warning
+        _WARNINGS.update(quiet=False, seen=set())
         try:
             rv = super().main(
                 args=args,
@@ -69,10 +99,31 @@ class OneLineErrorGroup(TyperGroup):
         except (getattr(click_exc, "Abort", typer.Abort), typer.Abort):
             _error("aborted")
             rv = 130
+        finally:
+            warnings.showwarning = old_show
         code = rv if isinstance(rv, int) else 0
         if standalone_mode:
             sys.exit(code)
         return code
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The subcommand; one with a ``quiet`` flag also silences library warnings by it."""
+        cmd = super().get_command(ctx, cmd_name)
+        callback = getattr(cmd, "callback", None)
+        if (
+            callback is not None
+            and not getattr(callback, "_sets_quiet_warnings", False)
+            and any(p.name == "quiet" for p in cmd.params)
+        ):
+
+            @functools.wraps(callback)
+            def quiet_aware(*args: Any, **kwargs: Any) -> Any:
+                quiet_warnings(bool(kwargs.get("quiet", False)))
+                return callback(*args, **kwargs)
+
+            quiet_aware._sets_quiet_warnings = True  # type: ignore[attr-defined]
+            cmd.callback = quiet_aware
+        return cmd
 
 
 app = typer.Typer(
@@ -84,6 +135,36 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib import metadata
+
+    def version(dist: str, fallback: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return fallback
+
+    from nnaudio_core import __version__ as core_version
+
+    print(
+        f"nnaudio {version('nnaudio', core_version)} (torch {version('torch', 'not installed')}, "
+        f"python {sys.version.split()[0]})"
+    )
+    raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version,
+        help="Print the nnaudio and torch versions and exit.",
+    ),
+) -> None:
+    pass
 
 
 class Compression(str, Enum):
@@ -116,24 +197,28 @@ def extract(
     set_: List[str] = typer.Option(
         [], "--set", "-s", help="Override a transform parameter: key=value (repeatable)."
     ),
-    sr: Optional[float] = typer.Option(None, "--sr", help="Target sample rate in Hz."),
+    sr: Optional[float] = typer.Option(
+        None, "--sr", callback=positive_finite("Hz"), help="Target sample rate in Hz."
+    ),
     mono: bool = typer.Option(
         True, "--mono/--keep-channels", help="Mix to mono (default) or store every channel."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
     workers: Optional[int] = typer.Option(
-        None, "--workers", "-j", min=0, help="Decoder processes (default: cores - 1; 0: inline)."
+        None, "--workers", "-j", min=0, max=256,
+        help="Decoder processes (default: cores - 1; 0: inline).",
     ),
     batch_seconds: float = typer.Option(
-        60.0, "--batch-seconds", min=0.01, help="Audio seconds per transform batch."
+        60.0, "--batch-seconds", min=0.01, callback=positive_finite("seconds"),
+        help="Audio seconds per transform batch.",
     ),
     segment_seconds: Optional[float] = typer.Option(
-        None, "--segment-seconds", min=0.01,
+        None, "--segment-seconds", min=0.01, callback=positive_finite("seconds"),
         help="Files longer than this are streamed in segments (default: --batch-seconds).",
     ),
     compression: Compression = typer.Option(Compression.lzf, "--compression"),
     threads: Optional[int] = typer.Option(
-        None, "--threads", min=1,
+        None, "--threads", min=1, max=1024,
         help="torch CPU threads (default: cores minus the default decoder count; it never "
         "follows --workers, so results do not depend on --workers).",
     ),
@@ -301,11 +386,13 @@ def _run_extract(
         signal.signal(signal.SIGTERM, old_term)
     result = summary.as_dict()
     for f in summary.failures:
-        print(f"nnaudio: failed: {f['key']}: {f['reason']}", file=sys.stderr)
+        reason = " ".join(str(f["reason"]).split())
+        print(f"nnaudio: failed: {shown_key(str(f['key']))}: {reason}", file=sys.stderr)
     if not quiet:
         resumed = f" ({summary.resumed} kept from before)" if summary.resumed else ""
         print(
-            f"nnaudio: wrote {output}: {summary.ok}/{summary.files} files{resumed}, "
+            f"nnaudio: wrote {shown_key(str(output))}: {summary.ok}/{summary.files} files"
+            f"{resumed}, "
             f"{summary.audio_seconds / 3600:.3f} h audio in {summary.wall_seconds:.1f} s "
             f"({result['audio_seconds_per_second']:.0f}x real time)",
             file=sys.stderr,

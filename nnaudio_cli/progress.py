@@ -69,10 +69,11 @@ class PlainReporter(Reporter):
 
     def _line(self) -> str:
         rate = self.rate()
-        eta = (self.total - self.done) / rate if rate > 0 else float("nan")
+        # no rate before the first file: show "--" rather than a made-up (or nan) time
+        eta = f"{(self.total - self.done) / rate:.0f} s" if self.done and rate > 0 else "--"
         return (
             f"{self.label}: {self.done}/{self.total} files, {self.failed} failed, "
-            f"{self.audio_seconds / 3600:.3f} h audio, {rate:.1f} files/s, ETA {eta:.0f} s"
+            f"{self.audio_seconds / 3600:.3f} h audio, {rate:.1f} files/s, ETA {eta}"
         )
 
     def advance(self, audio_seconds: float, failed: bool = False) -> None:

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nnaudio_core import filters
+from nnaudio_core import checks, filters
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import Transform
@@ -121,6 +121,10 @@ class VariableQ(Transform):
         _check_choice("backend", backend, BACKENDS)
         if backend == "fft" and trainable:
             raise ParameterError("backend='fft' cannot train kernels; use backend='conv'")
+        checks.check_variable_q(
+            sr, hop_length, fmin, fmax, n_bins, bins_per_octave, filter_scale, gamma, norm,
+            window, sparsity,
+        )
         if hop_length < 1:
             raise ParameterError(f"hop_length={hop_length} must be >= 1")
         if fmin <= 0:

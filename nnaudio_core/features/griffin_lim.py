@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nnaudio_core import filters
+from nnaudio_core import checks, filters
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import Transform
 from nnaudio_core.features.stft import PAD_MODES, STFT, _check_choice, _resolve_lengths
@@ -118,6 +118,8 @@ class Griffin_Lim(Transform):
         super().__init__()
         self._remember_config(locals())
         _check_choice("pad_mode", pad_mode, PAD_MODES)
+        checks.check_frames(n_fft, win_length, hop_length)
+        checks.check_window(window)
         if n_iter < 1:
             raise ParameterError(f"n_iter={n_iter} must be >= 1")
         if not 0.0 <= momentum < 1.0:

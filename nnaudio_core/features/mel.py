@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, List, Optional
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nnaudio_core import filters
+from nnaudio_core import checks, filters
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import Transform
@@ -80,8 +81,7 @@ class MelSpectrogram(Transform):
             raise ParameterError(
                 f"unknown MelSpectrogram parameter(s) {', '.join(sorted(unknown))}"
             )
-        if power <= 0:
-            raise ParameterError(f"power={power} must be > 0")
+        checks.check_mel(sr, n_fft, n_mels, fmin, fmax, htk, power)
         self.stft = STFT(
             n_fft=n_fft,
             win_length=win_length,
@@ -140,6 +140,9 @@ class MelSpectrogram(Transform):
         return AF.unpack_batch(self.packed(x2), lead)
 
 
+_MEL_DEFAULT_N_MELS = inspect.signature(MelSpectrogram).parameters["n_mels"].default
+
+
 class MFCC(Transform):
     """Mel-frequency cepstral coefficients (nnAudio2's ``MFCC``), as ``librosa.feature.mfcc``.
 
@@ -181,8 +184,8 @@ class MFCC(Transform):
         self._remember_config({**locals(), **kwargs})
         if norm != "ortho":
             raise ParameterError(f"norm={norm!r}: only 'ortho' (DCT-II) is supported")
-        if amin <= 0:
-            raise ParameterError(f"amin={amin} must be > 0")
+        n_mels = kwargs.get("n_mels", _MEL_DEFAULT_N_MELS)
+        checks.check_mfcc(n_mfcc, n_mels, ref, amin, top_db)
         self.melspec = MelSpectrogram(sr=sr, **kwargs)
         # resolved set: the mel/STFT defaults too, so the config alone rebuilds this module
         self._config = {**self.melspec._config, **self._config}

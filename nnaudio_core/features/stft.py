@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nnaudio_core import filters
+from nnaudio_core import checks, filters
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import Transform
@@ -178,6 +178,10 @@ class STFT(Transform):
         _check_choice("pad_mode", pad_mode, PAD_MODES)
         _check_choice("output_format", output_format, OUTPUT_FORMATS)
         _check_choice("backend", backend, BACKENDS)
+        checks.check_stft(
+            n_fft, win_length, hop_length, sr, window, freq_scale, fmin, fmax, freq_bins,
+            kernel_path=trainable or backend == "conv" or freq_scale != "no",
+        )
         win_length, hop_length = _resolve_lengths(n_fft, win_length, hop_length)
         freq_bins = n_fft // 2 + 1 if freq_bins is None else int(freq_bins)
         if freq_bins < 1 or (freq_scale == "no" and freq_bins > n_fft // 2 + 1):
@@ -379,6 +383,10 @@ class iSTFT(Transform):
         _check_choice("backend", backend, BACKENDS)
         if backend == "fft" and trainable_kernels:
             raise ParameterError("backend='fft' cannot train kernels; use backend='conv'")
+        checks.check_stft(
+            n_fft, win_length, hop_length, sr, window,
+            kernel_path=trainable_kernels or backend == "conv",
+        )
         win_length, hop_length = _resolve_lengths(n_fft, win_length, hop_length)
         self.n_fft = n_fft
         self.hop_length = hop_length
