@@ -8,7 +8,6 @@ Frequencies are in Hz, lengths in samples.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
