@@ -150,7 +150,7 @@ def _chunk_location(part: Path) -> tuple[int, int]:
 @pytest.mark.parametrize(
     "compression,damage",
     [("none", "floats"), ("none", "nan"), ("lzf", "bytes")],
-)
+)  # parts are always uncompressed; the output's compression must not matter either
 def test_corrupt_part_is_dropped_and_recomputed(data, tmp_path, compression, damage):
     src, _ = data
     clean = tmp_path / "clean.h5"

@@ -41,6 +41,8 @@ from nnaudio_cli.extract.parts import PartStore, ResumeError, remove_parts
 from nnaudio_cli.progress import Reporter
 from nnaudio_cli.store import LAYOUT_VERSION, OutputError
 
+#: Compression of the part files (the output gets ``--compression``).
+PART_COMPRESSION = "none"
 #: Times a part that fails verification before assembly is recomputed before giving up.
 VERIFY_ROUNDS = 3
 
@@ -523,7 +525,9 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
     }
     part_attrs = {"layout_version": LAYOUT_VERSION, "config_hash": chash,
                   "transform": engine.name}
-    store = PartStore(opts.output, manifest, engine.row_shape, opts.compression,
+    # parts are uncompressed: they are read back (verified, assembled) and deleted, so
+    # compressing them would cost CPU three times for a file that lives minutes
+    store = PartStore(opts.output, manifest, engine.row_shape, PART_COMPRESSION,
                       engine.frequencies, part_attrs, opts.note)
     store.open(opts.resume, opts.overwrite)
     try:
