@@ -260,12 +260,13 @@ class FeatureWriter:
         self.rows.append(fields)
 
     def commit(
-        self, attrs: dict[str, Any], frequencies: np.ndarray, sync_folder: bool = True
+        self, attrs: dict[str, Any], frequencies: np.ndarray, durable: bool = True
     ) -> None:
         """Write index, offsets and attributes, close, fsync and rename into place.
 
-        ``sync_folder=False`` skips the fsync of the folder after the rename (for part files,
-        whose durability is recorded separately by the parts journal)."""
+        ``durable=False`` skips the fsyncs of the file and of its folder (part files: a part
+        that a power loss damages fails its checksum and is computed again). Either way the
+        rename is atomic, so a killed process never leaves a half-written file in place."""
         self._flush()
         n_rows = np.array([int(r.get("n_rows", 0)) for r in self.rows], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(n_rows)]).astype(np.int64)
@@ -293,9 +294,10 @@ class FeatureWriter:
             self.h5.attrs["frequencies"] = freqs
         self.h5.flush()
         self.h5.close()
-        fsync_path(self.tmp)
+        if durable:
+            fsync_path(self.tmp)
         os.replace(self.tmp, self.path)
-        if sync_folder:
+        if durable:
             fsync_path(self.path.parent, directory=True)
 
     def abort(self, broken: bool = False) -> None:

@@ -16,9 +16,9 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-import scipy.signal
 
 from nnaudio_core.errors import ParameterError
+from nnaudio_core.filters import named_window
 
 #: Largest FFT size / window length accepted (2**20 samples: 23.8 s at 44.1 kHz).
 MAX_N_FFT = 1 << 20
@@ -134,7 +134,7 @@ def check_window(window: Any) -> None:
         window = tuple(window)  # a JSON round trip turns ("kaiser", 8.0) into a list
     if isinstance(window, str | tuple):
         try:
-            scipy.signal.get_window(window, 16, fftbins=True)
+            named_window(window, 16, fftbins=True)
         except (ValueError, TypeError) as exc:
             raise ParameterError(f"window={window!r} is not a known window: {exc}") from None
         return

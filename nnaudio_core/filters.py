@@ -31,7 +31,7 @@ _COSINE_WINDOWS = {
 }
 
 
-def _get_window(window: str | tuple, length: int, fftbins: bool = True) -> np.ndarray:
+def named_window(window: str | tuple, length: int, fftbins: bool = True) -> np.ndarray:
     """``scipy.signal.get_window(window, length, fftbins)``. The common cosine windows are
     computed here (equal to scipy's to float64 round-off); ``scipy.signal``, which costs
     ~0.7 s to import, is imported only for the others."""
@@ -101,7 +101,7 @@ def get_window(window: WindowSpec, win_length: int, n_fft: int) -> np.ndarray:
     window = window_spec(window)
     if isinstance(window, str | tuple):
         try:
-            win = _get_window(window, win_length, fftbins=True)
+            win = named_window(window, win_length, fftbins=True)
         except (ValueError, TypeError) as exc:
             raise ParameterError(f"unknown window {window!r}: {exc}") from None
     else:
@@ -362,7 +362,7 @@ def variable_q_kernels(
         n = np.arange(-length // 2, length // 2, dtype=np.float64)
         size = n.size
         win = (
-            _get_window(window, size, fftbins=True)
+            named_window(window, size, fftbins=True)
             if isinstance(window, str | tuple)
             else np.interp(np.linspace(0, 1, size), np.linspace(0, 1, len(window)), window)
         )
@@ -381,7 +381,7 @@ def window_bandwidth(window: WindowSpec, n: int = 1 << 13) -> float:
     if not isinstance(window, str | tuple):
         window = np.asarray(window, dtype=np.float64)
         return float(window.size * np.sum(window**2) / np.sum(window) ** 2)
-    w = _get_window(window, n, fftbins=True)
+    w = named_window(window, n, fftbins=True)
     return float(n * np.sum(w**2) / np.sum(w) ** 2)
 
 

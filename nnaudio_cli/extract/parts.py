@@ -5,15 +5,17 @@
   output stops with one line naming that PID. The kernel drops the lock when its holder
   dies, so a SIGKILLed run leaves no stale lock.
 * **Parts.** Progress is committed in *part files*, each a small feature file in the final
-  layout (``/features``, ``/index``) holding one batch. A part is written to
-  ``part-NNNNNN.h5.partial``, closed, fsynced and renamed into place (and the folder
-  fsynced), so a killed run loses at most the batch being written.
+  layout (``/features``, ``/index``, uncompressed) holding one batch. A part is written to
+  ``part-NNNNNN.h5.partial``, closed and renamed into place, so a killed run loses at most
+  the batch being written.
 * **Checksums.** After the rename, the part's checksum (:class:`~nnaudio_cli.store.
-  ArrayDigest` of its arrays) is appended to ``parts.jsonl`` and fsynced. On ``--resume``
-  and again before assembly every part is read back and checked against its line; a part
-  without a line, unreadable, or with another checksum is deleted and its inputs are
-  computed again. ``manifest.json`` (written before the first part) records the settings
-  the features depend on (``resume_hash``).
+  ArrayDigest` of its arrays) is appended to ``parts.jsonl``. On ``--resume`` and again
+  before assembly every part is read back and checked against its line; a part without a
+  line, unreadable, or with another checksum is deleted and its inputs are computed again.
+  That is also why parts and the journal are not fsynced: whatever a power loss does to
+  them is caught by the check and costs a recomputation, never a wrong value. The manifest
+  and the final output are fsynced. ``manifest.json`` (written before the first part)
+  records the settings the features depend on (``resume_hash``).
 
 On ``--resume`` an input is taken from the newest part that holds it when the source's size
 and modification time still match; changed, missing and never-finished inputs are computed
@@ -445,15 +447,12 @@ class PartStore:
         if w is None or not w.rows:
             return
         try:
-            # no folder fsync after the rename: if the rename is lost in a crash, the part's
-            # journal line names a missing file and its inputs are computed again
-            w.commit(self.attrs, self.frequencies, sync_folder=False)
+            # not fsynced: a part a power loss damages fails verification (module docstring)
+            w.commit(self.attrs, self.frequencies, durable=False)
             line = json.dumps({"part": w.path.name, "digest": w.digest_hex,
                                "inputs": len(w.rows), "rows": w.committed})
             with open(self.folder / JOURNAL, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
-                fh.flush()
-                os.fsync(fh.fileno())
         except (OSError, RuntimeError) as e:  # h5py: "Can't flush cache"
             w.abort(broken=True)
             self.current = None
