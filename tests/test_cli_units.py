@@ -224,3 +224,32 @@ def test_batch_plan_is_fixed_by_durations_and_covers_every_input():
     assert all(sum(costs[i] for i in b.clips) <= 100 for b in plan if not b.streamed)
     # an input larger than a batch but not long is a batch of its own
     assert plan_batches([10, 150, 10], 100, 200) == [Batch((0,)), Batch((1,)), Batch((2,))]
+
+
+def test_decoder_pool_in_order_and_survives_a_dead_worker(tmp_path):
+    """Results come in input order whichever worker finishes first; a worker killed with
+    SIGKILL fails the file it held, with a reason, and the others are decoded by a fresh one."""
+    import os
+    import signal
+
+    from nnaudio_cli.extract.decode import DecodeSettings, DecoderPool, InlineDecoder, Job
+
+    rng = np.random.default_rng(4)
+    jobs = []
+    for i in range(8):
+        path = tmp_path / f"c{i}.wav"
+        sf.write(path, 0.1 * rng.standard_normal(int(8000 * (0.2 + 0.1 * i))), 8000)
+        jobs.append(Job(i, str(path), path.name, 1000))
+    settings = DecodeSettings(16000.0, True, "reject")
+    want = [r.audio for _, r in InlineDecoder().decode(jobs, settings)]
+    pool = DecoderPool(2)
+    try:
+        os.kill(pool.workers[0].proc.pid, signal.SIGKILL)
+        got = list(pool.decode(jobs, settings, budget=10_000))
+    finally:
+        pool.close()
+    assert [j.clip for j, _ in got] == list(range(8))
+    assert got[0][1].status == "failed" and "died (signal 9)" in got[0][1].reason
+    for (_, res), ref in zip(got[1:], want[1:], strict=True):
+        assert res.status == "ok"
+        np.testing.assert_array_equal(res.audio, ref)

@@ -4,7 +4,9 @@
 torch) when it is created, so they start while the main process builds the transform.
 :meth:`DecoderPool.decode` hands out jobs in input order, keeps a bounded amount of decoded
 audio in flight (by bytes, from the header durations) and yields the results **in input
-order**, whichever worker finished first. A worker that dies (a decoder crash) fails the
+order**, whichever worker finished first. A thread per worker reads its results as they
+come (into memory, within the byte budget), so decoding runs ahead while the main thread
+computes instead of stalling on a full pipe. A worker that dies (a decoder crash) fails the
 file it was reading, with a reason, and is replaced. :meth:`DecoderPool.close` ends the
 workers without waiting for them beyond a fixed bound (SIGTERM, then SIGKILL).
 
@@ -13,17 +15,19 @@ workers without waiting for them beyond a fixed bound (SIGTERM, then SIGKILL).
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pickle
-import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import nnaudio_cli
 from nnaudio_cli import audio
@@ -33,8 +37,8 @@ from nnaudio_cli.extract.worker import _HEAD, send
 PREFETCH_BYTES = 512 * 1024 * 1024
 #: Most files in flight.
 MAX_IN_FLIGHT = 1024
-#: Tasks queued per worker (one being decoded, one waiting).
-PER_WORKER = 2
+#: fcntl command that sets a pipe's buffer size (Linux).
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
 #: Seconds a worker is given to exit after SIGTERM before SIGKILL.
 STOP_GRACE = 0.5
 
@@ -82,9 +86,17 @@ def _read_exact(fd: int, n: int) -> bytes | None:
 
 
 class _Worker:
-    """One decoder process and the jobs sent to it, oldest first."""
+    """One decoder process, the jobs sent to it (oldest first), and a thread that reads its
+    results as soon as they come, so the process never waits on a full pipe while the main
+    thread computes.
 
-    def __init__(self) -> None:
+    Parameters
+    ----------
+    sink : called from the reader thread as ``sink(worker, message)`` for each result, and
+        with ``None`` once when the process has gone (exit, crash or :meth:`stop`)
+    """
+
+    def __init__(self, sink: Callable[[_Worker, Any], None]) -> None:
         rfd, wfd = os.pipe()
         env = dict(os.environ, OMP_NUM_THREADS="1")
         root = str(Path(nnaudio_cli.__file__).resolve().parents[1])  # the same code as here
@@ -94,17 +106,29 @@ class _Worker:
                 [sys.executable, "-m", "nnaudio_cli.extract.worker", str(wfd)],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=(wfd,), env=env,
             )
+        except BaseException:
+            os.close(rfd)
+            raise
         finally:
             os.close(wfd)
+        try:  # 1 MiB pipe (Linux): a decoded clip crosses in a few reads, not dozens
+            fcntl.fcntl(rfd, F_SETPIPE_SZ, 1 << 20)
+        except OSError:
+            pass
         self.rfd = rfd
         self.jobs: deque[Job] = deque()
+        self.sink = sink
+        threading.Thread(target=self._read_all, daemon=True).start()
 
     def submit(self, job: Job, settings: DecodeSettings) -> None:
         assert self.proc.stdin is not None
-        send(self.proc.stdin.fileno(), (job.clip, settings.args(job)))
         self.jobs.append(job)
+        try:
+            send(self.proc.stdin.fileno(), (job.clip, settings.args(job)))
+        except OSError:
+            pass  # the process is gone: the reader thread reports it
 
-    def receive(self) -> tuple[int, audio.DecodeResult] | None:
+    def _receive(self) -> tuple[int, audio.DecodeResult] | None:
         head = _read_exact(self.rfd, _HEAD.size)
         if head is None:
             return None
@@ -113,14 +137,26 @@ class _Worker:
             return None
         return pickle.loads(body)
 
+    def _read_all(self) -> None:
+        try:
+            while True:
+                msg = self._receive()
+                if msg is None:
+                    break
+                self.sink(self, msg)
+        except (OSError, pickle.UnpicklingError, EOFError):
+            pass
+        finally:
+            os.close(self.rfd)  # only this thread reads it: closed once it is done
+            self.sink(self, None)
+
     def stop(self) -> None:
-        """Close its pipes and signal it (not waiting)."""
-        for close in (lambda: self.proc.stdin and self.proc.stdin.close(),
-                      lambda: os.close(self.rfd)):
-            try:
-                close()
-            except OSError:
-                pass
+        """Close its input and signal it (not waiting); its reader thread then ends."""
+        try:
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        except OSError:
+            pass
         if self.proc.poll() is None:
             try:
                 self.proc.send_signal(signal.SIGTERM)
@@ -137,7 +173,25 @@ class DecoderPool:
     """
 
     def __init__(self, workers: int) -> None:
-        self.workers = [_Worker() for _ in range(max(1, workers))]
+        self.cond = threading.Condition()
+        self.done: dict[int, audio.DecodeResult] = {}
+        self.dead: list[_Worker] = []
+        self.closing = False
+        self.workers = [_Worker(self._sink) for _ in range(max(1, workers))]
+
+    def _sink(self, w: _Worker, msg: Any) -> None:
+        with self.cond:
+            if msg is None:
+                if not self.closing:
+                    self.dead.append(w)
+            else:
+                clip, result = msg
+                for job in w.jobs:
+                    if job.clip == clip:
+                        w.jobs.remove(job)
+                        break
+                self.done[clip] = result
+            self.cond.notify_all()
 
     def decode(
         self, jobs: Iterable[Job], settings: DecodeSettings, budget: int = PREFETCH_BYTES
@@ -145,74 +199,58 @@ class DecoderPool:
         """Decode ``jobs``, yielding ``(job, result)`` in the order of ``jobs``.
 
         At most ``budget`` bytes of expected decoded audio (and :data:`MAX_IN_FLIGHT` files)
-        are in flight; one job always is.
+        are in flight; one job always is. Jobs go to the worker with the fewest.
         """
         todo = deque(jobs)
         order: deque[Job] = deque()  # submitted, not yet yielded
-        done: dict[int, audio.DecodeResult] = {}
         in_flight = 0
         while todo or order:
-            while todo and len(order) < MAX_IN_FLIGHT and (
-                not order or in_flight + todo[0].nbytes <= budget
-            ):
-                w = min(self.workers, key=lambda w: len(w.jobs))
-                if len(w.jobs) >= PER_WORKER:
-                    break
-                job = todo.popleft()
-                self._submit(w, job, settings)
-                order.append(job)
-                in_flight += job.nbytes
-            head = order[0]
-            while head.clip not in done:
-                self._collect(done, settings)
+            with self.cond:
+                while todo and len(order) < MAX_IN_FLIGHT and (
+                    not order or in_flight + todo[0].nbytes <= budget
+                ):
+                    job = todo.popleft()
+                    min(self.workers, key=lambda w: len(w.jobs)).submit(job, settings)
+                    order.append(job)
+                    in_flight += job.nbytes
+                head = order[0]
+                while head.clip not in self.done:
+                    if self.dead:
+                        self._replace(self.dead.pop(0), settings)
+                        continue
+                    self.cond.wait(timeout=1.0)
+                result = self.done.pop(head.clip)
             order.popleft()
             in_flight -= head.nbytes
-            yield head, done.pop(head.clip)
+            yield head, result
 
-    def _submit(self, w: _Worker, job: Job, settings: DecodeSettings) -> None:
-        try:
-            w.submit(job, settings)
-        except OSError:  # the worker is gone: replace it, then send the job there
-            self._replace(w, {}, settings)
-            self.workers[-1].submit(job, settings)
-
-    def _collect(self, done: dict[int, audio.DecodeResult], settings: DecodeSettings) -> None:
-        """Wait for the next result of any busy worker (a dead worker fails its job)."""
-        busy = {w.rfd: w for w in self.workers if w.jobs}
-        ready, _, _ = select.select(list(busy), [], [])
-        for fd in ready:
-            w = busy[fd]
-            msg = w.receive()
-            if msg is None:
-                self._replace(w, done, settings)
-                continue
-            clip, result = msg
-            w.jobs.remove(next(j for j in w.jobs if j.clip == clip))
-            done[clip] = result
-
-    def _replace(self, w: _Worker, done: dict[int, audio.DecodeResult],
-                 settings: DecodeSettings) -> None:
-        """A worker died: fail the job it was decoding, move the rest to a new worker."""
+    def _replace(self, w: _Worker, settings: DecodeSettings) -> None:
+        """A worker died (called with the lock held): fail the job it was decoding, move
+        the rest to a new worker."""
         code = w.proc.poll()
         if code is None:
-            time.sleep(0.05)
-            code = w.proc.poll()
+            try:
+                code = w.proc.wait(timeout=0.2)
+            except subprocess.TimeoutExpired:
+                code = None
         w.stop()
         self.workers.remove(w)
-        fresh = _Worker()
+        fresh = _Worker(self._sink)
         self.workers.append(fresh)
         if w.jobs:
             first = w.jobs.popleft()
             how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            done[first.clip] = audio.DecodeResult(
+            self.done[first.clip] = audio.DecodeResult(
                 audio.SourceInfo(key=first.key), "failed",
                 reason=f"the decoder process died ({how}) while reading this file",
             )
-            for job in w.jobs:
-                fresh.submit(job, settings)
+            while w.jobs:
+                fresh.submit(w.jobs.popleft(), settings)
 
     def close(self) -> None:
         """End every worker: close pipes, SIGTERM, SIGKILL after :data:`STOP_GRACE` s."""
+        with self.cond:
+            self.closing = True
         for w in self.workers:
             w.stop()
         deadline = time.monotonic() + STOP_GRACE
