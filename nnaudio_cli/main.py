@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import signal
 import sys
 import traceback
 import warnings
@@ -103,6 +104,9 @@ class OneLineErrorGroup(TyperGroup):
             warnings.showwarning = old_show
         code = rv if isinstance(rv, int) else 0
         if standalone_mode:
+            if _is_program():  # the work is done: a late Ctrl-C must not break the exit
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
             sys.exit(code)
         return code
 
@@ -282,14 +286,18 @@ def _interrupted_exit(code: int) -> int:
     """Exit code of an interrupted run. As the real program, exit at once: a signal that
     interrupted an import can leave CPython set to re-raise SIGINT at exit, which would turn
     exit code 143 into a death by SIGINT. Within a test runner (CliRunner), just return."""
-    main = sys.modules.get("__main__")
-    spec = getattr(main, "__spec__", None)
-    program = (spec is not None and spec.name == "nnaudio_cli.__main__") or (
-        os.path.basename(getattr(main, "__file__", "") or "") == "nnaudio")
-    if program:
+    if _is_program():
         _flush_streams()
         os._exit(code)
     return code
+
+
+def _is_program() -> bool:
+    """True when this process is the ``nnaudio`` program (not a test runner calling it)."""
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return (spec is not None and spec.name == "nnaudio_cli.__main__") or (
+        os.path.basename(getattr(main, "__file__", "") or "") == "nnaudio")
 
 
 def _run_extract(
