@@ -237,8 +237,11 @@ def test_signals_end_the_run_within_2_s(data, tmp_path, signum):
         err = log.read_text()
         assert took < 2.0, (i, took, err)
         assert "Traceback" not in err and "InvalidStateError" not in err, err
-        assert proc.returncode in (130, 143, -signum), (proc.returncode, err)
         assert not left, f"processes left in the run's session: {left}"
+        if proc.returncode == 0:  # it finished just before the signal: a complete file
+            assert out.exists() and not parts_dir(out).exists(), err
+            continue
+        assert proc.returncode in (130, 143, -signum), (proc.returncode, err)
 
 
 # --- reproducibility -----------------------------------------------------------------------

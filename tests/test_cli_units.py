@@ -232,7 +232,7 @@ def test_decoder_pool_in_order_and_survives_a_dead_worker(tmp_path):
     import os
     import signal
 
-    from nnaudio_cli.extract.decode import DecodeSettings, DecoderPool, InlineDecoder, Job
+    from nnaudio_cli.extract.decode import DecoderPool, DecodeSettings, InlineDecoder, Job
 
     rng = np.random.default_rng(4)
     jobs = []

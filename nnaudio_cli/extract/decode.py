@@ -103,7 +103,8 @@ class _Worker:
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         try:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "nnaudio_cli.extract.worker", str(wfd)],
+                [sys.executable, "-m", "nnaudio_cli.extract.worker", str(wfd),
+                 str(os.getpid())],
                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, pass_fds=(wfd,), env=env,
             )
         except BaseException:

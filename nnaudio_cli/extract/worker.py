@@ -1,11 +1,12 @@
-"""The decoder process: ``python -m nnaudio_cli.extract.worker RESULT_FD``.
+"""The decoder process: ``python -m nnaudio_cli.extract.worker RESULT_FD [PARENT_PID]``.
 
 Reads decode tasks from stdin and writes results to the file descriptor ``RESULT_FD``, both
 as length-prefixed pickles (:func:`send`, :func:`receive`). It imports numpy, soundfile and
 soxr (through :mod:`nnaudio_cli.audio`), never torch, so it starts in a fraction of a second.
 It ignores SIGINT (Ctrl-C reaches the whole process group; the main process ends the
 workers) and exits when stdin closes, so a main process that dies, even by SIGKILL, leaves
-no worker behind.
+no worker behind; on Linux the kernel also signals it when the parent dies
+(``PR_SET_PDEATHSIG``), which covers a parent killed while the worker is still starting.
 """
 
 from __future__ import annotations
@@ -40,9 +41,24 @@ def receive(stream: IO[bytes]) -> Any:
     return pickle.loads(body)
 
 
+def _die_with_parent(parent: int) -> None:
+    """Linux: have the kernel end this process when its parent dies (even while it is still
+    importing, before it could notice that stdin closed)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the parent died before the call above
+        os._exit(1)
+
+
 def main() -> None:
     """Serve decode tasks ``(seq, args)`` with :func:`nnaudio_cli.audio.decode_task`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if len(sys.argv) > 2:
+        _die_with_parent(int(sys.argv[2]))
     out_fd = int(sys.argv[1])
     from nnaudio_cli.audio import decode_task
 
