@@ -252,10 +252,18 @@ def extract(
         return EXIT_FATAL
     from nnaudio_cli.extract.decode import default_workers, make_decoder
 
-    # the decoder processes (no torch) start now, while this process imports torch
-    n_workers = default_workers() if workers is None else workers
-    decoder = make_decoder(n_workers)
+    got: list[int] = []  # SIGTERM stops the run like Ctrl-C (exit 143 instead of 130)
+
+    def on_term(signum: int, frame: Any) -> None:
+        got.append(signum)
+        raise KeyboardInterrupt
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    decoder: Any = None
     try:
+        # the decoder processes (no torch) start now, while this process imports torch
+        n_workers = default_workers() if workers is None else workers
+        decoder = make_decoder(n_workers)
         from nnaudio_cli.config import ConfigError, resolve
         from nnaudio_cli.devices import DeviceError, resolve_device
 
@@ -266,12 +274,19 @@ def extract(
             _error(str(e))
             return EXIT_USAGE if e.usage else EXIT_FATAL
         return _run_extract(
-            decoder, n_workers, input_dir, output, cfg, dev, mono, batch_seconds,
+            decoder, got, n_workers, input_dir, output, cfg, dev, mono, batch_seconds,
             segment_seconds, compression.value, threads, json_out, quiet, resume, overwrite,
             nan_policy.value,
         )
+    except KeyboardInterrupt:  # before the run started: nothing to keep
+        if decoder is not None:
+            decoder.close()
+        print("nnaudio: interrupted; nothing written", file=sys.stderr, flush=True)
+        return _interrupted_exit(143 if got else 130)
     finally:
-        decoder.close()
+        signal.signal(signal.SIGTERM, old_term)
+        if decoder is not None:
+            decoder.close()
 
 
 def _flush_streams() -> None:
@@ -302,6 +317,7 @@ def _is_program() -> bool:
 
 def _run_extract(
     decoder: Any,
+    got: list[int],
     n_workers: int,
     input_dir: Path,
     output: Path,
@@ -318,8 +334,6 @@ def _run_extract(
     overwrite: bool,
     nan_policy: str,
 ) -> int:
-    import signal
-
     import torch
 
     from nnaudio_cli.extract import (
@@ -350,13 +364,6 @@ def _run_extract(
         nan_policy=nan_policy,
         note=lambda msg: print(f"nnaudio: note: {msg}", file=sys.stderr, flush=True),
     )
-    got: list[int] = []
-
-    def on_term(signum: int, frame: Any) -> None:  # pre-emption: stop like Ctrl-C
-        got.append(signum)
-        raise KeyboardInterrupt
-
-    old_term = signal.signal(signal.SIGTERM, on_term)
     try:
         summary = run_extract(opts, make_reporter(quiet), decoder)
     except ParameterError as e:
@@ -374,6 +381,7 @@ def _run_extract(
             os._exit(EXIT_FATAL)
         return EXIT_FATAL
     except Interrupted as e:
+        decoder.close()  # reap the workers before exiting at once
         _flush_streams()
         if e.assembling:
             print(f"nnaudio: interrupted while assembling {output}; all {e.total} inputs are "
@@ -382,16 +390,11 @@ def _run_extract(
             print(f"nnaudio: interrupted; {e.kept} of {e.total} inputs kept; rerun with "
                   "--resume to continue", file=sys.stderr, flush=True)
         return _interrupted_exit(143 if got else 130)
-    except KeyboardInterrupt:  # before the run started: nothing to keep
-        print("nnaudio: interrupted; nothing written", file=sys.stderr, flush=True)
-        return _interrupted_exit(143 if got else 130)
     except Exception as e:  # noqa: BLE001 - a bug: one line, traceback on request
         if os.environ.get("NNAUDIO_DEBUG"):
             traceback.print_exc()
         _error(f"internal error: {type(e).__name__}: {e} (set NNAUDIO_DEBUG=1 for a traceback)")
         return EXIT_FATAL
-    finally:
-        signal.signal(signal.SIGTERM, old_term)
     result = summary.as_dict()
     for f in summary.failures:
         reason = " ".join(str(f["reason"]).split())

@@ -229,8 +229,10 @@ def test_signals_end_the_run_within_2_s(data, tmp_path, signum):
                 proc.wait(timeout=10)
                 took = time.perf_counter() - t0
                 time.sleep(0.8)  # longer than the decoders' grace period
-                left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True,
-                                      text=True).stdout.split()
+                ps = subprocess.run(["ps", "-o", "pid=,stat=", "-s", str(proc.pid)],
+                                    capture_output=True, text=True).stdout.split("\n")
+                # zombies are not running: once the parent is gone, reaping is init's job
+                left = [ln.split()[0] for ln in ps if ln.strip() and "Z" not in ln.split()[1]]
             finally:
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(proc.pid, signal.SIGKILL)
