@@ -250,15 +250,10 @@ def extract(
     if not output.parent.exists():
         _error(f"cannot write {output}: folder {output.parent} does not exist")
         return EXIT_FATAL
+    from nnaudio_cli import interrupts
     from nnaudio_cli.extract.decode import default_workers, make_decoder
 
-    got: list[int] = []  # SIGTERM stops the run like Ctrl-C (exit 143 instead of 130)
-
-    def on_term(signum: int, frame: Any) -> None:
-        got.append(signum)
-        raise KeyboardInterrupt
-
-    old_term = signal.signal(signal.SIGTERM, on_term)
+    restore_signals = interrupts.install()  # SIGTERM stops the run like Ctrl-C (exit 143)
     decoder: Any = None
     try:
         # the decoder processes (no torch) start now, while this process imports torch
@@ -274,7 +269,7 @@ def extract(
             _error(str(e))
             return EXIT_USAGE if e.usage else EXIT_FATAL
         return _run_extract(
-            decoder, got, n_workers, input_dir, output, cfg, dev, mono, batch_seconds,
+            decoder, n_workers, input_dir, output, cfg, dev, mono, batch_seconds,
             segment_seconds, compression.value, threads, json_out, quiet, resume, overwrite,
             nan_policy.value,
         )
@@ -282,9 +277,9 @@ def extract(
         if decoder is not None:
             decoder.close()
         print("nnaudio: interrupted; nothing written", file=sys.stderr, flush=True)
-        return _interrupted_exit(143 if got else 130)
+        return _interrupted_exit(interrupts.exit_code())
     finally:
-        signal.signal(signal.SIGTERM, old_term)
+        restore_signals()
         if decoder is not None:
             decoder.close()
 
@@ -317,7 +312,6 @@ def _is_program() -> bool:
 
 def _run_extract(
     decoder: Any,
-    got: list[int],
     n_workers: int,
     input_dir: Path,
     output: Path,
@@ -336,6 +330,7 @@ def _run_extract(
 ) -> int:
     import torch
 
+    from nnaudio_cli import interrupts
     from nnaudio_cli.extract import (
         ExtractError,
         ExtractOptions,
@@ -389,7 +384,7 @@ def _run_extract(
         else:
             print(f"nnaudio: interrupted; {e.kept} of {e.total} inputs kept; rerun with "
                   "--resume to continue", file=sys.stderr, flush=True)
-        return _interrupted_exit(143 if got else 130)
+        return _interrupted_exit(interrupts.exit_code())
     except Exception as e:  # noqa: BLE001 - a bug: one line, traceback on request
         if os.environ.get("NNAUDIO_DEBUG"):
             traceback.print_exc()

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import nnaudio_cli
-from nnaudio_cli import audio
+from nnaudio_cli import audio, interrupts
 from nnaudio_cli.extract.worker import _HEAD, send
 
 #: Upper bound on decoded audio in flight (bytes).
@@ -219,7 +219,8 @@ class DecoderPool:
                     if self.dead:
                         self._replace(self.dead.pop(0), settings)
                         continue
-                    self.cond.wait(timeout=1.0)
+                    self.cond.wait(timeout=0.2)
+                    interrupts.check()
                 result = self.done.pop(head.clip)
             order.popleft()
             in_flight -= head.nbytes

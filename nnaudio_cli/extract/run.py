@@ -23,7 +23,7 @@ import soxr
 import torch
 
 import nnaudio_core
-from nnaudio_cli import audio
+from nnaudio_cli import audio, interrupts
 from nnaudio_cli.config import ExtractConfig, canonical_json
 from nnaudio_cli.extract.assemble import assemble
 from nnaudio_cli.extract.batch import Batch, ClipFramer, Packed, Piece, pack, plan_batches
@@ -278,6 +278,7 @@ class Extraction:
         results = self.decoder.decode(jobs, self.settings, budget=budget)
         pending: _Submitted | None = None
         for batch in batches:
+            interrupts.check()
             if batch.streamed:
                 self._store(pending)
                 pending = None
@@ -376,6 +377,7 @@ class Extraction:
             blocks = _threaded(lambda: audio.stream_file(
                 path, info, self.engine.sr, self.opts.mono, nan_policy=self.opts.nan_policy))
             for x, last in blocks:
+                interrupts.check()
                 item = _Item(i, {}, pieces=self._pieces(i, x, last, framer))
                 submitted = self._submit([item])
                 status = self._put_all(pending, _meta(info))
@@ -534,6 +536,7 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
         if opts.resume:
             previous = opts.output if opts.output.is_file() else None
             summary.resumed = store.load(_stat_all(opts.input_dir, keys), previous)
+        interrupts.check()
         extraction = Extraction(opts, engine, keys, headers, store, decoder, reporter, summary,
                                 seg_samples, batch_samples)
         todo = _todo(plan, keys, store)

@@ -1,0 +1,60 @@
+"""Ctrl-C and SIGTERM for long commands: stop promptly, never print a stray traceback.
+
+:func:`install` makes SIGINT and SIGTERM raise :class:`KeyboardInterrupt` at once (so a
+blocking wait or a long import ends within the 2-s bound) and also record the signal. When
+the exception lands where Python cannot propagate it (a weakref callback, a ``__del__``),
+CPython would print "Exception ignored ... KeyboardInterrupt" and carry on: the
+``sys.unraisablehook`` installed here keeps that silent, and the recorded signal makes the
+next :func:`check` (called by the pipeline between batches and while waiting for decoders)
+raise it again, so the run still stops.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+from collections.abc import Callable
+from typing import Any
+
+#: Signals received since :func:`install` (SIGINT/SIGTERM numbers).
+RECEIVED: list[int] = []
+
+
+def _handler(signum: int, frame: Any) -> None:
+    RECEIVED.append(signum)
+    raise KeyboardInterrupt
+
+
+def _unraisable(default: Callable[[Any], None]) -> Callable[[Any], None]:
+    def hook(unraisable: Any) -> None:
+        if isinstance(unraisable.exc_value, KeyboardInterrupt):
+            return  # recorded in RECEIVED; check() raises it where it can propagate
+        default(unraisable)
+
+    return hook
+
+
+def install() -> Callable[[], None]:
+    """Take over SIGINT and SIGTERM; returns a function that restores the previous state."""
+    RECEIVED.clear()
+    old = {s: signal.signal(s, _handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    old_hook = sys.unraisablehook
+    sys.unraisablehook = _unraisable(old_hook)
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+        sys.unraisablehook = old_hook
+
+    return restore
+
+
+def check() -> None:
+    """Raise :class:`KeyboardInterrupt` if a signal arrived (a safe point of a loop)."""
+    if RECEIVED:
+        raise KeyboardInterrupt
+
+
+def exit_code() -> int:
+    """143 when SIGTERM was received, else 130."""
+    return 143 if signal.SIGTERM in RECEIVED else 130
