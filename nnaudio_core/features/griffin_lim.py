@@ -162,6 +162,8 @@ class Griffin_Lim(Transform):
         length: Optional[int] = None,
         n_iter: Optional[int] = None,
         generator: Optional[torch.Generator] = None,
+        tol: float = 0.0,
+        init_angles: Optional[Tensor] = None,
     ) -> Tuple[Tensor, Tensor]:
         """Griffin-Lim, also returning the spectral convergence after every iteration.
 
@@ -171,12 +173,19 @@ class Griffin_Lim(Transform):
         length : int or None, samples to return
         n_iter : int or None, overrides the constructor's iteration count
         generator : torch.Generator or None, for the random initial phase
+        tol : float
+            Stop early once no item's spectral convergence improved by more than ``tol``
+            (relative) in an iteration (0: always run ``n_iter`` iterations).
+        init_angles : Tensor or None, shape (..., n_fft // 2 + 1, frames, 2)
+            Initial unit phases (cos, sin) instead of random or zero ones, e.g. to continue
+            the phase of a neighbouring segment.
 
         Returns
         -------
-        (waveform, history) : Tensors of shape (..., samples) and (..., n_iter); history[..., i]
-            is ``||S - |STFT(x_i)|||_F / ||S||_F`` of the estimate after iteration ``i + 1``
-            (the last entry is the returned waveform's, before trimming to ``length``).
+        (waveform, history) : Tensors of shape (..., samples) and (..., iterations run);
+            history[..., i] is ``||S - |STFT(x_i)|||_F / ||S||_F`` of the estimate after
+            iteration ``i + 1`` (the last entry is the returned waveform's, before trimming
+            to ``length``).
         """
         n_half = self.n_fft // 2 + 1
         if S.dim() < 2 or S.shape[-2] != n_half:
@@ -193,7 +202,14 @@ class Griffin_Lim(Transform):
         mag = S.reshape(-1, n_half, n_frames)
         n_work = self._signal_length(n_frames, length)
         iters = self.n_iter if n_iter is None else int(n_iter)
-        if self.rand_init:
+        if init_angles is not None:
+            if init_angles.shape[-1] != 2 or init_angles.shape[-3:-1] != mag.shape[-2:]:
+                raise ValueError(
+                    f"init_angles of shape {tuple(init_angles.shape)} do not match the "
+                    f"magnitude {tuple(S.shape)} (expected (..., bins, frames, 2))"
+                )
+            angles = init_angles.reshape(mag.shape + (2,)).to(mag.dtype)
+        elif self.rand_init:
             phase = torch.rand(mag.shape, generator=generator, dtype=mag.dtype)
             phase = (2.0 * torch.pi) * phase.to(mag.device)
             angles = torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
@@ -204,7 +220,11 @@ class Griffin_Lim(Transform):
         rebuilt = torch.zeros_like(angles)
         history: List[Tensor] = []
         coef = self.momentum / (1.0 + self.momentum)
-        for _ in range(iters):
+        for i in range(iters):
+            if tol > 0 and i >= 2:
+                gain = (history[-2] - history[-1]) / torch.clamp(history[-2], min=1e-30)
+                if bool(torch.all(gain.abs() <= tol)):
+                    break
             previous = rebuilt
             x = self.stft.inverse(mag2 * angles, length=n_work)
             rebuilt = self.stft(x)
@@ -226,7 +246,7 @@ class Griffin_Lim(Transform):
         elif out_len > n_work:
             x = torch.nn.functional.pad(x, [0, out_len - n_work])
         hist = torch.stack(history, dim=-1)
-        return x.reshape(lead + [out_len]), hist.reshape(lead + [iters])
+        return x.reshape(lead + [out_len]), hist.reshape(lead + [hist.shape[-1]])
 
     def forward(
         self,
