@@ -228,10 +228,13 @@ class MelToLinear:
     """
 
     def __init__(self, basis: torch.Tensor, power: float, device: torch.device) -> None:
-        b64 = basis.detach().double().cpu()
-        self.pinv = torch.linalg.pinv(b64).float().to(device)
-        self.step = float(1.0 / torch.linalg.matrix_norm(b64, ord=2) ** 2)
-        dense = b64.float()
+        b64 = basis.detach().double().cpu().numpy()
+        u, sv, vt = np.linalg.svd(b64, full_matrices=False)  # one small SVD gives both
+        keep = sv > sv[0] * max(b64.shape) * np.finfo(np.float64).eps
+        pinv = (vt[keep].T / sv[keep]) @ u[:, keep].T
+        self.pinv = torch.from_numpy(pinv.astype(np.float32)).to(device)
+        self.step = float(1.0 / sv[0] ** 2)
+        dense = torch.from_numpy(b64.astype(np.float32))
         if device.type == "cpu":  # the mel basis is ~99 % zeros
             with warnings.catch_warnings():  # "sparse CSR support is in beta"
                 warnings.simplefilter("ignore", UserWarning)
@@ -561,6 +564,7 @@ def _segments(ff: FeatureFile, job: _Job, inverse: Inverse, segment: int,
     """The audio of a long key, segment by segment, as (samples, channels) blocks."""
     hop, pad, ctx = inverse.hop, inverse.pad, inverse.context
     state: Any = None
+    prev_start = 0  # first frame of the previous segment
     emitted = 0  # output samples produced so far
     for a in range(0, job.frames, segment):
         b = min(job.frames, a + segment)
