@@ -355,8 +355,15 @@ def build_inverse(
     @torch.no_grad()
     def piece_gl(x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         mag = magnitude(x)
-        wav, hist = gl_u.reconstruct(mag, generator=generator, tol=tol, init_angles=state)
-        return wav.cpu().numpy(), (gl_u, wav, hist[..., -1].cpu().numpy())
+        if not center:
+            wav, hist = gl_u.reconstruct(mag, generator=generator, tol=tol, init_angles=state)
+            return wav.cpu().numpy(), (gl_u, wav, hist[..., -1].cpu().numpy())
+        # the centred (faster) module on the segment: its sample 0 is the segment's first
+        # frame centre, i.e. padded-signal sample n_fft // 2 of the uncentred layout
+        wav, hist = gl_c.reconstruct(mag, length=hop * (mag.shape[-1] - 1),
+                                     generator=generator, tol=tol, init_angles=state)
+        y = np.pad(wav.cpu().numpy(), ((0, 0), (n_fft // 2, 0)))
+        return y, (gl_c, wav, hist[..., -1].cpu().numpy())
 
     return Inverse(whole_gl, piece_gl, hop, n_fft // 2 if center else 0,
                    2 * math.ceil(n_fft / hop))
