@@ -312,15 +312,19 @@ def build_inverse(
 
     if method == "icqt":
         inv_c = iCQT.from_config(config, n_iter=n_iter, tol=tol).to(device)
-        inv_u = iCQT.from_config(config, n_iter=n_iter, tol=tol, center=False).to(device)
         hop, n_fft = inv_c.hop_length, inv_c.n_fft
+        uncentred: list[Any] = []  # built on the first long key only (kernels take ~1 s)
 
         def whole_icqt(x: np.ndarray, length: int) -> tuple[np.ndarray, None]:
             y = inv_c(_as_complex_batch(x, device), length=length)
             return y.detach().cpu().numpy(), None
 
         def piece_icqt(x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
-            return inv_u(_as_complex_batch(x, device)).detach().cpu().numpy(), None
+            if not uncentred:
+                uncentred.append(
+                    iCQT.from_config(config, n_iter=n_iter, tol=tol, center=False).to(device)
+                )
+            return uncentred[0](_as_complex_batch(x, device)).detach().cpu().numpy(), None
 
         return Inverse(whole_icqt, piece_icqt, hop, n_fft // 2 if center else 0,
                        2 * math.ceil(n_fft / hop))
@@ -349,19 +353,22 @@ def build_inverse(
     @torch.no_grad()
     def whole_gl(x: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
         mag = magnitude(x)
-        wav, hist = gl_c.reconstruct(mag, length=length, generator=generator, tol=tol)
+        wav, hist = gl_c.reconstruct(mag, length=length, generator=generator, tol=tol,
+                                     keep_history=False)
         return wav.cpu().numpy(), hist[..., -1].cpu().numpy()
 
     @torch.no_grad()
     def piece_gl(x: np.ndarray, state: Any) -> tuple[np.ndarray, Any]:
         mag = magnitude(x)
         if not center:
-            wav, hist = gl_u.reconstruct(mag, generator=generator, tol=tol, init_angles=state)
+            wav, hist = gl_u.reconstruct(mag, generator=generator, tol=tol, init_angles=state,
+                                         keep_history=False)
             return wav.cpu().numpy(), (gl_u, wav, hist[..., -1].cpu().numpy())
         # the centred (faster) module on the segment: its sample 0 is the segment's first
         # frame centre, i.e. padded-signal sample n_fft // 2 of the uncentred layout
         wav, hist = gl_c.reconstruct(mag, length=hop * (mag.shape[-1] - 1),
-                                     generator=generator, tol=tol, init_angles=state)
+                                     generator=generator, tol=tol, init_angles=state,
+                                         keep_history=False)
         y = np.pad(wav.cpu().numpy(), ((0, 0), (n_fft // 2, 0)))
         return y, (gl_c, wav, hist[..., -1].cpu().numpy())
 

@@ -157,22 +157,22 @@ class Griffin_Lim(Transform):
         return lo
 
     def _project(self, Z: Tensor, n_work: int) -> Tuple[Tensor, Tensor]:
-        """Waveform ``iSTFT(Z)`` of ``n_work`` samples and its STFT, both (real, imag)-stacked.
+        """Waveform ``iSTFT(Z)`` of ``n_work`` samples and its STFT, for a complex ``Z``
+        ``(batch, bins, frames)`` (the STFT is complex too).
 
         Centred transforms use ``torch.istft``/``torch.stft`` with this module's window
         (the same numbers as :attr:`stft` to float round-off, several times faster);
         uncentred ones keep :attr:`stft` (``torch.istft`` rejects their zero-weight edges).
         """
         if self.center:
-            w = self.stft.window_mask.to(Z.dtype)
-            spec = torch.view_as_complex(Z.contiguous())
-            x = torch.istft(spec, self.n_fft, self.hop_length, window=w, center=True,
+            w = self.stft.window_mask.to(Z.real.dtype)
+            x = torch.istft(Z, self.n_fft, self.hop_length, window=w, center=True,
                             length=n_work)
             rebuilt = torch.stft(x, self.n_fft, self.hop_length, window=w, center=True,
                                  pad_mode=self.stft.pad_mode, return_complex=True)
-            return x, torch.view_as_real(rebuilt)
-        x = self.stft.inverse(Z, length=n_work)
-        return x, self.stft(x)
+            return x, rebuilt
+        x = self.stft.inverse(torch.view_as_real(Z), length=n_work)
+        return x, torch.view_as_complex(self.stft(x).contiguous())
 
     def reconstruct(
         self,
@@ -182,6 +182,7 @@ class Griffin_Lim(Transform):
         generator: Optional[torch.Generator] = None,
         tol: float = 0.0,
         init_angles: Optional[Tensor] = None,
+        keep_history: bool = True,
     ) -> Tuple[Tensor, Tensor]:
         """Griffin-Lim, also returning the spectral convergence after every iteration.
 
@@ -197,6 +198,9 @@ class Griffin_Lim(Transform):
         init_angles : Tensor or None, shape (..., n_fft // 2 + 1, frames, 2)
             Initial unit phases (cos, sin) instead of random or zero ones, e.g. to continue
             the phase of a neighbouring segment.
+        keep_history : bool
+            False skips measuring every iteration (faster); ``history`` then holds only
+            the returned waveform's spectral convergence, shape (..., 1).
 
         Returns
         -------
@@ -233,9 +237,10 @@ class Griffin_Lim(Transform):
             angles = torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
         else:
             angles = torch.stack((torch.ones_like(mag), torch.zeros_like(mag)), dim=-1)
-        mag2 = mag.unsqueeze(-1)
+        angles = torch.view_as_complex(angles.contiguous())  # the loop runs in complex
         ref = torch.clamp(torch.linalg.vector_norm(mag, dim=(-2, -1)), min=1e-30)
         rebuilt = torch.zeros_like(angles)
+        in_place = not (torch.is_grad_enabled() and S.requires_grad)
         history: List[Tensor] = []
         coef = self.momentum / (1.0 + self.momentum)
         for i in range(iters):
@@ -244,19 +249,26 @@ class Griffin_Lim(Transform):
                 if bool(torch.all(gain.abs() <= tol)):
                     break
             previous = rebuilt
-            x, rebuilt = self._project(mag2 * angles, n_work)
-            est = torch.sqrt(rebuilt[..., 0] ** 2 + rebuilt[..., 1] ** 2 + _EPS)
-            history.append(torch.linalg.vector_norm(mag - est, dim=(-2, -1)) / ref)
-            angles = rebuilt - coef * previous
-            norm = torch.sqrt(angles[..., 0] ** 2 + angles[..., 1] ** 2 + _EPS)
-            angles = angles / norm.unsqueeze(-1)
+            x, rebuilt = self._project(mag * angles, n_work)
+            if keep_history or tol > 0:
+                est = rebuilt.abs()
+                history.append(torch.linalg.vector_norm(mag - est, dim=(-2, -1)) / ref)
+            if in_place:  # same numbers, fewer passes over memory
+                angles = torch.add(rebuilt, previous, alpha=-coef)
+                angles.div_(angles.abs().add_(_EPS))
+            else:
+                angles = rebuilt - coef * previous
+                angles = angles / (angles.abs() + _EPS)
         out_len = length
         if out_len is None:
             out_len = n_work
-        x, final = self._project(mag2 * angles, n_work)
-        est = torch.sqrt(final[..., 0] ** 2 + final[..., 1] ** 2 + _EPS)
+        x, final = self._project(mag * angles, n_work)
+        est = final.abs()
         history.append(torch.linalg.vector_norm(mag - est, dim=(-2, -1)) / ref)
-        history = history[1:]  # the first entry measured the initial phase
+        if keep_history or tol > 0:
+            history = history[1:]  # the first entry measured the initial phase
+        if not keep_history:
+            history = history[-1:]
         if out_len < n_work:
             x = x[:, :out_len]
         elif out_len > n_work:
