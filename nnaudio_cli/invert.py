@@ -54,6 +54,8 @@ DEFAULT_TOLERANCE = {"icqt": 1e-4, "griffin-lim": 0.0}
 NNLS_STEPS = 50
 #: Frames stacked into one batch of equal-length keys (bounds memory).
 BATCH_FRAMES = 8192
+#: Frames of short keys held in memory before they are inverted (bounds memory).
+PENDING_FRAMES = 16384
 
 
 #: Write errors that belong to one key's name, not to the disk (a failed row, not fatal).
@@ -529,8 +531,23 @@ def invert_file(
                 i += job.channels
                 write(job, a, c)
 
-        batch: list[tuple[_Job, np.ndarray]] = []
-        batch_frames = 0
+        def flush(pending: list[tuple[_Job, np.ndarray]]) -> None:
+            """Invert short keys, those with equal (frames, length) as one batch."""
+            buckets: dict[tuple[int, int], list[tuple[_Job, np.ndarray]]] = {}
+            for item in pending:
+                buckets.setdefault((item[0].frames, item[0].length), []).append(item)
+            for group in buckets.values():
+                chunk = []
+                for item in group:
+                    chunk.append(item)
+                    if sum(j.frames * j.channels for j, _ in chunk) >= BATCH_FRAMES:
+                        run_batch(chunk)
+                        chunk = []
+                if chunk:
+                    run_batch(chunk)
+
+        pending: list[tuple[_Job, np.ndarray]] = []
+        pending_frames = 0
         for key in keys:
             target = plan[key]
             if isinstance(target, InvertError):
@@ -547,17 +564,12 @@ def invert_file(
                 if not np.isfinite(data).all():
                     fail(key, "stored features contain NaN or infinite values")
                     continue
-                if batch and ((batch[0][0].frames, batch[0][0].length)
-                              != (job.frames, job.length)
-                              or batch_frames + job.frames * job.channels > BATCH_FRAMES):
-                    run_batch(batch)
-                    batch, batch_frames = [], 0
-                batch.append((job, data))
-                batch_frames += job.frames * job.channels
+                pending.append((job, data))
+                pending_frames += job.frames * job.channels
+                if pending_frames >= PENDING_FRAMES:
+                    flush(pending)
+                    pending, pending_frames = [], 0
                 continue
-            if batch:
-                run_batch(batch)
-                batch, batch_frames = [], 0
             if not _finite(ff, job, segment):
                 fail(key, "stored features contain NaN or infinite values")
                 continue
@@ -565,8 +577,7 @@ def invert_file(
             write(job, _segments(ff, job, inverse, segment, convs), None)
             if convs and job.key in summary.files:
                 convergence[job.key] = float(np.mean(convs))
-        if batch:
-            run_batch(batch)
+        flush(pending)
     finally:
         ff.close()
     summary.wall_seconds = time.perf_counter() - t0
