@@ -465,11 +465,10 @@ def invert_file(
         keys = list(ff) if not only else list(dict.fromkeys(only))
         missing = [k for k in keys if k not in ff]
         if missing:
-            raise InvertError(
-                f"no features stored for {', '.join(show(k) for k in missing[:5])}", usage=True
-            )
-        plan = plan_outputs(keys, out_dir, fmt)
-        existing = [p for p in plan.values() if isinstance(p, Path) and p.exists()]
+            raise InvertError(f"no features stored for {', '.join(show(k) for k in missing[:5])}")
+        # names are planned over every stored key, so --only gives the same names
+        plan = plan_outputs(list(ff), out_dir, fmt)
+        existing = [p for k in keys if isinstance(p := plan[k], Path) and p.exists()]
         if existing and not overwrite:
             raise InvertError(
                 f"{len(existing)} output file(s) exist, e.g. {show(str(existing[0]))}; pass "

@@ -238,3 +238,10 @@ def test_batched_equal_length_keys_match_single_inversion(tmp_path: Path) -> Non
         x, _ = sf.read(together / key, dtype="float32")
         y, _ = sf.read(alone / key, dtype="float32")
         assert 10 * np.log10(np.sum(y**2) / np.sum((x - y) ** 2)) >= 60
+
+
+def test_only_gives_the_same_names_as_a_full_run(stft_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "wav"
+    r = run(["invert", stft_file, out, "--only", "a.wav", "--json", "-q"])
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["files"] == {"a.wav": str(out / "a.wav.wav")}
