@@ -367,10 +367,11 @@ def build_inverse(
                                          keep_history=False)
             return wav.cpu().numpy(), (gl_u, wav, hist[..., -1].cpu().numpy())
         # the centred (faster) module on the segment: its sample 0 is the segment's first
-        # frame centre, i.e. padded-signal sample n_fft // 2 of the uncentred layout
-        wav, hist = gl_c.reconstruct(mag, length=hop * (mag.shape[-1] - 1),
+        # frame centre, i.e. padded-signal sample n_fft // 2 of the uncentred layout; the
+        # longest signal with these frames, so a last segment reaches the key's end
+        wav, hist = gl_c.reconstruct(mag, length=hop * mag.shape[-1] - 1,
                                      generator=generator, tol=tol, init_angles=state,
-                                         keep_history=False)
+                                     keep_history=False)
         y = np.pad(wav.cpu().numpy(), ((0, 0), (n_fft // 2, 0)))
         return y, (gl_c, wav, hist[..., -1].cpu().numpy())
 

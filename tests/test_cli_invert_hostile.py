@@ -245,3 +245,21 @@ def test_only_gives_the_same_names_as_a_full_run(stft_file: Path, tmp_path: Path
     r = run(["invert", stft_file, out, "--only", "a.wav", "--json", "-q"])
     assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["files"] == {"a.wav": str(out / "a.wav.wav")}
+
+
+def test_segmented_griffin_lim_joins_segments(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    sf.write(src / "long.wav", tone(8.0, 196, seed=7), SR, subtype="FLOAT")
+    feats = tmp_path / "mel.h5"
+    assert run(["extract", src, feats, "-q", "-j", "0", "-c", "mel128"]).exit_code == 0
+    conv = {}
+    for name, seconds in (("one", "60"), ("seg", "2")):
+        r = run(["invert", feats, tmp_path / name, "-q", "--json", "--segment-seconds", seconds])
+        assert r.exit_code == 0, r.stderr
+        conv[name] = json.loads(r.stdout)["spectral_convergence"]["long.wav"]
+        y, _ = sf.read(tmp_path / name / "long.wav", dtype="float32")
+        assert y.shape == (int(8.0 * SR),)
+        assert np.abs(y[-200:]).max() > 1e-3  # the last segment reaches the end
+    assert conv["one"] < 0.5
+    assert conv["seg"] < conv["one"] + 0.1
