@@ -87,6 +87,11 @@ def benchmark(
         None, "--plot", dir_okay=False, help="Draw ours vs peers as bars (needs matplotlib)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
+    invert: bool = typer.Option(
+        False, "--invert",
+        help="Time 'nnaudio invert' (iSTFT, iCQT, mel Griffin-Lim) on --clips clips of "
+        "--samples samples instead: x real time and SNR per method.",
+    ),
 ) -> int:
     """Time nnaudio's transforms against torch.stft, librosa and nnAudio2 on one workload."""
     try:
@@ -99,6 +104,8 @@ def benchmark(
         if path is not None and not path.parent.exists():
             _error(f"cannot write {path} ({flag}): folder {path.parent} does not exist")
             return EXIT_FATAL
+    if invert:
+        return _run_invert(clips, samples, sr, device, threads, seed, json_path, quiet)
     if plot_path is not None and pipeline:
         _error("--plot draws the transform benchmark; it cannot be combined with --pipeline")
         return EXIT_USAGE
@@ -264,4 +271,21 @@ def _run(
     if plot_path is not None:
         bm.plot(report, plot_path)
         log(f"wrote {plot_path}")
+    return EXIT_OK
+
+
+def _run_invert(clips: Optional[int], samples: int, sr: float, device: str,
+                threads: Optional[int], seed: int, json_path: Optional[Path], quiet: bool) -> int:
+    """``--invert``: the measuring lives in :mod:`nnaudio_cli.bench_invert`."""
+    from nnaudio_cli.bench_invert import main as bench_invert
+    from nnaudio_cli.devices import DeviceError
+
+    try:
+        bench_invert(clips, samples, sr, device, threads, seed, json_path, quiet)
+    except DeviceError as e:
+        _error(str(e))
+        return EXIT_USAGE if e.usage else EXIT_FATAL
+    except (OSError, RuntimeError) as e:
+        _error(str(e))
+        return EXIT_FATAL
     return EXIT_OK

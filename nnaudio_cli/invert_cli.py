@@ -33,37 +33,77 @@ class AudioFormat(str, Enum):
 
 def invert(
     features: Path = typer.Argument(..., exists=True, dir_okay=False, help="HDF5 feature file."),
-    output_dir: Path = typer.Argument(..., file_okay=False, help="Folder for the audio files."),
+    output_dir: Path = typer.Argument(
+        ..., file_okay=False,
+        help="Folder for the audio files (created if missing; its parent must exist).",
+    ),
     method: Method = typer.Option(Method.auto, "--method", "-m", help="Inversion method."),
     fmt: AudioFormat = typer.Option(AudioFormat.wav, "--format", "-f", help="wav or flac."),
     only: Optional[List[str]] = typer.Option(
         None, "--only", help="Invert just this key (repeatable)."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace audio files that already exist."
+    ),
+    iterations: Optional[int] = typer.Option(
+        None, "--iterations", min=1,
+        help="iCQT conjugate-gradient steps (default 16) or Griffin-Lim iterations "
+        "(default 32).",
+    ),
+    tolerance: Optional[float] = typer.Option(
+        None, "--tolerance", min=0.0,
+        help="Stop iterating early: iCQT once the residual fell by this factor (default "
+        "1e-4), Griffin-Lim once the spectral convergence improves by less than this "
+        "(relative, default 0: never).",
+    ),
+    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    segment_seconds: float = typer.Option(
+        30.0, "--segment-seconds", min=1.0,
+        help="Longer inputs are inverted in segments of this many seconds (bounded memory).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
 ) -> int:
-    """Turn the features stored in FEATURES back into audio files under OUTPUT_DIR."""
-    from nnaudio_cli.invert import InvertError, invert_file
-    from nnaudio_cli.main import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, _error
+    """Turn the features stored in FEATURES back into audio files under OUTPUT_DIR.
+
+    Output names: each key's relative path with its last extension replaced by the
+    format's (sub/a.flac -> sub/a.wav). Keys that would share a name each keep their whole
+    name plus the extension (a.flac -> a.flac.wav, a.wav -> a.wav.wav). Unsafe keys and
+    names too long for the file system are failed rows (exit 3); --json maps every
+    written key to its file. Existing files are kept unless --overwrite.
+    """
+    from nnaudio_cli.devices import DeviceError, resolve_device
+    from nnaudio_cli.invert import InvertError, invert_file, show
+    from nnaudio_cli.main import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, _error
     from nnaudio_cli.progress import make_reporter
 
+    try:
+        dev = resolve_device(device)
+    except DeviceError as e:
+        _error(str(e))
+        return EXIT_USAGE if e.usage else EXIT_FATAL
+    # the same rule as extract's OUTPUT: the folder may be new, its parent may not
+    if not output_dir.parent.exists():
+        _error(f"cannot write {output_dir}: folder {output_dir.parent} does not exist")
+        return EXIT_FATAL
     reporter = make_reporter(quiet, label="invert")
     try:
-        output_dir.mkdir(parents=True, exist_ok=True)
         summary = invert_file(
             features, output_dir, method.value, fmt.value, list(only or []),
             progress=lambda key, seconds: reporter.advance(seconds),
-            start=reporter.start,
+            start=reporter.start, overwrite=overwrite, iterations=iterations,
+            tolerance=tolerance, device=dev, segment_seconds=segment_seconds,
         )
     except InvertError as e:
         _error(str(e))
-        return EXIT_FATAL
+        return EXIT_USAGE if e.usage else EXIT_FATAL
     except OSError as e:
         _error(f"cannot write to {output_dir}: {e.strerror or e}")
         return EXIT_FATAL
     reporter.finish()
     for f in summary.failures:
-        print(f"nnaudio: failed: {f['key']}: {f['reason']}", file=sys.stderr)
+        text = " ".join(f["reason"].split())
+        print(f"nnaudio: failed: {show(f['key'])}: {text}", file=sys.stderr)
     if not quiet:
         print(
             f"nnaudio: wrote {len(summary.written)} files to {output_dir} with {summary.method} "

@@ -422,6 +422,16 @@ def info(
     except (OSError, ValueError, KeyError) as e:
         _error(f"{features}: not a readable nnaudio feature file ({' '.join(str(e).split())})")
         return EXIT_FATAL
+    import h5py
+
+    from nnaudio_cli.store import validate_layout
+
+    try:
+        with h5py.File(features, "r") as h5:
+            validate_layout(h5)
+    except (OSError, ValueError) as e:
+        _error(f"{features}: {e}")
+        return EXIT_FATAL
     if json_out:
         print(json.dumps(desc, indent=2))
     else:

@@ -453,3 +453,51 @@ class FeatureFile(Mapping[str, np.ndarray]):
 def open_features(path: str | os.PathLike[str]) -> FeatureFile:
     """Open a feature file for reading (use as a context manager or call ``close()``)."""
     return FeatureFile(path)
+
+
+def validate_layout(h5: h5py.File) -> None:
+    """Check the index of an open feature file before anything trusts it.
+
+    Offsets must be ``n_inputs + 1`` non-negative, non-decreasing integers that start at 0
+    and end inside ``/features/data``; every index column must have ``n_inputs`` rows, and
+    with ``keep_channels`` every stored block must hold whole frames.
+
+    Raises
+    ------
+    ValueError
+        One line starting with ``damaged feature file:`` naming the first problem found.
+    """
+    def damaged(why: str) -> ValueError:
+        return ValueError(f"damaged feature file: {why}")
+
+    try:
+        data = h5["features/data"]
+        offsets = np.asarray(h5["features/offsets"][()])
+        columns = {col: h5["index"][col].shape for col in h5["index"]}
+    except (KeyError, TypeError) as e:
+        raise damaged(f"missing dataset ({' '.join(str(e).split())})") from None
+    n_keys = columns.get("key", (None,))[0]
+    if n_keys is None or "status" not in columns:
+        raise damaged("the index has no key or status column")
+    bad_cols = [c for c, shape in columns.items() if shape[:1] != (n_keys,)]
+    if bad_cols:
+        raise damaged(f"index column(s) {', '.join(bad_cols)} do not have {n_keys} rows")
+    if offsets.ndim != 1 or offsets.dtype.kind not in "iu":
+        raise damaged(f"/features/offsets is {offsets.dtype} {offsets.shape}, not 1-D integers")
+    if offsets.size != n_keys + 1:
+        raise damaged(f"{offsets.size} offsets for {n_keys} keys (need {n_keys + 1})")
+    if offsets.size and int(offsets[0]) != 0:
+        raise damaged(f"offsets start at {int(offsets[0])}, not 0")
+    if (offsets < 0).any():
+        raise damaged(f"negative offset at position {int(np.argmax(offsets < 0))}")
+    steps = np.diff(offsets)
+    if (steps < 0).any():
+        raise damaged(f"offsets decrease at position {int(np.argmax(steps < 0)) + 1}")
+    if offsets.size and int(offsets[-1]) > data.shape[0]:
+        raise damaged(f"offsets end at row {int(offsets[-1])}, past the {data.shape[0]} "
+                      "stored rows")
+    if bool(h5.attrs.get("keep_channels", False)) and "stored_channels" in columns:
+        ch = np.asarray(h5["index/stored_channels"][()], dtype=np.int64)
+        ok = ch > 0
+        if (steps[ok] % ch[ok] != 0).any() or ((steps > 0) & ~ok).any():
+            raise damaged("a stored block does not hold whole frames of its channels")

@@ -120,6 +120,7 @@ def test_traversal_key_writes_nothing_outside(folder: Path, tmp_path: Path) -> N
         del f["index/key"]
         f.create_dataset("index/key", data=keys, dtype=h5py.string_dtype())
     out = tmp_path / "deep" / "wav"
+    out.parent.mkdir()
     r = run(["invert", feats, out, "--json"])
     assert r.exit_code == 3
     assert "escape" in r.stderr

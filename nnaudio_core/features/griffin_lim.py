@@ -158,12 +158,33 @@ class Griffin_Lim(Transform):
             return int(length)
         return lo
 
+    def _project(self, Z: Tensor, n_work: int) -> Tuple[Tensor, Tensor]:
+        """Waveform ``iSTFT(Z)`` of ``n_work`` samples and its STFT, for a complex ``Z``
+        ``(batch, bins, frames)`` (the STFT is complex too).
+
+        Centred transforms use ``torch.istft``/``torch.stft`` with this module's window
+        (the same numbers as :attr:`stft` to float round-off, several times faster);
+        uncentred ones keep :attr:`stft` (``torch.istft`` rejects their zero-weight edges).
+        """
+        if self.center:
+            w = self.stft.window_mask.to(Z.real.dtype)
+            x = torch.istft(Z, self.n_fft, self.hop_length, window=w, center=True,
+                            length=n_work)
+            rebuilt = torch.stft(x, self.n_fft, self.hop_length, window=w, center=True,
+                                 pad_mode=self.stft.pad_mode, return_complex=True)
+            return x, rebuilt
+        x = self.stft.inverse(torch.view_as_real(Z), length=n_work)
+        return x, torch.view_as_complex(self.stft(x).contiguous())
+
     def reconstruct(
         self,
         S: Tensor,
         length: Optional[int] = None,
         n_iter: Optional[int] = None,
         generator: Optional[torch.Generator] = None,
+        tol: float = 0.0,
+        init_angles: Optional[Tensor] = None,
+        keep_history: bool = True,
     ) -> Tuple[Tensor, Tensor]:
         """Griffin-Lim, also returning the spectral convergence after every iteration.
 
@@ -173,12 +194,22 @@ class Griffin_Lim(Transform):
         length : int or None, samples to return
         n_iter : int or None, overrides the constructor's iteration count
         generator : torch.Generator or None, for the random initial phase
+        tol : float
+            Stop early once no item's spectral convergence improved by more than ``tol``
+            (relative) in an iteration (0: always run ``n_iter`` iterations).
+        init_angles : Tensor or None, shape (..., n_fft // 2 + 1, frames, 2)
+            Initial unit phases (cos, sin) instead of random or zero ones, e.g. to continue
+            the phase of a neighbouring segment.
+        keep_history : bool
+            False skips measuring every iteration (faster); ``history`` then holds only
+            the returned waveform's spectral convergence, shape (..., 1).
 
         Returns
         -------
-        (waveform, history) : Tensors of shape (..., samples) and (..., n_iter); history[..., i]
-            is ``||S - |STFT(x_i)|||_F / ||S||_F`` of the estimate after iteration ``i + 1``
-            (the last entry is the returned waveform's, before trimming to ``length``).
+        (waveform, history) : Tensors of shape (..., samples) and (..., iterations run);
+            history[..., i] is ``||S - |STFT(x_i)|||_F / ||S||_F`` of the estimate after
+            iteration ``i + 1`` (the last entry is the returned waveform's, before trimming
+            to ``length``).
         """
         n_half = self.n_fft // 2 + 1
         if S.dim() < 2 or S.shape[-2] != n_half:
@@ -195,40 +226,57 @@ class Griffin_Lim(Transform):
         mag = S.reshape(-1, n_half, n_frames)
         n_work = self._signal_length(n_frames, length)
         iters = self.n_iter if n_iter is None else int(n_iter)
-        if self.rand_init:
+        if init_angles is not None:
+            if init_angles.shape[-1] != 2 or init_angles.shape[-3:-1] != mag.shape[-2:]:
+                raise ValueError(
+                    f"init_angles of shape {tuple(init_angles.shape)} do not match the "
+                    f"magnitude {tuple(S.shape)} (expected (..., bins, frames, 2))"
+                )
+            angles = init_angles.reshape(mag.shape + (2,)).to(mag.dtype)
+        elif self.rand_init:
             phase = torch.rand(mag.shape, generator=generator, dtype=mag.dtype)
             phase = (2.0 * torch.pi) * phase.to(mag.device)
             angles = torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
         else:
             angles = torch.stack((torch.ones_like(mag), torch.zeros_like(mag)), dim=-1)
-        mag2 = mag.unsqueeze(-1)
+        angles = torch.view_as_complex(angles.contiguous())  # the loop runs in complex
         ref = torch.clamp(torch.linalg.vector_norm(mag, dim=(-2, -1)), min=1e-30)
         rebuilt = torch.zeros_like(angles)
+        in_place = not (torch.is_grad_enabled() and S.requires_grad)
         history: List[Tensor] = []
         coef = self.momentum / (1.0 + self.momentum)
-        for _ in range(iters):
+        for i in range(iters):
+            if tol > 0 and i >= 2:
+                gain = (history[-2] - history[-1]) / torch.clamp(history[-2], min=1e-30)
+                if bool(torch.all(gain.abs() <= tol)):
+                    break
             previous = rebuilt
-            x = self.stft.inverse(mag2 * angles, length=n_work)
-            rebuilt = self.stft(x)
-            est = torch.sqrt(rebuilt[..., 0] ** 2 + rebuilt[..., 1] ** 2 + _EPS)
-            history.append(torch.linalg.vector_norm(mag - est, dim=(-2, -1)) / ref)
-            angles = rebuilt - coef * previous
-            norm = torch.sqrt(angles[..., 0] ** 2 + angles[..., 1] ** 2 + _EPS)
-            angles = angles / norm.unsqueeze(-1)
+            x, rebuilt = self._project(mag * angles, n_work)
+            if keep_history or tol > 0:
+                est = rebuilt.abs()
+                history.append(torch.linalg.vector_norm(mag - est, dim=(-2, -1)) / ref)
+            if in_place:  # same numbers, fewer passes over memory
+                angles = torch.add(rebuilt, previous, alpha=-coef)
+                angles.div_(angles.abs().add_(_EPS))
+            else:
+                angles = rebuilt - coef * previous
+                angles = angles / (angles.abs() + _EPS)
         out_len = length
         if out_len is None:
             out_len = n_work
-        x = self.stft.inverse(mag2 * angles, length=n_work)
-        final = self.stft(x)
-        est = torch.sqrt(final[..., 0] ** 2 + final[..., 1] ** 2 + _EPS)
+        x, final = self._project(mag * angles, n_work)
+        est = final.abs()
         history.append(torch.linalg.vector_norm(mag - est, dim=(-2, -1)) / ref)
-        history = history[1:]  # the first entry measured the initial phase
+        if keep_history or tol > 0:
+            history = history[1:]  # the first entry measured the initial phase
+        if not keep_history:
+            history = history[-1:]
         if out_len < n_work:
             x = x[:, :out_len]
         elif out_len > n_work:
             x = torch.nn.functional.pad(x, [0, out_len - n_work])
         hist = torch.stack(history, dim=-1)
-        return x.reshape(lead + [out_len]), hist.reshape(lead + [iters])
+        return x.reshape(lead + [out_len]), hist.reshape(lead + [hist.shape[-1]])
 
     def forward(
         self,
