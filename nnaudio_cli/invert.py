@@ -22,7 +22,8 @@ its last extension replaced by the format's (``sub/a.flac`` -> ``sub/a.wav``). W
 keys map to one name, each of them keeps its whole name and gets the extension appended
 (``a.flac`` -> ``a.flac.wav``, ``a.wav`` -> ``a.wav.wav``). Any other clash, an unsafe key
 (absolute, ``..``, NUL) or a name component over the file system's limit is a failed row.
-Keys appear in every message ``repr``-escaped, so a newline in a key cannot split a line.
+Keys appear in every message as :func:`nnaudio_cli.text.shown_key` shows them (``repr``-
+escaped unless printable), so a newline in a key cannot split a line.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ import soundfile as sf
 import torch
 
 from nnaudio_cli.store import FeatureFile, validate_layout
+from nnaudio_cli.text import shown_key
 
 METHODS = ("auto", "istft", "icqt", "griffin-lim")
 FORMATS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24")}
@@ -74,8 +76,9 @@ class InvertError(ValueError):
 
 
 def show(key: str) -> str:
-    """A key as it appears in messages: ``repr``-escaped (no raw newlines or controls)."""
-    return repr(key)
+    """A key as it appears in messages (:func:`nnaudio_cli.text.shown_key`: printable keys
+    as they are, others ``repr``-escaped, so no raw newline or control character)."""
+    return shown_key(key)
 
 
 @dataclass

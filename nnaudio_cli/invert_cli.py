@@ -82,9 +82,11 @@ def invert(
     except DeviceError as e:
         _error(str(e))
         return EXIT_USAGE if e.usage else EXIT_FATAL
-    # the same rule as extract's OUTPUT: the folder may be new, its parent may not
-    if not output_dir.parent.exists():
-        _error(f"cannot write {output_dir}: folder {output_dir.parent} does not exist")
+    from nnaudio_cli.outputs import missing_parent
+
+    why = missing_parent(output_dir)  # the same rule as extract's OUTPUT
+    if why:
+        _error(why)
         return EXIT_FATAL
     reporter = make_reporter(quiet, label="invert")
     try:

@@ -247,8 +247,11 @@ def extract(
     if output.exists() and not (overwrite or resume):
         _error(f"{output} exists; pass --overwrite to replace it or --resume to update it")
         return EXIT_USAGE
-    if not output.parent.exists():
-        _error(f"cannot write {output}: folder {output.parent} does not exist")
+    from nnaudio_cli.outputs import missing_parent
+
+    why = missing_parent(output)
+    if why:
+        _error(why)
         return EXIT_FATAL
     from nnaudio_cli import interrupts
     from nnaudio_cli.extract.decode import default_workers, make_decoder
