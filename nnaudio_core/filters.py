@@ -265,12 +265,18 @@ def cqt_frequencies(n_bins: int, fmin: float, bins_per_octave: int = 12) -> np.n
     return fmin * 2.0 ** (np.arange(n_bins, dtype=np.float64) / bins_per_octave)
 
 
-def relative_bandwidth(frequencies: np.ndarray) -> np.ndarray:
-    """Relative bandwidth ``alpha`` of each filter of a log-spaced bank (librosa's rule).
+BANDWIDTH_RULES = ("nnaudio", "librosa")
 
-    ``alpha = (2 ** (2 / b) - 1) / (2 ** (2 / b) + 1)`` with ``b`` the local bins per octave
-    (centred difference of ``log2(f)``, one-sided at the ends). Constant for a CQT grid.
-    """
+
+def check_bandwidth(bandwidth: str) -> None:
+    """Raise :class:`ParameterError` unless ``bandwidth`` is one of :data:`BANDWIDTH_RULES`."""
+    if bandwidth not in BANDWIDTH_RULES:
+        raise ParameterError(
+            f"bandwidth={bandwidth!r} is not one of {', '.join(map(repr, BANDWIDTH_RULES))}"
+        )
+
+
+def _local_bins_per_octave(frequencies: np.ndarray) -> np.ndarray:
     logf = np.log2(frequencies)
     if logf.size < 2:
         raise ParameterError("a constant-Q bank needs at least 2 bins")
@@ -278,24 +284,55 @@ def relative_bandwidth(frequencies: np.ndarray) -> np.ndarray:
     bpo[0] = 1.0 / (logf[1] - logf[0])
     bpo[-1] = 1.0 / (logf[-1] - logf[-2])
     bpo[1:-1] = 2.0 / (logf[2:] - logf[:-2])
+    return bpo
+
+
+def relative_bandwidth(
+    frequencies: np.ndarray, bandwidth: str = "librosa", bins_per_octave: float | None = None
+) -> np.ndarray:
+    """Relative bandwidth ``alpha`` of each filter of a log-spaced bank (``Q = 1 / alpha``).
+
+    ``bandwidth='librosa'``: ``alpha = (2 ** (2 / b) - 1) / (2 ** (2 / b) + 1)`` with ``b``
+    the local bins per octave (centred difference of ``log2(f)``, one-sided at the ends).
+    ``bandwidth='nnaudio'``: ``alpha = 2 ** (1 / b) - 1`` (nnAudio's ``Q = 1 / (2^(1/b) - 1)``,
+    about 2.4% longer filters at 12 bins per octave). ``bins_per_octave`` given: ``b`` is that
+    number for every bin (bit-for-bit nnAudio's arithmetic). Constant for a CQT grid.
+    """
+    check_bandwidth(bandwidth)
+    if bins_per_octave is None:
+        bpo = _local_bins_per_octave(frequencies)
+    else:
+        bpo = np.full(np.shape(frequencies), float(bins_per_octave))
+    if bandwidth == "nnaudio":
+        return 2.0 ** (1.0 / bpo) - 1.0
     r = 2.0 ** (2.0 / bpo)
     return (r - 1.0) / (r + 1.0)
 
 
 def wavelet_lengths(
-    frequencies: np.ndarray, sr: float, filter_scale: float = 1.0, gamma: float = 0.0
+    frequencies: np.ndarray,
+    sr: float,
+    filter_scale: float = 1.0,
+    gamma: float = 0.0,
+    bandwidth: str = "librosa",
+    bins_per_octave: float | None = None,
 ) -> np.ndarray:
-    """Filter length (samples, fractional) of each variable-Q filter.
+    """Filter length (samples) of each variable-Q filter.
 
-    ``Q = filter_scale / alpha`` and ``length = Q * sr / (f + gamma / alpha)``: the CQT for
-    ``gamma = 0``, a variable-Q transform (wider bands at low frequencies) for ``gamma > 0``.
-    This is the one formula behind both CQT and VQT kernels.
+    ``Q = filter_scale / alpha`` (``alpha`` from :func:`relative_bandwidth`) and
+    ``length = Q * sr / (f + gamma / alpha)``: the CQT for ``gamma = 0``, a variable-Q
+    transform (wider bands at low frequencies) for ``gamma > 0``. This is the one formula
+    behind both CQT and VQT kernels. ``'librosa'`` lengths are fractional (as librosa's);
+    ``'nnaudio'`` lengths are rounded up to whole samples, as nnAudio's.
     """
     if filter_scale <= 0:
         raise ParameterError(f"filter_scale={filter_scale} must be > 0")
     if gamma < 0:
         raise ParameterError(f"gamma={gamma} must be >= 0")
-    alpha = relative_bandwidth(frequencies)
+    alpha = relative_bandwidth(frequencies, bandwidth, bins_per_octave)
+    if bandwidth == "nnaudio":
+        q = float(filter_scale) / alpha
+        return np.ceil(q * sr / (frequencies + gamma / alpha))
     return (filter_scale / alpha) * sr / (frequencies + gamma / alpha)
 
 
@@ -306,25 +343,36 @@ def variable_q_kernels(
     gamma: float = 0.0,
     window: WindowSpec = "hann",
     norm: float | None = 1,
+    bandwidth: str = "librosa",
+    bins_per_octave: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Time-domain constant-/variable-Q kernels in correlation form.
 
-    Each filter is librosa's wavelet (``window * exp(2j pi f n / sr)`` over
-    ``ceil(length)`` samples, normalised to unit ``norm``-norm), stored time-reversed so that
-    ``out[t] = sum_m x[t * hop - n_fft // 2 + m] * kernel[m]`` equals ``librosa.vqt``'s
-    response before its ``sqrt(length)`` scaling.
+    The output of a kernel bank is ``out[t] = sum_m x[t * hop - n_fft // 2 + m] * kernel[m]``.
+
+    * ``bandwidth='librosa'``: each filter is librosa's wavelet (``window * exp(2j pi f n /
+      sr)`` over ``ceil(length)`` samples, normalised to unit ``norm``-norm), stored
+      time-reversed so that the output equals ``librosa.vqt``'s response before its
+      ``sqrt(length)`` scaling.
+    * ``bandwidth='nnaudio'``: nnAudio's kernels (``create_cqt_kernels``): integer lengths,
+      ``window * exp(2j pi f n / sr) / length`` for ``n`` in ``[-(l // 2), l // 2)`` placed
+      at ``n_fft // 2 + n``, correlated with the conjugate; ``n_fft`` is nnAudio's span
+      (the next power of two >= the longest filter).
 
     Returns
     -------
     kernels : np.ndarray, shape (n_bins, n_fft), complex128
-    lengths : np.ndarray, shape (n_bins,), filter lengths in samples (fractional)
+    lengths : np.ndarray, shape (n_bins,), filter lengths in samples
     n_fft : int, the kernel span (a power of two holding the longest filter)
     """
     if np.any(frequencies <= 0):
         raise ParameterError("constant-Q frequencies must be > 0")
-    lengths = wavelet_lengths(frequencies, sr, filter_scale, gamma)
+    lengths = wavelet_lengths(frequencies, sr, filter_scale, gamma, bandwidth, bins_per_octave)
     window = window_spec(window)
-    n_fft = int(2 ** np.ceil(np.log2(np.ceil(lengths.max()) + 2)))
+    if bandwidth == "nnaudio":
+        n_fft = int(2 ** np.ceil(np.log2(int(lengths.max()))))
+    else:
+        n_fft = int(2 ** np.ceil(np.log2(np.ceil(lengths.max()) + 2)))
     kernels = np.zeros((frequencies.size, n_fft), dtype=np.complex128)
     centre = n_fft // 2
     for k, (length, freq) in enumerate(zip(lengths, frequencies, strict=True)):
@@ -336,6 +384,13 @@ def variable_q_kernels(
             else np.interp(np.linspace(0, 1, size), np.linspace(0, 1, len(window)), window)
         )
         sig = win * np.exp(2j * np.pi * freq * n / sr)
+        if bandwidth == "nnaudio":
+            sig = sig / length
+            if norm:
+                sig = sig / np.linalg.norm(sig, ord=norm)
+            first = centre + int(n[0])
+            kernels[k, first : first + size] = np.conj(sig)
+            continue
         if norm:
             sig = sig / np.linalg.norm(sig, ord=norm)
         # reversed so that correlation with the kernel is librosa's convolution

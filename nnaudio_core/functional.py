@@ -60,11 +60,37 @@ def unpack_batch(y: Tensor, lead: List[int]) -> Tensor:
     return y.reshape(lead + list(y.shape[1:]))
 
 
+def reflect_pad(x: Tensor, pad: int) -> Tensor:
+    """Reflect-pad ``(batch, samples)`` by ``pad`` on both sides, as
+    ``numpy.pad(mode="reflect")``: mirror about the end samples (not repeating them), and
+    keep reflecting back and forth when ``pad`` exceeds the clip (period ``2 * (L - 1)``);
+    a one-sample clip repeats its sample. Equals ``F.pad(mode="reflect")`` when
+    ``pad < samples``.
+
+    Returns
+    -------
+    Tensor, shape (batch, samples + 2 * pad)
+    """
+    length = x.shape[-1]
+    if pad < length:
+        return F.pad(x.unsqueeze(1), [pad, pad], mode="reflect").squeeze(1)
+    idx = torch.arange(-pad, length + pad, device=x.device)
+    if length == 1:
+        idx = torch.zeros_like(idx)
+    else:
+        period = 2 * (length - 1)
+        idx = torch.remainder(idx, period)
+        idx = torch.where(idx >= length, period - idx, idx)
+    return x.index_select(-1, idx)
+
+
 def pad_signal(x: Tensor, n_fft: int, center: bool, pad_mode: str) -> Tensor:
     """Pad ``(batch, samples)`` by ``n_fft // 2`` on both sides when ``center`` is True.
 
-    Raises ``ValueError`` naming the minimum length when the input is too short for the
-    padding (reflect needs more than ``n_fft // 2`` samples) or for one frame.
+    ``pad_mode='reflect'`` works for clips of any length (see :func:`reflect_pad`: repeated
+    reflection when the pad is longer than the clip); ``'constant'`` pads zeros.
+    Raises ``ValueError`` for an empty input, and (``center=False``) for one shorter than
+    one frame.
 
     Returns
     -------
@@ -73,17 +99,12 @@ def pad_signal(x: Tensor, n_fft: int, center: bool, pad_mode: str) -> Tensor:
     length = x.shape[-1]
     if center:
         pad = n_fft // 2
-        if pad_mode == "reflect" and length <= pad:
-            raise ValueError(
-                f"input has {length} samples but center=True with pad_mode='reflect' and "
-                f"n_fft={n_fft} needs at least {pad + 1}; use pad_mode='constant' or longer audio"
-            )
         if length < 1:
             raise ValueError("input has 0 samples; need at least 1")
         if pad == 0:
             return x
         if pad_mode == "reflect":
-            return F.pad(x.unsqueeze(1), [pad, pad], mode="reflect").squeeze(1)
+            return reflect_pad(x, pad)
         return F.pad(x, [pad, pad])
     if length < n_fft:
         raise ValueError(
@@ -369,7 +390,7 @@ def correlate_fft(
     if negative_rows > 0:  # conjugate low bins = the spectrum at small negative frequencies
         spec = torch.cat([spec, spec[:negative_rows].conj()], 0)
     spec = spec.contiguous()
-    if matrix.numel() > 0 and is_eager_cpu(spec):
+    if matrix.numel() > 0 and matrix.dtype == spec.dtype and is_eager_cpu(spec):
         folded = torch.sparse.mm(matrix, spec)
     else:
         prod = spec.index_select(0, src) * torch.view_as_complex(values).unsqueeze(1)

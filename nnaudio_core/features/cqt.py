@@ -23,7 +23,7 @@ The FFT path agrees with the kernel path to ~2e-5 (relative); ``sparsity > 0`` d
 each kernel's spectrum, like librosa, for speed.
 """
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -82,6 +82,13 @@ class VariableQ(Transform):
     sparsity : float
         FFT path only: drop the smallest kernel-spectrum values adding up to this fraction of
         each kernel's L1 mass (librosa uses 0.01); 0 keeps everything above 1e-5 of the peak.
+    bandwidth : {'librosa', 'nnaudio'}
+        The filter-bandwidth rule (see :func:`nnaudio_core.filters.relative_bandwidth`):
+        ``'librosa'`` (``Q = filter_scale / alpha``, ``alpha = (2^(2/b) - 1) / (2^(2/b) + 1)``,
+        equals ``librosa.cqt``/``vqt``) or ``'nnaudio'`` (``Q = filter_scale / (2^(1/b) - 1)``,
+        nnAudio's kernels bit for bit, so a model trained on nnAudio2 features sees the same
+        numbers). The nnAudio2-named classes default to ``'nnaudio'``; :class:`CQT`,
+        :class:`VariableQ` and the ``cqt84``/``vqt`` presets use ``'librosa'``.
     verbose : bool
         Accepted for nnAudio compatibility.
 
@@ -111,10 +118,12 @@ class VariableQ(Transform):
         normalization_type: str = "librosa",
         backend: str = "auto",
         sparsity: float = 0.0,
+        bandwidth: str = "librosa",
         verbose: bool = True,
     ) -> None:
         super().__init__()
         self._remember_config(locals())
+        filters.check_bandwidth(bandwidth)
         _check_choice("pad_mode", pad_mode, PAD_MODES)
         _check_choice("output_format", output_format, OUTPUT_FORMATS)
         _check_choice("normalization_type", normalization_type, NORMALIZATION_TYPES)
@@ -132,8 +141,7 @@ class VariableQ(Transform):
         if n_bins < 2:
             raise ParameterError(f"n_bins={n_bins} must be >= 2")
         freqs = filters.cqt_frequencies(n_bins, fmin, bins_per_octave)
-        lengths = filters.wavelet_lengths(freqs, sr, filter_scale, gamma)
-        alpha = filters.relative_bandwidth(freqs)
+        alpha = filters.relative_bandwidth(freqs, bandwidth, bins_per_octave)
         cutoff = np.max(
             freqs * (1 + 0.5 * filters.window_bandwidth(window) * alpha / filter_scale)
             + 0.5 * gamma
@@ -144,9 +152,10 @@ class VariableQ(Transform):
                 f"frequency {sr / 2:.1f} Hz: lower n_bins or fmax, or raise sr"
             )
         kernels, lengths, n_fft = filters.variable_q_kernels(
-            freqs, sr, filter_scale, gamma, window, norm
+            freqs, sr, filter_scale, gamma, window, norm, bandwidth, bins_per_octave
         )
         self._freqs = freqs
+        self.bandwidth = bandwidth
         self.sr = sr
         self.hop_length = int(hop_length)
         self.n_bins = n_bins
@@ -252,6 +261,7 @@ class VariableQ(Transform):
         fmt = self.output_format if output_format is None else output_format
         norm_type = self.normalization_type if normalization_type is None else normalization_type
         x2, lead = AF.pack_batch(x)
+        x2 = x2.to(self.lengths.dtype)  # the dtype rule, see nnaudio_core.features.stft
         real, imag = self.real_imag(x2)
         if norm_type == "librosa":
             scale = torch.sqrt(self.lengths).reshape(-1, 1)
@@ -290,8 +300,11 @@ class CQT1992v2(VariableQ):
 
     Parameters are nnAudio2's (``sr, hop_length, fmin, fmax, n_bins, bins_per_octave,
     filter_scale, norm, window, center, pad_mode, trainable, output_format, verbose``) plus
-    ``normalization_type`` and ``backend``; see :class:`VariableQ`. Numerically equal to
-    ``librosa.cqt(..., tuning=0.0)`` computed at full rate.
+    ``normalization_type``, ``backend``, ``sparsity`` and ``bandwidth``; see
+    :class:`VariableQ`. With the default ``bandwidth='nnaudio'`` the kernels are nnAudio2's
+    (outputs equal to ``nnAudio2``'s ``CQT1992v2`` within float32 round-off); with
+    ``bandwidth='librosa'`` numerically equal to ``librosa.cqt(..., tuning=0.0)`` computed at
+    full rate.
     """
 
     def __init__(
@@ -312,6 +325,7 @@ class CQT1992v2(VariableQ):
         normalization_type: str = "librosa",
         backend: str = "auto",
         sparsity: float = 0.0,
+        bandwidth: str = "nnaudio",
         verbose: bool = True,
     ) -> None:
         super().__init__(
@@ -332,6 +346,7 @@ class CQT1992v2(VariableQ):
             normalization_type=normalization_type,
             backend=backend,
             sparsity=sparsity,
+            bandwidth=bandwidth,
             verbose=verbose,
         )
         self._remember_config(locals())
@@ -341,9 +356,11 @@ class CQT2010v2(VariableQ):
     """Constant-Q transform with nnAudio2's ``CQT2010v2`` interface.
 
     nnAudio's 2010 variant approximates the CQT by filtering and downsampling octave by
-    octave. Here the same numbers as :class:`CQT1992v2` are computed exactly by the FFT path,
-    which is already cheaper than the multirate approximation, so ``earlydownsample`` is
-    accepted for compatibility and has no effect. ``basis_norm`` is the kernel norm
+    octave. Here the same numbers as :class:`CQT1992v2` (same ``bandwidth`` rule, default
+    ``'nnaudio'``) are computed exactly by the FFT path, which is already cheaper than the
+    multirate approximation, so ``earlydownsample`` is accepted for compatibility and has no
+    effect. nnAudio2's multirate output differs from the exact one by its resampling error
+    (see the README's nnAudio2 section for the measured figure). ``basis_norm`` is the kernel norm
     (nnAudio's name for ``norm``); ``norm`` (bool) keeps nnAudio's meaning of "apply the
     ``normalization_type`` scaling".
     """
@@ -368,6 +385,7 @@ class CQT2010v2(VariableQ):
         center: bool = True,
         backend: str = "auto",
         sparsity: float = 0.0,
+        bandwidth: str = "nnaudio",
         verbose: bool = True,
     ) -> None:
         super().__init__(
@@ -388,12 +406,126 @@ class CQT2010v2(VariableQ):
             normalization_type=normalization_type if norm else "convolutional",
             backend=backend,
             sparsity=sparsity,
+            bandwidth=bandwidth,
             verbose=verbose,
         )
         self._remember_config(locals())
 
 
-CQT = CQT1992v2
+class CQT(CQT1992v2):
+    """Our constant-Q transform: :class:`CQT1992v2` with ``bandwidth='librosa'`` by default,
+    numerically ``librosa.cqt(..., tuning=0.0)`` (same parameters as :class:`CQT1992v2`)."""
+
+    def __init__(self, *args: Any, bandwidth: str = "librosa", **kwargs: Any) -> None:
+        super().__init__(*args, bandwidth=bandwidth, **kwargs)
+        self._remember_config({**self._config, "bandwidth": bandwidth})
+
+
+class CQT1992(VariableQ):
+    """nnAudio's original ``CQT1992`` class (STFT times spectral kernels), on the same engine.
+
+    Takes nnAudio's keywords (``sr, hop_length, fmin=220, fmax, n_bins, trainable_STFT,
+    trainable_CQT, bins_per_octave, filter_scale, output_format, norm, window, center,
+    pad_mode``). nnAudio computes it as an STFT multiplied by the kernels' spectra; the
+    numbers are the correlation with the same kernels, so here it is :class:`CQT1992v2`
+    (``bandwidth='nnaudio'``). ``trainable_STFT`` or ``trainable_CQT`` makes the kernels
+    trainable (there is no separate STFT stage to train).
+    """
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        hop_length: int = 512,
+        fmin: float = 220,
+        fmax: Optional[float] = None,
+        n_bins: int = 84,
+        trainable_STFT: bool = False,
+        trainable_CQT: bool = False,
+        bins_per_octave: int = 12,
+        filter_scale: float = 1,
+        output_format: str = "Magnitude",
+        norm: Optional[float] = 1,
+        window: filters.WindowSpec = "hann",
+        center: bool = True,
+        pad_mode: str = "reflect",
+        normalization_type: str = "librosa",
+        backend: str = "auto",
+        bandwidth: str = "nnaudio",
+        verbose: bool = True,
+    ) -> None:
+        super().__init__(
+            sr=sr,
+            hop_length=hop_length,
+            fmin=fmin,
+            fmax=fmax,
+            n_bins=n_bins,
+            bins_per_octave=bins_per_octave,
+            filter_scale=filter_scale,
+            gamma=0.0,
+            norm=norm,
+            window=window,
+            center=center,
+            pad_mode=pad_mode,
+            trainable=bool(trainable_STFT or trainable_CQT),
+            output_format=output_format,
+            normalization_type=normalization_type,
+            backend=backend,
+            bandwidth=bandwidth,
+            verbose=verbose,
+        )
+        self._remember_config(locals())
+
+
+class CQT2010(CQT2010v2):
+    """nnAudio's original ``CQT2010`` class, with its keywords (``trainable_STFT``,
+    ``trainable_CQT``, ``earlydownsample``, ``norm``/``basis_norm`` as in
+    :class:`CQT2010v2`), on the same exact engine as :class:`CQT2010v2`."""
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        hop_length: int = 512,
+        fmin: float = 32.70,
+        fmax: Optional[float] = None,
+        n_bins: int = 84,
+        bins_per_octave: int = 12,
+        norm: bool = True,
+        basis_norm: Optional[float] = 1,
+        window: filters.WindowSpec = "hann",
+        pad_mode: str = "reflect",
+        trainable_STFT: bool = False,
+        filter_scale: float = 1,
+        trainable_CQT: bool = False,
+        output_format: str = "Magnitude",
+        earlydownsample: bool = True,
+        normalization_type: str = "librosa",
+        center: bool = True,
+        backend: str = "auto",
+        bandwidth: str = "nnaudio",
+        verbose: bool = True,
+    ) -> None:
+        super().__init__(
+            sr=sr,
+            hop_length=hop_length,
+            fmin=fmin,
+            fmax=fmax,
+            n_bins=n_bins,
+            filter_scale=filter_scale,
+            bins_per_octave=bins_per_octave,
+            norm=norm,
+            basis_norm=basis_norm,
+            window=window,
+            pad_mode=pad_mode,
+            trainable=bool(trainable_STFT or trainable_CQT),
+            output_format=output_format,
+            earlydownsample=earlydownsample,
+            normalization_type=normalization_type,
+            center=center,
+            backend=backend,
+            bandwidth=bandwidth,
+            verbose=verbose,
+        )
+        self._remember_config(locals())
 
 
 # the inverse lives in its own module; imported last because it builds on VariableQ
