@@ -415,6 +415,7 @@ def sparse_spectral_kernels(
     segment_frames: int,
     rel_tol: float = 1e-5,
     sparsity: float = 0.0,
+    m: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Kernels as sparse spectra for correlation by FFT over segments, decimated by ``hop``.
 
@@ -433,9 +434,12 @@ def sparse_spectral_kernels(
         Frames per segment; ``m`` is the smallest power of two with
         ``hop_length * m >= n_fft + hop_length * (segment_frames - 1)``.
     rel_tol : float
+    m : int or None
+        Use this folded length instead (``hop_length * m`` must hold the kernel span).
 
     Returns
     -------
+    (entries sorted by ``(dst, src)``, no duplicates)
     src : np.ndarray (nnz,), int64, row to read: rfft bin ``f`` of the segment for
         ``src < n_seg // 2 + 1``, else ``conj`` of rfft bin ``src - (n_seg // 2 + 1)``, which is
         the real input's spectrum at a negative frequency
@@ -444,8 +448,11 @@ def sparse_spectral_kernels(
     m : int, folded spectrum length (segment length ``hop_length * m``)
     """
     n_bins, n_fft = kernels.shape
-    need = n_fft + hop_length * (max(1, segment_frames) - 1)
-    m = 1 << int(np.ceil(np.log2(max(2, -(-need // hop_length)))))
+    if m is None:
+        need = n_fft + hop_length * (max(1, segment_frames) - 1)
+        m = 1 << int(np.ceil(np.log2(max(2, -(-need // hop_length)))))
+    elif hop_length * m < n_fft:
+        raise ParameterError(f"m={m} segments of hop {hop_length} cannot hold span {n_fft}")
     n_seg = hop_length * m
     src, dst, vals = [], [], []
     for k in range(n_bins):
@@ -469,9 +476,54 @@ def sparse_spectral_kernels(
             dst.append(k * m + f % m)
             vals.append(spec[f])
     values = np.concatenate(vals)
+    src_a = np.concatenate(src).astype(np.int64)
+    dst_a = np.concatenate(dst).astype(np.int64)
+    # sorted by (dst, src) and unique: a COO matrix built from these is already coalesced
+    order = np.lexsort((src_a, dst_a))
+    values = values[order]
     return (
-        np.concatenate(src).astype(np.int64),
-        np.concatenate(dst).astype(np.int64),
+        src_a[order],
+        dst_a[order],
         np.stack([values.real, values.imag], axis=-1),
         m,
     )
+
+
+def kernel_supports(kernels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and one-past-last nonzero column of every kernel row, shape (n_bins,) each."""
+    nz = np.abs(kernels) > 0
+    first = np.argmax(nz, axis=1)
+    last = kernels.shape[1] - np.argmax(nz[:, ::-1], axis=1)
+    return first, last
+
+
+def direct_groups(
+    kernels: np.ndarray, lengths: np.ndarray, start_bin: int
+) -> list[tuple[int, int, int, np.ndarray]]:
+    """Split bins ``start_bin:`` (short kernels) into groups of similar length for direct
+    (time-domain, dense matrix product) correlation.
+
+    Bins whose lengths round up to the same power of two form one group; each group's
+    kernels are cut to their common support, so a group costs about ``2 * span`` real
+    multiply-adds per bin and frame.
+
+    Returns
+    -------
+    list of ``(bin0, bin1, offset, matrix)``: bins ``bin0:bin1``, their support starting at
+    column ``offset`` of the kernel span, and ``matrix`` of shape (span, 2 * n) float64 holding
+    ``[Re(K).T | Im(K).T]``.
+    """
+    n_bins = kernels.shape[0]
+    if start_bin >= n_bins:
+        return []
+    first, last = kernel_supports(kernels)
+    key = np.ceil(np.log2(np.maximum(lengths, 1.0))).astype(int)
+    groups = []
+    b0 = start_bin
+    for b in range(start_bin + 1, n_bins + 1):
+        if b == n_bins or key[b] != key[b0]:
+            a, z = int(first[b0:b].min()), int(last[b0:b].max())
+            sub = kernels[b0:b, a:z]
+            groups.append((b0, b, a, np.concatenate([sub.real.T, sub.imag.T], axis=1)))
+            b0 = b
+    return groups

@@ -396,8 +396,36 @@ def correlate_fft(
         prod = spec.index_select(0, src) * torch.view_as_complex(values).unsqueeze(1)
         folded = torch.zeros(n_bins * m, n_cols, dtype=prod.dtype, device=prod.device)
         folded = folded.index_add(0, dst, prod)
-    frames = torch.fft.ifft(folded.reshape(n_bins, m, n_cols), dim=1)[:, :seg_frames]
-    frames = frames.permute(2, 0, 1).reshape(batch, n_segments, n_bins, seg_frames) / hop_length
+    # (columns, bins, m) contiguous: the inverse FFTs run over the last, unit-stride axis
+    folded = folded.t().contiguous().reshape(n_cols, n_bins, m)
+    frames = torch.fft.ifft(folded, dim=-1)[:, :, :seg_frames]
+    frames = frames.reshape(batch, n_segments, n_bins, seg_frames) / hop_length
     out = frames.permute(0, 2, 1, 3).reshape(batch, n_bins, n_segments * seg_frames)
     out = torch.view_as_real(out[:, :, :n_frames])
     return out[..., 0], out[..., 1]
+
+
+def correlate_direct(
+    padded: Tensor, matrix: Tensor, offset: int, n_frames: int, hop_length: int
+) -> Tuple[Tensor, Tensor]:
+    """Strided correlation with short kernels as one dense matrix product per time block.
+
+    ``out[b, k, t] = sum_j padded[b, t * hop + offset + j] * K[k, j]`` with
+    ``matrix = [Re(K).T | Im(K).T]`` of shape (span, 2 * n_bins).
+
+    Returns
+    -------
+    (real, imag) : Tensors (batch, n_bins, n_frames)
+    """
+    span = matrix.shape[0]
+    nb = matrix.shape[1] // 2
+    batch = padded.shape[0]
+    # time blocks of at most ~4 M frame samples keep the unfolded copy in cache-sized pieces
+    per = max(1, (1 << 22) // max(1, batch * span))
+    outs: List[Tensor] = []
+    for t0 in range(0, n_frames, per):
+        t1 = min(n_frames, t0 + per)
+        x = padded[:, offset + t0 * hop_length : offset + (t1 - 1) * hop_length + span]
+        outs.append(torch.matmul(x.unfold(-1, span, hop_length), matrix))
+    out = outs[0] if len(outs) == 1 else torch.cat(outs, 1)  # (batch, frames, 2 * nb)
+    return out[..., :nb].transpose(1, 2), out[..., nb:].transpose(1, 2)

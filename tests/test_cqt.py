@@ -176,11 +176,14 @@ def test_script_export_compile_equal_eager(make) -> None:
     x = torch.randn(2, 3, 5000)
     eager = m(x).detach()
     scale = float(eager.detach().abs().max())
-    torch.testing.assert_close(torch.jit.script(m)(x), eager, rtol=1e-5, atol=1e-6 * scale)
+    # eager CPU runs the CPU plan (direct products for short kernels, fitted segment FFTs);
+    # script/export/compile run the general FFT path: both within ~2e-5 of the exact CQT
+    atol = 5e-5 * scale
+    torch.testing.assert_close(torch.jit.script(m)(x), eager, rtol=1e-4, atol=atol)
     exported = torch.export.export(m, (x,)).module()
-    torch.testing.assert_close(exported(x), eager, rtol=1e-5, atol=1e-6 * scale)
+    torch.testing.assert_close(exported(x), eager, rtol=1e-4, atol=atol)
     compiled = torch.compile(m, fullgraph=True)
-    torch.testing.assert_close(compiled(x), eager, rtol=1e-4, atol=1e-5 * scale)
+    torch.testing.assert_close(compiled(x), eager, rtol=1e-4, atol=atol)
 
 
 def test_get_config_rebuilds() -> None:

@@ -38,7 +38,12 @@ from nnaudio_core.features.stft import BACKENDS, OUTPUT_FORMATS, PAD_MODES, _che
 NORMALIZATION_TYPES = ("librosa", "convolutional", "wrap")
 
 # frames per FFT segment: long segments amortise the kernel span (n_fft) of overlap
-SEGMENT_FRAMES = 192
+SEGMENT_FRAMES = 64
+# eager-CPU plan: kernels up to this many samples are applied directly (dense matrix product
+# over frames), longer ones by segment FFTs with the segment length fitted to each input
+DIRECT_MAX_LENGTH = 2048
+# folded lengths tried for the long kernels: the smallest that holds the span, x2 and x4
+FFT_SEGMENT_CHOICES = 3
 
 
 class VariableQ(Transform):
@@ -185,12 +190,17 @@ class VariableQ(Transform):
                 complex_values,
                 (n_bins * m, n_rfft + self.negative_rows),
                 check_invariants=False,
-            ).coalesce()
+                is_coalesced=True,  # sparse_spectral_kernels sorts its entries
+            )
             self.register_buffer("spectral_matrix", matrix, persistent=False)
+            self._build_cpu_plan(kernels, lengths, sparsity)
             empty = torch.zeros(0, 1, n_fft)
             self.register_buffer("cqt_kernels_real", empty, persistent=False)
             self.register_buffer("cqt_kernels_imag", empty.clone(), persistent=False)
         else:
+            self._direct: list[tuple[int, int, int, str]] = []
+            self._long: list[tuple[int, str, int, int]] = []
+            self._long_bins = 0
             self.m = 0
             self.negative_rows = 0
             for name in ("src", "dst"):
@@ -211,6 +221,88 @@ class VariableQ(Transform):
         return self._freqs.copy()
 
     @torch.jit.unused
+    def _build_cpu_plan(self, kernels: np.ndarray, lengths: np.ndarray, sparsity: float) -> None:
+        """The eager-CPU plan (same numbers as the general FFT path, to float32 round-off).
+
+        Short kernels (``<= DIRECT_MAX_LENGTH`` samples, the upper octaves) are applied
+        directly: one dense matrix product over frames per group of similar length, about
+        ``2 * length`` multiply-adds per bin and frame (their spectra are too wide for the
+        sparse FFT product to pay off). The long kernels (lowest octaves, narrow spectra) use
+        segment FFTs; their sparse spectra are prepared for a few segment lengths so that each
+        call picks the one that fits its clip length (no FFT of mostly padding).
+        """
+        hop = self.hop_length
+        n_long = int(np.sum(lengths > DIRECT_MAX_LENGTH))
+        self._direct = []
+        for i, (b0, b1, off, mat) in enumerate(filters.direct_groups(kernels, lengths, n_long)):
+            name = f"_direct_{i}"
+            self.register_buffer(name, torch.from_numpy(mat.astype(np.float32)), persistent=False)
+            self._direct.append((b0, b1, off, name))
+        self._long = []
+        self._long_bins = n_long
+        self._long_offset = 0
+        self._long_span = 0
+        if not n_long:
+            return
+        first, last = filters.kernel_supports(kernels[:n_long])
+        a, z = int(first.min()), int(last.max())
+        self._long_offset, self._long_span = a, z - a
+        sub = kernels[:n_long, a:z]
+        m = 1 << int(np.ceil(np.log2(-(-(z - a) // hop) + 1)))
+        for _ in range(FFT_SEGMENT_CHOICES):
+            src, dst, values, m = filters.sparse_spectral_kernels(
+                sub, hop, 1, sparsity=sparsity, m=m
+            )
+            n_rfft = hop * m // 2 + 1
+            neg = int(max(0, src.max() - n_rfft + 1))
+            matrix = torch.sparse_coo_tensor(
+                torch.from_numpy(np.stack([dst, src])),
+                torch.from_numpy((values[:, 0] + 1j * values[:, 1]).astype(np.complex64)),
+                (n_long * m, n_rfft + neg),
+                check_invariants=False,
+                is_coalesced=True,
+            )
+            name = f"_long_{m}"
+            self.register_buffer(name, matrix, persistent=False)
+            self._long.append((m, name, neg, int(src.size)))
+            m *= 2
+
+    @torch.jit.unused
+    def _real_imag_cpu(self, padded: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`real_imag` by the eager-CPU plan (see :meth:`_build_cpu_plan`)."""
+        hop = self.hop_length
+        n_frames = 1 + (padded.shape[1] - self.n_fft) // hop
+        reals: list[Tensor] = []
+        imags: list[Tensor] = []
+        if self._long_bins:
+            span, k = self._long_span, self._long_bins
+            best = None
+            for m, name, neg, nnz in self._long:  # cost model: FFTs + sparse product
+                seg_frames = (hop * m - span) // hop + 1
+                if seg_frames < 1:
+                    continue
+                n_seg = -(-n_frames // seg_frames)
+                n = hop * m
+                cost = n_seg * (n * np.log2(n) + 6.0 * nnz + k * m * np.log2(m))
+                if best is None or cost < best[0]:
+                    best = (cost, m, name, neg)
+            assert best is not None
+            _, m, name, neg = best
+            off = self._long_offset
+            seg = padded[:, off : off + (n_frames - 1) * hop + span]
+            empty = self.src[:0]
+            r, i = AF.correlate_fft(
+                seg, empty, empty, self.values[:0], getattr(self, name), k, span, hop, m, neg
+            )
+            reals.append(r)
+            imags.append(i)
+        for _b0, _b1, off, name in self._direct:
+            r, i = AF.correlate_direct(padded, getattr(self, name), off, n_frames, hop)
+            reals.append(r)
+            imags.append(i)
+        return torch.cat(reals, 1), torch.cat(imags, 1)
+
+    @torch.jit.unused
     def _sparse_matrix(self) -> Tensor:
         return self.spectral_matrix
 
@@ -222,6 +314,8 @@ class VariableQ(Transform):
         (real, imag), each ``(batch', n_bins, frames)``
         """
         padded = AF.pad_signal(x, self.n_fft, self.center, self.pad_mode)
+        if self.use_fft and AF.is_eager_cpu(padded) and padded.dtype == torch.float32:
+            return self._real_imag_cpu(padded)
         if self.use_fft:
             # the sparse matrix is only touched in eager CPU mode: compilers reject sparse tensors
             matrix = self._sparse_matrix() if AF.is_eager_cpu(padded) else self.values[:0]
