@@ -82,6 +82,11 @@ def benchmark(
         None, "--plot", dir_okay=False, help="Draw ours vs peers as bars (needs matplotlib)."
     ),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
+    matrix: bool = typer.Option(
+        False, "--matrix",
+        help="Every transform x implementation on four workloads (16 kHz x 1 s, 22.05 kHz x "
+        "40,000, 44.1 kHz x 80,000, 22.05 kHz x 60 s) on the CPU, plus preset build times.",
+    ),
 ) -> int:
     """Time nnaudio's transforms against torch.stft, librosa and nnAudio2 on one workload."""
     try:
@@ -105,6 +110,8 @@ def benchmark(
                    "(or pip install matplotlib)")
             return EXIT_FATAL
     try:
+        if matrix:
+            return _run_matrix(peers, clips, repeat, threads, seed, json_path, quiet)
         return _run(wanted, peers, device, clips, samples, sr, input_dir, repeat, batch_size,
                     threads, seed, pipeline, workers, json_path, plot_path, quiet)
     except KeyboardInterrupt:
@@ -248,4 +255,49 @@ def _run(
     if plot_path is not None:
         bm.plot(report, plot_path)
         log(f"wrote {plot_path}")
+    return EXIT_OK
+
+
+def _run_matrix(
+    peers: list[str], n_clips: Optional[int], repeat: int, threads: Optional[int], seed: int,
+    json_path: Optional[Path], quiet: bool,
+) -> int:
+    import torch
+
+    from nnaudio_cli import benchmark as bm
+    from nnaudio_cli import benchmark_matrix as mx
+    from nnaudio_cli import machine
+
+    def log(msg: str) -> None:
+        if not quiet:
+            print(f"benchmark: {msg}", file=sys.stderr, flush=True)
+
+    started = time.time()
+    torch.set_num_threads(threads or machine.usable_cores())
+    missing = {p: r for p in peers if (r := bm.peer_missing(p)) is not None}
+    for p, reason in missing.items():
+        log(f"skipping {bm.PEER_LABELS[p]}: {reason} ({bm.PEER_PACKAGES[p][1]})")
+    result = mx.run_matrix(peers, missing, repeat, n_clips, seed, log)
+    report = {
+        "schema_version": bm.SCHEMA_VERSION,
+        "mode": "matrix",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "speedup_definition": bm.SPEEDUP_DEFINITION,
+        "machine": machine.machine_info(torch.device("cpu")),
+        "repeat": repeat,
+        "against": peers,
+        "matrix": result,
+        "summary": mx.summary(result),
+        "elapsed_seconds": round(time.time() - started, 3),
+    }
+    if json_path is not None:
+        json_path.write_text(json.dumps(mx.as_numpy_free(report), indent=2) + "\n")
+        log(f"wrote {json_path}")
+    print(mx.table_markdown(result))
+    s = report["summary"]
+    print(f"\nours fastest in {s['won']} of {s['cells']} cells")
+    for line in s["lost"]:
+        print(f"  lost: {line}")
+    for b in result["preset_builds"]:
+        print(f"preset {b['preset']}: kernel build {b['build_seconds']:.3f} s")
     return EXIT_OK

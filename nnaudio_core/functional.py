@@ -187,6 +187,11 @@ def join_frames(parts: List[Tensor], time_blocks: int) -> Tensor:
             return torch.cat([p.transpose(1, 2) for p in parts], 0).transpose(1, 2)
         return torch.cat(parts, 0)
     rows: List[Tensor] = []
+    if parts[0].dim() == 3 and parts[0].stride(1) == 1:
+        # frame-major memory (FFT path): join along frames as such, no transposing copies
+        for i in range(0, len(parts), time_blocks):
+            rows.append(torch.cat([p.transpose(1, 2) for p in parts[i : i + time_blocks]], 1))
+        return torch.cat(rows, 0).transpose(1, 2)
     for i in range(0, len(parts), time_blocks):
         rows.append(torch.cat(parts[i : i + time_blocks], 2))
     return torch.cat(rows, 0)
