@@ -146,7 +146,8 @@ class STFT(Transform):
     pad_mode : {'reflect', 'constant'}
     iSTFT : bool
         Also build synthesis kernels for :meth:`inverse` on the kernel path (the FFT path
-        needs none).
+        needs none). With ``freq_scale`` other than ``'no'`` a ``UserWarning`` says at
+        construction that the grid is analysis-only (:meth:`inverse` raises).
     fmin, fmax : float
         Hz, for ``freq_scale`` other than ``'no'``.
     sr : float
