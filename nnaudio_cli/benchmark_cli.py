@@ -92,6 +92,11 @@ def benchmark(
         help="Time 'nnaudio invert' (iSTFT, iCQT, mel Griffin-Lim) on --clips clips of "
         "--samples samples instead: x real time and SNR per method.",
     ),
+    matrix: bool = typer.Option(
+        False, "--matrix",
+        help="Every transform x implementation on four workloads (16 kHz x 1 s, 22.05 kHz x "
+        "40,000, 44.1 kHz x 80,000, 22.05 kHz x 60 s) on the CPU, plus preset build times.",
+    ),
 ) -> int:
     """Time nnaudio's transforms against torch.stft, librosa and nnAudio2 on one workload."""
     try:
@@ -124,6 +129,8 @@ def benchmark(
         _error(f"{e} (see 'nnaudio benchmark --help')")
         return EXIT_USAGE
     try:
+        if matrix:
+            return _run_matrix(peers, clips, repeat, threads, seed, json_path, quiet)
         return _run(wanted, peers, device, clips, samples, sr, input_dir, repeat, batch_size,
                     threads, seed, pipeline, workers, json_path, plot_path, quiet, chosen,
                     "librosa" in peers)
@@ -288,4 +295,49 @@ def _run_invert(clips: Optional[int], samples: int, sr: float, device: str,
     except (OSError, RuntimeError) as e:
         _error(str(e))
         return EXIT_FATAL
+    return EXIT_OK
+
+
+def _run_matrix(
+    peers: list[str], n_clips: Optional[int], repeat: int, threads: Optional[int], seed: int,
+    json_path: Optional[Path], quiet: bool,
+) -> int:
+    import torch
+
+    from nnaudio_cli import benchmark as bm
+    from nnaudio_cli import benchmark_matrix as mx
+    from nnaudio_cli import machine
+
+    def log(msg: str) -> None:
+        if not quiet:
+            print(f"benchmark: {msg}", file=sys.stderr, flush=True)
+
+    started = time.time()
+    torch.set_num_threads(threads or machine.usable_cores())
+    missing = {p: r for p in peers if (r := bm.peer_missing(p)) is not None}
+    for p, reason in missing.items():
+        log(f"skipping {bm.PEER_LABELS[p]}: {reason} ({bm.PEER_PACKAGES[p][1]})")
+    result = mx.run_matrix(peers, missing, repeat, n_clips, seed, log)
+    report = {
+        "schema_version": bm.SCHEMA_VERSION,
+        "mode": "matrix",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "speedup_definition": bm.SPEEDUP_DEFINITION,
+        "machine": machine.machine_info(torch.device("cpu")),
+        "repeat": repeat,
+        "against": peers,
+        "matrix": result,
+        "summary": mx.summary(result),
+        "elapsed_seconds": round(time.time() - started, 3),
+    }
+    if json_path is not None:
+        json_path.write_text(json.dumps(mx.as_numpy_free(report), indent=2) + "\n")
+        log(f"wrote {json_path}")
+    print(mx.table_markdown(result))
+    s = report["summary"]
+    print(f"\nours fastest in {s['won']} of {s['cells']} cells")
+    for line in s["lost"]:
+        print(f"  lost: {line}")
+    for b in result["preset_builds"]:
+        print(f"preset {b['preset']}: kernel build {b['build_seconds']:.3f} s")
     return EXIT_OK

@@ -6,6 +6,8 @@ Depends on torch, numpy and scipy only; does no file I/O.
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features import (
     CQT,
+    CQT1992,
+    CQT2010,
     MFCC,
     STFT,
     VQT,
@@ -18,6 +20,8 @@ from nnaudio_core.features import (
 __version__ = "0.1.0"
 __all__ = [
     "CQT",
+    "CQT1992",
+    "CQT2010",
     "CQT1992v2",
     "CQT2010v2",
     "MFCC",

@@ -296,12 +296,18 @@ def cqt_frequencies(n_bins: int, fmin: float, bins_per_octave: int = 12) -> np.n
     return fmin * 2.0 ** (np.arange(n_bins, dtype=np.float64) / bins_per_octave)
 
 
-def relative_bandwidth(frequencies: np.ndarray) -> np.ndarray:
-    """Relative bandwidth ``alpha`` of each filter of a log-spaced bank (librosa's rule).
+BANDWIDTH_RULES = ("nnaudio", "librosa")
 
-    ``alpha = (2 ** (2 / b) - 1) / (2 ** (2 / b) + 1)`` with ``b`` the local bins per octave
-    (centred difference of ``log2(f)``, one-sided at the ends). Constant for a CQT grid.
-    """
+
+def check_bandwidth(bandwidth: str) -> None:
+    """Raise :class:`ParameterError` unless ``bandwidth`` is one of :data:`BANDWIDTH_RULES`."""
+    if bandwidth not in BANDWIDTH_RULES:
+        raise ParameterError(
+            f"bandwidth={bandwidth!r} is not one of {', '.join(map(repr, BANDWIDTH_RULES))}"
+        )
+
+
+def _local_bins_per_octave(frequencies: np.ndarray) -> np.ndarray:
     logf = np.log2(frequencies)
     if logf.size < 2:
         raise ParameterError("a constant-Q bank needs at least 2 bins")
@@ -309,24 +315,55 @@ def relative_bandwidth(frequencies: np.ndarray) -> np.ndarray:
     bpo[0] = 1.0 / (logf[1] - logf[0])
     bpo[-1] = 1.0 / (logf[-1] - logf[-2])
     bpo[1:-1] = 2.0 / (logf[2:] - logf[:-2])
+    return bpo
+
+
+def relative_bandwidth(
+    frequencies: np.ndarray, bandwidth: str = "librosa", bins_per_octave: float | None = None
+) -> np.ndarray:
+    """Relative bandwidth ``alpha`` of each filter of a log-spaced bank (``Q = 1 / alpha``).
+
+    ``bandwidth='librosa'``: ``alpha = (2 ** (2 / b) - 1) / (2 ** (2 / b) + 1)`` with ``b``
+    the local bins per octave (centred difference of ``log2(f)``, one-sided at the ends).
+    ``bandwidth='nnaudio'``: ``alpha = 2 ** (1 / b) - 1`` (nnAudio's ``Q = 1 / (2^(1/b) - 1)``,
+    about 2.4% longer filters at 12 bins per octave). ``bins_per_octave`` given: ``b`` is that
+    number for every bin (bit-for-bit nnAudio's arithmetic). Constant for a CQT grid.
+    """
+    check_bandwidth(bandwidth)
+    if bins_per_octave is None:
+        bpo = _local_bins_per_octave(frequencies)
+    else:
+        bpo = np.full(np.shape(frequencies), float(bins_per_octave))
+    if bandwidth == "nnaudio":
+        return 2.0 ** (1.0 / bpo) - 1.0
     r = 2.0 ** (2.0 / bpo)
     return (r - 1.0) / (r + 1.0)
 
 
 def wavelet_lengths(
-    frequencies: np.ndarray, sr: float, filter_scale: float = 1.0, gamma: float = 0.0
+    frequencies: np.ndarray,
+    sr: float,
+    filter_scale: float = 1.0,
+    gamma: float = 0.0,
+    bandwidth: str = "librosa",
+    bins_per_octave: float | None = None,
 ) -> np.ndarray:
-    """Filter length (samples, fractional) of each variable-Q filter.
+    """Filter length (samples) of each variable-Q filter.
 
-    ``Q = filter_scale / alpha`` and ``length = Q * sr / (f + gamma / alpha)``: the CQT for
-    ``gamma = 0``, a variable-Q transform (wider bands at low frequencies) for ``gamma > 0``.
-    This is the one formula behind both CQT and VQT kernels.
+    ``Q = filter_scale / alpha`` (``alpha`` from :func:`relative_bandwidth`) and
+    ``length = Q * sr / (f + gamma / alpha)``: the CQT for ``gamma = 0``, a variable-Q
+    transform (wider bands at low frequencies) for ``gamma > 0``. This is the one formula
+    behind both CQT and VQT kernels. ``'librosa'`` lengths are fractional (as librosa's);
+    ``'nnaudio'`` lengths are rounded up to whole samples, as nnAudio's.
     """
     if filter_scale <= 0:
         raise ParameterError(f"filter_scale={filter_scale} must be > 0")
     if gamma < 0:
         raise ParameterError(f"gamma={gamma} must be >= 0")
-    alpha = relative_bandwidth(frequencies)
+    alpha = relative_bandwidth(frequencies, bandwidth, bins_per_octave)
+    if bandwidth == "nnaudio":
+        q = float(filter_scale) / alpha
+        return np.ceil(q * sr / (frequencies + gamma / alpha))
     return (filter_scale / alpha) * sr / (frequencies + gamma / alpha)
 
 
@@ -337,25 +374,36 @@ def variable_q_kernels(
     gamma: float = 0.0,
     window: WindowSpec = "hann",
     norm: float | None = 1,
+    bandwidth: str = "librosa",
+    bins_per_octave: float | None = None,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Time-domain constant-/variable-Q kernels in correlation form.
 
-    Each filter is librosa's wavelet (``window * exp(2j pi f n / sr)`` over
-    ``ceil(length)`` samples, normalised to unit ``norm``-norm), stored time-reversed so that
-    ``out[t] = sum_m x[t * hop - n_fft // 2 + m] * kernel[m]`` equals ``librosa.vqt``'s
-    response before its ``sqrt(length)`` scaling.
+    The output of a kernel bank is ``out[t] = sum_m x[t * hop - n_fft // 2 + m] * kernel[m]``.
+
+    * ``bandwidth='librosa'``: each filter is librosa's wavelet (``window * exp(2j pi f n /
+      sr)`` over ``ceil(length)`` samples, normalised to unit ``norm``-norm), stored
+      time-reversed so that the output equals ``librosa.vqt``'s response before its
+      ``sqrt(length)`` scaling.
+    * ``bandwidth='nnaudio'``: nnAudio's kernels (``create_cqt_kernels``): integer lengths,
+      ``window * exp(2j pi f n / sr) / length`` for ``n`` in ``[-(l // 2), l // 2)`` placed
+      at ``n_fft // 2 + n``, correlated with the conjugate; ``n_fft`` is nnAudio's span
+      (the next power of two >= the longest filter).
 
     Returns
     -------
     kernels : np.ndarray, shape (n_bins, n_fft), complex128
-    lengths : np.ndarray, shape (n_bins,), filter lengths in samples (fractional)
+    lengths : np.ndarray, shape (n_bins,), filter lengths in samples
     n_fft : int, the kernel span (a power of two holding the longest filter)
     """
     if np.any(frequencies <= 0):
         raise ParameterError("constant-Q frequencies must be > 0")
-    lengths = wavelet_lengths(frequencies, sr, filter_scale, gamma)
+    lengths = wavelet_lengths(frequencies, sr, filter_scale, gamma, bandwidth, bins_per_octave)
     window = window_spec(window)
-    n_fft = int(2 ** np.ceil(np.log2(np.ceil(lengths.max()) + 2)))
+    if bandwidth == "nnaudio":
+        n_fft = int(2 ** np.ceil(np.log2(int(lengths.max()))))
+    else:
+        n_fft = int(2 ** np.ceil(np.log2(np.ceil(lengths.max()) + 2)))
     kernels = np.zeros((frequencies.size, n_fft), dtype=np.complex128)
     centre = n_fft // 2
     for k, (length, freq) in enumerate(zip(lengths, frequencies, strict=True)):
@@ -367,6 +415,13 @@ def variable_q_kernels(
             else np.interp(np.linspace(0, 1, size), np.linspace(0, 1, len(window)), window)
         )
         sig = win * np.exp(2j * np.pi * freq * n / sr)
+        if bandwidth == "nnaudio":
+            sig = sig / length
+            if norm:
+                sig = sig / np.linalg.norm(sig, ord=norm)
+            first = centre + int(n[0])
+            kernels[k, first : first + size] = np.conj(sig)
+            continue
         if norm:
             sig = sig / np.linalg.norm(sig, ord=norm)
         # reversed so that correlation with the kernel is librosa's convolution
@@ -391,6 +446,7 @@ def sparse_spectral_kernels(
     segment_frames: int,
     rel_tol: float = 1e-5,
     sparsity: float = 0.0,
+    m: int | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
     """Kernels as sparse spectra for correlation by FFT over segments, decimated by ``hop``.
 
@@ -409,9 +465,12 @@ def sparse_spectral_kernels(
         Frames per segment; ``m`` is the smallest power of two with
         ``hop_length * m >= n_fft + hop_length * (segment_frames - 1)``.
     rel_tol : float
+    m : int or None
+        Use this folded length instead (``hop_length * m`` must hold the kernel span).
 
     Returns
     -------
+    (entries sorted by ``(dst, src)``, no duplicates)
     src : np.ndarray (nnz,), int64, row to read: rfft bin ``f`` of the segment for
         ``src < n_seg // 2 + 1``, else ``conj`` of rfft bin ``src - (n_seg // 2 + 1)``, which is
         the real input's spectrum at a negative frequency
@@ -420,8 +479,11 @@ def sparse_spectral_kernels(
     m : int, folded spectrum length (segment length ``hop_length * m``)
     """
     n_bins, n_fft = kernels.shape
-    need = n_fft + hop_length * (max(1, segment_frames) - 1)
-    m = 1 << int(np.ceil(np.log2(max(2, -(-need // hop_length)))))
+    if m is None:
+        need = n_fft + hop_length * (max(1, segment_frames) - 1)
+        m = 1 << int(np.ceil(np.log2(max(2, -(-need // hop_length)))))
+    elif hop_length * m < n_fft:
+        raise ParameterError(f"m={m} segments of hop {hop_length} cannot hold span {n_fft}")
     n_seg = hop_length * m
     src, dst, vals = [], [], []
     for k in range(n_bins):
@@ -445,9 +507,54 @@ def sparse_spectral_kernels(
             dst.append(k * m + f % m)
             vals.append(spec[f])
     values = np.concatenate(vals)
+    src_a = np.concatenate(src).astype(np.int64)
+    dst_a = np.concatenate(dst).astype(np.int64)
+    # sorted by (dst, src) and unique: a COO matrix built from these is already coalesced
+    order = np.lexsort((src_a, dst_a))
+    values = values[order]
     return (
-        np.concatenate(src).astype(np.int64),
-        np.concatenate(dst).astype(np.int64),
+        src_a[order],
+        dst_a[order],
         np.stack([values.real, values.imag], axis=-1),
         m,
     )
+
+
+def kernel_supports(kernels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """First and one-past-last nonzero column of every kernel row, shape (n_bins,) each."""
+    nz = np.abs(kernels) > 0
+    first = np.argmax(nz, axis=1)
+    last = kernels.shape[1] - np.argmax(nz[:, ::-1], axis=1)
+    return first, last
+
+
+def direct_groups(
+    kernels: np.ndarray, lengths: np.ndarray, start_bin: int
+) -> list[tuple[int, int, int, np.ndarray]]:
+    """Split bins ``start_bin:`` (short kernels) into groups of similar length for direct
+    (time-domain, dense matrix product) correlation.
+
+    Bins whose lengths round up to the same power of two form one group; each group's
+    kernels are cut to their common support, so a group costs about ``2 * span`` real
+    multiply-adds per bin and frame.
+
+    Returns
+    -------
+    list of ``(bin0, bin1, offset, matrix)``: bins ``bin0:bin1``, their support starting at
+    column ``offset`` of the kernel span, and ``matrix`` of shape (span, 2 * n) float64 holding
+    ``[Re(K).T | Im(K).T]``.
+    """
+    n_bins = kernels.shape[0]
+    if start_bin >= n_bins:
+        return []
+    first, last = kernel_supports(kernels)
+    key = np.ceil(np.log2(np.maximum(lengths, 1.0))).astype(int)
+    groups = []
+    b0 = start_bin
+    for b in range(start_bin + 1, n_bins + 1):
+        if b == n_bins or key[b] != key[b0]:
+            a, z = int(first[b0:b].min()), int(last[b0:b].max())
+            sub = kernels[b0:b, a:z]
+            groups.append((b0, b, a, np.concatenate([sub.real.T, sub.imag.T], axis=1)))
+            b0 = b
+    return groups

@@ -60,11 +60,37 @@ def unpack_batch(y: Tensor, lead: List[int]) -> Tensor:
     return y.reshape(lead + list(y.shape[1:]))
 
 
+def reflect_pad(x: Tensor, pad: int) -> Tensor:
+    """Reflect-pad ``(batch, samples)`` by ``pad`` on both sides, as
+    ``numpy.pad(mode="reflect")``: mirror about the end samples (not repeating them), and
+    keep reflecting back and forth when ``pad`` exceeds the clip (period ``2 * (L - 1)``);
+    a one-sample clip repeats its sample. Equals ``F.pad(mode="reflect")`` when
+    ``pad < samples``.
+
+    Returns
+    -------
+    Tensor, shape (batch, samples + 2 * pad)
+    """
+    length = x.shape[-1]
+    if pad < length:
+        return F.pad(x.unsqueeze(1), [pad, pad], mode="reflect").squeeze(1)
+    idx = torch.arange(-pad, length + pad, device=x.device)
+    if length == 1:
+        idx = torch.zeros_like(idx)
+    else:
+        period = 2 * (length - 1)
+        idx = torch.remainder(idx, period)
+        idx = torch.where(idx >= length, period - idx, idx)
+    return x.index_select(-1, idx)
+
+
 def pad_signal(x: Tensor, n_fft: int, center: bool, pad_mode: str) -> Tensor:
     """Pad ``(batch, samples)`` by ``n_fft // 2`` on both sides when ``center`` is True.
 
-    Raises ``ValueError`` naming the minimum length when the input is too short for the
-    padding (reflect needs more than ``n_fft // 2`` samples) or for one frame.
+    ``pad_mode='reflect'`` works for clips of any length (see :func:`reflect_pad`: repeated
+    reflection when the pad is longer than the clip); ``'constant'`` pads zeros.
+    Raises ``ValueError`` for an empty input, and (``center=False``) for one shorter than
+    one frame.
 
     Returns
     -------
@@ -73,17 +99,12 @@ def pad_signal(x: Tensor, n_fft: int, center: bool, pad_mode: str) -> Tensor:
     length = x.shape[-1]
     if center:
         pad = n_fft // 2
-        if pad_mode == "reflect" and length <= pad:
-            raise ValueError(
-                f"input has {length} samples but center=True with pad_mode='reflect' and "
-                f"n_fft={n_fft} needs at least {pad + 1}; use pad_mode='constant' or longer audio"
-            )
         if length < 1:
             raise ValueError("input has 0 samples; need at least 1")
         if pad == 0:
             return x
         if pad_mode == "reflect":
-            return F.pad(x.unsqueeze(1), [pad, pad], mode="reflect").squeeze(1)
+            return reflect_pad(x, pad)
         return F.pad(x, [pad, pad])
     if length < n_fft:
         raise ValueError(
@@ -166,6 +187,11 @@ def join_frames(parts: List[Tensor], time_blocks: int) -> Tensor:
             return torch.cat([p.transpose(1, 2) for p in parts], 0).transpose(1, 2)
         return torch.cat(parts, 0)
     rows: List[Tensor] = []
+    if parts[0].dim() == 3 and parts[0].stride(1) == 1:
+        # frame-major memory (FFT path): join along frames as such, no transposing copies
+        for i in range(0, len(parts), time_blocks):
+            rows.append(torch.cat([p.transpose(1, 2) for p in parts[i : i + time_blocks]], 1))
+        return torch.cat(rows, 0).transpose(1, 2)
     for i in range(0, len(parts), time_blocks):
         rows.append(torch.cat(parts[i : i + time_blocks], 2))
     return torch.cat(rows, 0)
@@ -369,14 +395,42 @@ def correlate_fft(
     if negative_rows > 0:  # conjugate low bins = the spectrum at small negative frequencies
         spec = torch.cat([spec, spec[:negative_rows].conj()], 0)
     spec = spec.contiguous()
-    if matrix.numel() > 0 and is_eager_cpu(spec):
+    if matrix.numel() > 0 and matrix.dtype == spec.dtype and is_eager_cpu(spec):
         folded = torch.sparse.mm(matrix, spec)
     else:
         prod = spec.index_select(0, src) * torch.view_as_complex(values).unsqueeze(1)
         folded = torch.zeros(n_bins * m, n_cols, dtype=prod.dtype, device=prod.device)
         folded = folded.index_add(0, dst, prod)
-    frames = torch.fft.ifft(folded.reshape(n_bins, m, n_cols), dim=1)[:, :seg_frames]
-    frames = frames.permute(2, 0, 1).reshape(batch, n_segments, n_bins, seg_frames) / hop_length
+    # (columns, bins, m) contiguous: the inverse FFTs run over the last, unit-stride axis
+    folded = folded.t().contiguous().reshape(n_cols, n_bins, m)
+    frames = torch.fft.ifft(folded, dim=-1)[:, :, :seg_frames]
+    frames = frames.reshape(batch, n_segments, n_bins, seg_frames) / hop_length
     out = frames.permute(0, 2, 1, 3).reshape(batch, n_bins, n_segments * seg_frames)
     out = torch.view_as_real(out[:, :, :n_frames])
     return out[..., 0], out[..., 1]
+
+
+def correlate_direct(
+    padded: Tensor, matrix: Tensor, offset: int, n_frames: int, hop_length: int
+) -> Tuple[Tensor, Tensor]:
+    """Strided correlation with short kernels as one dense matrix product per time block.
+
+    ``out[b, k, t] = sum_j padded[b, t * hop + offset + j] * K[k, j]`` with
+    ``matrix = [Re(K).T | Im(K).T]`` of shape (span, 2 * n_bins).
+
+    Returns
+    -------
+    (real, imag) : Tensors (batch, n_bins, n_frames)
+    """
+    span = matrix.shape[0]
+    nb = matrix.shape[1] // 2
+    batch = padded.shape[0]
+    # time blocks of at most ~4 M frame samples keep the unfolded copy in cache-sized pieces
+    per = max(1, (1 << 22) // max(1, batch * span))
+    outs: List[Tensor] = []
+    for t0 in range(0, n_frames, per):
+        t1 = min(n_frames, t0 + per)
+        x = padded[:, offset + t0 * hop_length : offset + (t1 - 1) * hop_length + span]
+        outs.append(torch.matmul(x.unfold(-1, span, hop_length), matrix))
+    out = outs[0] if len(outs) == 1 else torch.cat(outs, 1)  # (batch, frames, 2 * nb)
+    return out[..., :nb].transpose(1, 2), out[..., nb:].transpose(1, 2)

@@ -182,3 +182,37 @@ def test_plot(tmp_path, report):
     r = run([*TINY, "--transform", "stft", "--against", "torch", "--plot", png])
     assert r.exit_code == 0, r.stderr
     assert png.stat().st_size > 0
+
+
+# --- --matrix ------------------------------------------------------------------------------
+
+
+def test_matrix_runs_every_cell_and_reports_builds(tmp_path, monkeypatch):
+    from nnaudio_cli import benchmark_matrix as mx
+
+    # two tiny workloads stand in for the four real ones (same code path, seconds not minutes)
+    monkeypatch.setattr(mx, "WORKLOADS", [("tiny 16k", 16000.0, 8000, 2, 2),
+                                          ("tiny 22k", 22050.0, 6000, 1, 2)])
+    out = tmp_path / "matrix.json"
+    r = run(["--matrix", "--against", "torch", "--repeat", "1", "--quiet", "--json", out])
+    assert r.exit_code == 0, r.stderr
+    rep = json.loads(out.read_text())
+    cells = rep["matrix"]["cells"]
+    assert len(cells) == 2 * len(mx.MATRIX_TRANSFORMS)
+    for cell in cells:
+        impls = {row["impl"] for row in cell["rows"]}
+        assert bm.OURS in impls
+        assert ("torch.stft" in impls) == (cell["transform"] in ("stft", "mel"))
+        for row in cell["rows"]:
+            assert row["seconds"] > 0 and row["speedup_vs_ours"] > 0
+    presets = {b["preset"] for b in rep["matrix"]["preset_builds"]}
+    assert {"cqt84", "vqt", "stft", "mel128", "mfcc"} <= presets
+    assert rep["summary"]["cells"] == len(cells)
+    assert "| workload | transform | ours |" in r.stdout
+
+
+def test_preset_kernel_builds_stay_under_a_second():
+    from nnaudio_cli import benchmark_matrix as mx
+
+    for b in mx.preset_build_times(repeat=3):
+        assert b["build_seconds"] < 1.0, b

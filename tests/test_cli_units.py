@@ -129,11 +129,22 @@ def test_chunk_choice_bounded_padding():
     assert padded < 1.5 * mixed.sum()
 
 
-def test_engine_too_short_reason_matches_core():
-    eng = Engine({"transform": "MelSpectrogram", "params": {"n_fft": 2048}}, torch.device("cpu"))
-    assert eng.check_length(1024) is not None and eng.check_length(1025) is None
-    with pytest.raises(ValueError, match="1025"):
-        build(eng.config)(torch.zeros(1, 1024))
+@pytest.mark.parametrize("samples", [1, 2, 700, 1024, 1025, 5000])
+def test_short_clips_padded_as_the_core_pads_them(samples):
+    """Clips shorter than the reflect pad are reflected back and forth (numpy's rule), as the
+    core does; the engine computes them and its frames equal the core's."""
+    cfg = {"transform": "MelSpectrogram", "params": {"n_fft": 2048, "n_mels": 32}}
+    eng = Engine(cfg, torch.device("cpu"))
+    assert eng.check_length(samples) is None
+    x = np.random.default_rng(samples).standard_normal((1, samples)).astype(np.float32)
+    framer = ClipFramer(eng.n_fft, eng.hop, eng.pad, eng.pad_mode, max_frames=1000)
+    pieces = [Piece(0, s, k, True) for s, k in framer.push(x, True)]
+    packed = pack(pieces, eng.n_fft, eng.hop)
+    got = np.concatenate(packed.unpack(DeviceRunner(eng).submit(packed.chunks).result()), 1)
+    with torch.no_grad():
+        want = np.moveaxis(build(eng.config)(torch.from_numpy(x)).numpy(), 2, 1)
+    assert got.shape == want.shape == (1, 1 + samples // 512, 32)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5 * np.abs(want).max())
 
 
 # --- configuration -------------------------------------------------------------------------

@@ -45,7 +45,9 @@ def _signal(kind: str) -> np.ndarray:
 @pytest.mark.parametrize("cls", [CQT1992v2, CQT2010v2])
 def test_cqt_matches_librosa(kind: str, cls: type) -> None:
     y = _signal(kind)
-    ours = cls(sr=SR, hop_length=HOP, n_bins=84, pad_mode="constant")(torch.from_numpy(y))[0]
+    ours = cls(sr=SR, hop_length=HOP, n_bins=84, pad_mode="constant", bandwidth="librosa")(
+        torch.from_numpy(y)
+    )[0]
     ref = np.abs(librosa.cqt(y, sr=SR, hop_length=HOP, n_bins=84, tuning=0.0))
     assert ours.shape == ref.shape
     assert median_rel_error(ours.numpy(), ref) <= 0.02
@@ -53,7 +55,7 @@ def test_cqt_matches_librosa(kind: str, cls: type) -> None:
 
 def test_cqt_complex_matches_librosa_phase() -> None:
     y = _signal("piano")
-    out = CQT1992v2(sr=SR, hop_length=HOP, pad_mode="constant", output_format="Complex")(
+    out = CQT(sr=SR, hop_length=HOP, pad_mode="constant", output_format="Complex")(
         torch.from_numpy(y)
     )[0].numpy()
     ours = out[..., 0] + 1j * out[..., 1]
@@ -66,7 +68,9 @@ def test_cqt_complex_matches_librosa_phase() -> None:
 @pytest.mark.parametrize("gamma", [2.0, 10.0])
 def test_vqt_matches_librosa(gamma: float) -> None:
     y = _signal("speech")
-    ours = VQT(sr=SR, hop_length=HOP, gamma=gamma, pad_mode="constant")(torch.from_numpy(y))[0]
+    ours = VQT(sr=SR, hop_length=HOP, gamma=gamma, pad_mode="constant", bandwidth="librosa")(
+        torch.from_numpy(y)
+    )[0]
     ref = np.abs(librosa.vqt(y, sr=SR, hop_length=HOP, n_bins=84, gamma=gamma, tuning=0.0))
     # librosa's VQT resamples octave by octave and sparsifies its filters; ours is exact
     assert median_rel_error(ours.numpy(), ref) <= 0.025
@@ -117,16 +121,20 @@ def test_shapes_and_multichannel() -> None:
     torch.testing.assert_close(phase.pow(2).sum(-1), torch.ones(phase.shape[:-1]))
 
 
-def test_short_clip_reflect_error_names_minimum() -> None:
+def test_short_clip_reflect_pads_like_numpy() -> None:
+    # 0.2 s at 44.1 kHz is shorter than the kernel's half span (nnAudio2 crashes here)
     cqt = CQT1992v2(sr=44100, fmin=librosa.note_to_hz("C1"), pad_mode="reflect")
     x = torch.randn(int(0.2 * 44100))
-    with pytest.raises(ValueError, match=str(cqt.n_fft // 2 + 1)):
-        cqt(x)
+    assert x.numel() <= cqt.n_fft // 2
+    padded = np.pad(x.double().numpy(), cqt.n_fft // 2, mode="reflect")
+    cqt0 = CQT1992v2(sr=44100, fmin=librosa.note_to_hz("C1"), center=False)
+    ref = cqt0(torch.from_numpy(padded).float())
+    torch.testing.assert_close(cqt(x), ref, rtol=1e-4, atol=1e-4 * float(ref.max()))
 
 
 def test_short_clip_constant_padding_works() -> None:
     y = np.sin(2 * np.pi * 440 * np.arange(int(0.2 * 44100)) / 44100).astype(np.float32)
-    cqt = CQT1992v2(sr=44100, fmin=librosa.note_to_hz("C1"), pad_mode="constant")
+    cqt = CQT(sr=44100, fmin=librosa.note_to_hz("C1"), pad_mode="constant")
     spec = cqt(torch.from_numpy(y))[0]
     assert spec.shape == (84, 1 + y.size // HOP)
     assert int(spec.mean(-1).argmax()) == 69 - 24
@@ -168,11 +176,14 @@ def test_script_export_compile_equal_eager(make) -> None:
     x = torch.randn(2, 3, 5000)
     eager = m(x).detach()
     scale = float(eager.detach().abs().max())
-    torch.testing.assert_close(torch.jit.script(m)(x), eager, rtol=1e-5, atol=1e-6 * scale)
+    # eager CPU runs the CPU plan (direct products for short kernels, fitted segment FFTs);
+    # script/export/compile run the general FFT path: both within ~2e-5 of the exact CQT
+    atol = 5e-5 * scale
+    torch.testing.assert_close(torch.jit.script(m)(x), eager, rtol=1e-4, atol=atol)
     exported = torch.export.export(m, (x,)).module()
-    torch.testing.assert_close(exported(x), eager, rtol=1e-5, atol=1e-6 * scale)
+    torch.testing.assert_close(exported(x), eager, rtol=1e-4, atol=atol)
     compiled = torch.compile(m, fullgraph=True)
-    torch.testing.assert_close(compiled(x), eager, rtol=1e-4, atol=1e-5 * scale)
+    torch.testing.assert_close(compiled(x), eager, rtol=1e-4, atol=atol)
 
 
 def test_get_config_rebuilds() -> None:

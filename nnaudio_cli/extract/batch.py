@@ -153,6 +153,11 @@ class ClipFramer:
                 return []
             raw = np.concatenate(self.head, axis=1) if len(self.head) > 1 else self.head[0]
             self.head = []
+            if last:  # the whole clip at once: both ends as the core pads them, which for a
+                # clip shorter than the pad means numpy's repeated reflection
+                mode = "reflect" if self.mode == "reflect" else "constant"
+                self.buf = np.pad(raw, ((0, 0), (self.pad, self.pad)), mode=mode)
+                return self._emit(True)
             self.buf = np.concatenate([pad_start(raw, self.pad, self.mode), raw], axis=1)
         else:
             self.buf = np.concatenate([self.buf, x], axis=1)

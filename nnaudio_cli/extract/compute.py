@@ -151,11 +151,6 @@ class Engine:
             return "no audio samples after resampling"
         if self.mode != "frames":
             return None
-        if self.pad and self.pad_mode == "reflect" and samples <= self.pad:
-            return (
-                f"too short: {samples} samples at {self.sr:g} Hz, center=True with "
-                f"pad_mode='reflect' and n_fft={self.n_fft} needs at least {self.pad + 1}"
-            )
         if samples + 2 * self.pad < self.n_fft:
             return f"too short: {samples} samples, needs at least {self.n_fft - 2 * self.pad}"
         return None

@@ -10,7 +10,15 @@ from typing import Any
 
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import Transform
-from nnaudio_core.features.cqt import CQT, CQT1992v2, CQT2010v2, VariableQ, iCQT
+from nnaudio_core.features.cqt import (
+    CQT,
+    CQT1992,
+    CQT2010,
+    CQT1992v2,
+    CQT2010v2,
+    VariableQ,
+    iCQT,
+)
 from nnaudio_core.features.griffin_lim import Griffin_Lim, spectral_convergence
 from nnaudio_core.features.mel import MFCC, MelSpectrogram
 from nnaudio_core.features.stft import STFT, iSTFT
@@ -23,6 +31,9 @@ TRANSFORMS: dict[str, type[Transform]] = {
         iSTFT,
         MelSpectrogram,
         MFCC,
+        CQT,
+        CQT1992,
+        CQT2010,
         CQT1992v2,
         CQT2010v2,
         VQT,
@@ -43,6 +54,8 @@ def build(config: dict[str, Any]) -> Transform:
 
 __all__ = [
     "CQT",
+    "CQT1992",
+    "CQT2010",
     "CQT1992v2",
     "CQT2010v2",
     "MFCC",

@@ -15,15 +15,16 @@ Two ways to apply the kernels, with the same numbers:
 
 Kernel memory and build time (fmin = C1 = 32.7 Hz, 84 bins, hop 512, measured on a 2-core
 CPU): at 44.1 kHz the longest filter has 22,700 samples, so the kernel span ``n_fft`` is
-32,768. The FFT path keeps 0.76 M spectral values above 1e-5 of each kernel's peak (18 MB,
-plus an 18 MB sparse-matrix copy used by the eager CPU product) and builds in 0.7 s; at
-22.05 kHz, 1.5 M values (36 + 36 MB), 1.2 s. The kernel path holds ``2 * n_bins * n_fft``
-float32 values (22 MB at 44.1 kHz) and builds in 0.07 s. Memory grows as ``1 / fmin``.
-The FFT path agrees with the kernel path to ~2e-5 (relative); ``sparsity > 0`` drops more of
-each kernel's spectrum, like librosa, for speed.
+32,768. The general FFT path (segments of ``hop * 128`` samples) keeps about half a million
+spectral values above 1e-5 of each kernel's peak; the eager-CPU plan adds dense matrices for
+the short kernels and the long kernels' spectra at three segment lengths; together they build
+in ~0.2-0.4 s (``cqt84``: 0.2 s). The kernel path holds ``2 * n_bins * n_fft`` float32 values
+(22 MB at 44.1 kHz) and builds in 0.07 s. Memory grows as ``1 / fmin``. Both FFT paths agree
+with the kernel path to ~2e-5 (relative); ``sparsity > 0`` drops more of each kernel's
+spectrum, like librosa, for speed.
 """
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -38,7 +39,12 @@ from nnaudio_core.features.stft import BACKENDS, OUTPUT_FORMATS, PAD_MODES, _che
 NORMALIZATION_TYPES = ("librosa", "convolutional", "wrap")
 
 # frames per FFT segment: long segments amortise the kernel span (n_fft) of overlap
-SEGMENT_FRAMES = 192
+SEGMENT_FRAMES = 64
+# eager-CPU plan: kernels up to this many samples are applied directly (dense matrix product
+# over frames), longer ones by segment FFTs with the segment length fitted to each input
+DIRECT_MAX_LENGTH = 2048
+# folded lengths tried for the long kernels: the smallest that holds the span, x2 and x4
+FFT_SEGMENT_CHOICES = 3
 
 
 class VariableQ(Transform):
@@ -68,8 +74,8 @@ class VariableQ(Transform):
     center : bool
         Pad ``n_fft // 2`` on both sides so frame ``t`` is centred at sample ``t * hop``.
     pad_mode : {'reflect', 'constant'}
-        ``'constant'`` (librosa's default) accepts clips of any length; ``'reflect'`` needs
-        clips longer than ``n_fft // 2`` (``ValueError`` naming the minimum otherwise).
+        ``'constant'``: zeros (librosa's default). ``'reflect'``: mirrored, repeatedly when the
+        clip is shorter than ``n_fft // 2`` (as ``numpy.pad(mode="reflect")``).
     trainable : bool
         Learn the kernels (kernel path).
     output_format : {'Magnitude', 'Complex', 'Phase'}
@@ -82,6 +88,13 @@ class VariableQ(Transform):
     sparsity : float
         FFT path only: drop the smallest kernel-spectrum values adding up to this fraction of
         each kernel's L1 mass (librosa uses 0.01); 0 keeps everything above 1e-5 of the peak.
+    bandwidth : {'librosa', 'nnaudio'}
+        The filter-bandwidth rule (see :func:`nnaudio_core.filters.relative_bandwidth`):
+        ``'librosa'`` (``Q = filter_scale / alpha``, ``alpha = (2^(2/b) - 1) / (2^(2/b) + 1)``,
+        equals ``librosa.cqt``/``vqt``) or ``'nnaudio'`` (``Q = filter_scale / (2^(1/b) - 1)``,
+        nnAudio's kernels bit for bit, so a model trained on nnAudio2 features sees the same
+        numbers). The nnAudio2-named classes default to ``'nnaudio'``; :class:`CQT`,
+        :class:`VariableQ` and the ``cqt84``/``vqt`` presets use ``'librosa'``.
     verbose : bool
         Accepted for nnAudio compatibility.
 
@@ -111,10 +124,12 @@ class VariableQ(Transform):
         normalization_type: str = "librosa",
         backend: str = "auto",
         sparsity: float = 0.0,
+        bandwidth: str = "librosa",
         verbose: bool = True,
     ) -> None:
         super().__init__()
         self._remember_config(locals())
+        filters.check_bandwidth(bandwidth)
         _check_choice("pad_mode", pad_mode, PAD_MODES)
         _check_choice("output_format", output_format, OUTPUT_FORMATS)
         _check_choice("normalization_type", normalization_type, NORMALIZATION_TYPES)
@@ -136,8 +151,7 @@ class VariableQ(Transform):
         if n_bins < 2:
             raise ParameterError(f"n_bins={n_bins} must be >= 2")
         freqs = filters.cqt_frequencies(n_bins, fmin, bins_per_octave)
-        lengths = filters.wavelet_lengths(freqs, sr, filter_scale, gamma)
-        alpha = filters.relative_bandwidth(freqs)
+        alpha = filters.relative_bandwidth(freqs, bandwidth, bins_per_octave)
         cutoff = np.max(
             freqs * (1 + 0.5 * filters.window_bandwidth(window) * alpha / filter_scale)
             + 0.5 * gamma
@@ -148,9 +162,10 @@ class VariableQ(Transform):
                 f"frequency {sr / 2:.1f} Hz: lower n_bins or fmax, or raise sr"
             )
         kernels, lengths, n_fft = filters.variable_q_kernels(
-            freqs, sr, filter_scale, gamma, window, norm
+            freqs, sr, filter_scale, gamma, window, norm, bandwidth, bins_per_octave
         )
         self._freqs = freqs
+        self.bandwidth = bandwidth
         self.sr = sr
         self.hop_length = int(hop_length)
         self.n_bins = n_bins
@@ -180,12 +195,17 @@ class VariableQ(Transform):
                 complex_values,
                 (n_bins * m, n_rfft + self.negative_rows),
                 check_invariants=False,
-            ).coalesce()
+                is_coalesced=True,  # sparse_spectral_kernels sorts its entries
+            )
             self.register_buffer("spectral_matrix", matrix, persistent=False)
+            self._build_cpu_plan(kernels, lengths, sparsity)
             empty = torch.zeros(0, 1, n_fft)
             self.register_buffer("cqt_kernels_real", empty, persistent=False)
             self.register_buffer("cqt_kernels_imag", empty.clone(), persistent=False)
         else:
+            self._direct: list[tuple[int, int, int, str]] = []
+            self._long: list[tuple[int, str, int, int]] = []
+            self._long_bins = 0
             self.m = 0
             self.negative_rows = 0
             for name in ("src", "dst"):
@@ -206,6 +226,88 @@ class VariableQ(Transform):
         return self._freqs.copy()
 
     @torch.jit.unused
+    def _build_cpu_plan(self, kernels: np.ndarray, lengths: np.ndarray, sparsity: float) -> None:
+        """The eager-CPU plan (same numbers as the general FFT path, to float32 round-off).
+
+        Short kernels (``<= DIRECT_MAX_LENGTH`` samples, the upper octaves) are applied
+        directly: one dense matrix product over frames per group of similar length, about
+        ``2 * length`` multiply-adds per bin and frame (their spectra are too wide for the
+        sparse FFT product to pay off). The long kernels (lowest octaves, narrow spectra) use
+        segment FFTs; their sparse spectra are prepared for a few segment lengths so that each
+        call picks the one that fits its clip length (no FFT of mostly padding).
+        """
+        hop = self.hop_length
+        n_long = int(np.sum(lengths > DIRECT_MAX_LENGTH))
+        self._direct = []
+        for i, (b0, b1, off, mat) in enumerate(filters.direct_groups(kernels, lengths, n_long)):
+            name = f"_direct_{i}"
+            self.register_buffer(name, torch.from_numpy(mat.astype(np.float32)), persistent=False)
+            self._direct.append((b0, b1, off, name))
+        self._long = []
+        self._long_bins = n_long
+        self._long_offset = 0
+        self._long_span = 0
+        if not n_long:
+            return
+        first, last = filters.kernel_supports(kernels[:n_long])
+        a, z = int(first.min()), int(last.max())
+        self._long_offset, self._long_span = a, z - a
+        sub = kernels[:n_long, a:z]
+        m = 1 << int(np.ceil(np.log2(-(-(z - a) // hop) + 1)))
+        for _ in range(FFT_SEGMENT_CHOICES):
+            src, dst, values, m = filters.sparse_spectral_kernels(
+                sub, hop, 1, sparsity=sparsity, m=m
+            )
+            n_rfft = hop * m // 2 + 1
+            neg = int(max(0, src.max() - n_rfft + 1))
+            matrix = torch.sparse_coo_tensor(
+                torch.from_numpy(np.stack([dst, src])),
+                torch.from_numpy((values[:, 0] + 1j * values[:, 1]).astype(np.complex64)),
+                (n_long * m, n_rfft + neg),
+                check_invariants=False,
+                is_coalesced=True,
+            )
+            name = f"_long_{m}"
+            self.register_buffer(name, matrix, persistent=False)
+            self._long.append((m, name, neg, int(src.size)))
+            m *= 2
+
+    @torch.jit.unused
+    def _real_imag_cpu(self, padded: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`real_imag` by the eager-CPU plan (see :meth:`_build_cpu_plan`)."""
+        hop = self.hop_length
+        n_frames = 1 + (padded.shape[1] - self.n_fft) // hop
+        reals: list[Tensor] = []
+        imags: list[Tensor] = []
+        if self._long_bins:
+            span, k = self._long_span, self._long_bins
+            best = None
+            for m, name, neg, nnz in self._long:  # cost model: FFTs + sparse product
+                seg_frames = (hop * m - span) // hop + 1
+                if seg_frames < 1:
+                    continue
+                n_seg = -(-n_frames // seg_frames)
+                n = hop * m
+                cost = n_seg * (n * np.log2(n) + 6.0 * nnz + k * m * np.log2(m))
+                if best is None or cost < best[0]:
+                    best = (cost, m, name, neg)
+            assert best is not None
+            _, m, name, neg = best
+            off = self._long_offset
+            seg = padded[:, off : off + (n_frames - 1) * hop + span]
+            empty = self.src[:0]
+            r, i = AF.correlate_fft(
+                seg, empty, empty, self.values[:0], getattr(self, name), k, span, hop, m, neg
+            )
+            reals.append(r)
+            imags.append(i)
+        for _b0, _b1, off, name in self._direct:
+            r, i = AF.correlate_direct(padded, getattr(self, name), off, n_frames, hop)
+            reals.append(r)
+            imags.append(i)
+        return torch.cat(reals, 1), torch.cat(imags, 1)
+
+    @torch.jit.unused
     def _sparse_matrix(self) -> Tensor:
         return self.spectral_matrix
 
@@ -217,6 +319,8 @@ class VariableQ(Transform):
         (real, imag), each ``(batch', n_bins, frames)``
         """
         padded = AF.pad_signal(x, self.n_fft, self.center, self.pad_mode)
+        if self.use_fft and AF.is_eager_cpu(padded) and padded.dtype == torch.float32:
+            return self._real_imag_cpu(padded)
         if self.use_fft:
             # the sparse matrix is only touched in eager CPU mode: compilers reject sparse tensors
             matrix = self._sparse_matrix() if AF.is_eager_cpu(padded) else self.values[:0]
@@ -256,6 +360,7 @@ class VariableQ(Transform):
         fmt = self.output_format if output_format is None else output_format
         norm_type = self.normalization_type if normalization_type is None else normalization_type
         x2, lead = AF.pack_batch(x)
+        x2 = x2.to(self.lengths.dtype)  # the dtype rule, see nnaudio_core.features.stft
         real, imag = self.real_imag(x2)
         if norm_type == "librosa":
             scale = torch.sqrt(self.lengths).reshape(-1, 1)
@@ -294,8 +399,11 @@ class CQT1992v2(VariableQ):
 
     Parameters are nnAudio2's (``sr, hop_length, fmin, fmax, n_bins, bins_per_octave,
     filter_scale, norm, window, center, pad_mode, trainable, output_format, verbose``) plus
-    ``normalization_type`` and ``backend``; see :class:`VariableQ`. Numerically equal to
-    ``librosa.cqt(..., tuning=0.0)`` computed at full rate.
+    ``normalization_type``, ``backend``, ``sparsity`` and ``bandwidth``; see
+    :class:`VariableQ`. With the default ``bandwidth='nnaudio'`` the kernels are nnAudio2's
+    (outputs equal to ``nnAudio2``'s ``CQT1992v2`` within float32 round-off); with
+    ``bandwidth='librosa'`` numerically equal to ``librosa.cqt(..., tuning=0.0)`` computed at
+    full rate.
     """
 
     def __init__(
@@ -316,6 +424,7 @@ class CQT1992v2(VariableQ):
         normalization_type: str = "librosa",
         backend: str = "auto",
         sparsity: float = 0.0,
+        bandwidth: str = "nnaudio",
         verbose: bool = True,
     ) -> None:
         super().__init__(
@@ -336,6 +445,7 @@ class CQT1992v2(VariableQ):
             normalization_type=normalization_type,
             backend=backend,
             sparsity=sparsity,
+            bandwidth=bandwidth,
             verbose=verbose,
         )
         self._remember_config(locals())
@@ -345,9 +455,11 @@ class CQT2010v2(VariableQ):
     """Constant-Q transform with nnAudio2's ``CQT2010v2`` interface.
 
     nnAudio's 2010 variant approximates the CQT by filtering and downsampling octave by
-    octave. Here the same numbers as :class:`CQT1992v2` are computed exactly by the FFT path,
-    which is already cheaper than the multirate approximation, so ``earlydownsample`` is
-    accepted for compatibility and has no effect. ``basis_norm`` is the kernel norm
+    octave. Here the same numbers as :class:`CQT1992v2` (same ``bandwidth`` rule, default
+    ``'nnaudio'``) are computed exactly by the FFT path, which is already cheaper than the
+    multirate approximation, so ``earlydownsample`` is accepted for compatibility and has no
+    effect. nnAudio2's multirate output differs from the exact one by its resampling error
+    (see the README's nnAudio2 section for the measured figure). ``basis_norm`` is the kernel norm
     (nnAudio's name for ``norm``); ``norm`` (bool) keeps nnAudio's meaning of "apply the
     ``normalization_type`` scaling".
     """
@@ -372,6 +484,7 @@ class CQT2010v2(VariableQ):
         center: bool = True,
         backend: str = "auto",
         sparsity: float = 0.0,
+        bandwidth: str = "nnaudio",
         verbose: bool = True,
     ) -> None:
         super().__init__(
@@ -392,12 +505,126 @@ class CQT2010v2(VariableQ):
             normalization_type=normalization_type if norm else "convolutional",
             backend=backend,
             sparsity=sparsity,
+            bandwidth=bandwidth,
             verbose=verbose,
         )
         self._remember_config(locals())
 
 
-CQT = CQT1992v2
+class CQT(CQT1992v2):
+    """Our constant-Q transform: :class:`CQT1992v2` with ``bandwidth='librosa'`` by default,
+    numerically ``librosa.cqt(..., tuning=0.0)`` (same parameters as :class:`CQT1992v2`)."""
+
+    def __init__(self, *args: Any, bandwidth: str = "librosa", **kwargs: Any) -> None:
+        super().__init__(*args, bandwidth=bandwidth, **kwargs)
+        self._remember_config({**self._config, "bandwidth": bandwidth})
+
+
+class CQT1992(VariableQ):
+    """nnAudio's original ``CQT1992`` class (STFT times spectral kernels), on the same engine.
+
+    Takes nnAudio's keywords (``sr, hop_length, fmin=220, fmax, n_bins, trainable_STFT,
+    trainable_CQT, bins_per_octave, filter_scale, output_format, norm, window, center,
+    pad_mode``). nnAudio computes it as an STFT multiplied by the kernels' spectra; the
+    numbers are the correlation with the same kernels, so here it is :class:`CQT1992v2`
+    (``bandwidth='nnaudio'``). ``trainable_STFT`` or ``trainable_CQT`` makes the kernels
+    trainable (there is no separate STFT stage to train).
+    """
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        hop_length: int = 512,
+        fmin: float = 220,
+        fmax: Optional[float] = None,
+        n_bins: int = 84,
+        trainable_STFT: bool = False,
+        trainable_CQT: bool = False,
+        bins_per_octave: int = 12,
+        filter_scale: float = 1,
+        output_format: str = "Magnitude",
+        norm: Optional[float] = 1,
+        window: filters.WindowSpec = "hann",
+        center: bool = True,
+        pad_mode: str = "reflect",
+        normalization_type: str = "librosa",
+        backend: str = "auto",
+        bandwidth: str = "nnaudio",
+        verbose: bool = True,
+    ) -> None:
+        super().__init__(
+            sr=sr,
+            hop_length=hop_length,
+            fmin=fmin,
+            fmax=fmax,
+            n_bins=n_bins,
+            bins_per_octave=bins_per_octave,
+            filter_scale=filter_scale,
+            gamma=0.0,
+            norm=norm,
+            window=window,
+            center=center,
+            pad_mode=pad_mode,
+            trainable=bool(trainable_STFT or trainable_CQT),
+            output_format=output_format,
+            normalization_type=normalization_type,
+            backend=backend,
+            bandwidth=bandwidth,
+            verbose=verbose,
+        )
+        self._remember_config(locals())
+
+
+class CQT2010(CQT2010v2):
+    """nnAudio's original ``CQT2010`` class, with its keywords (``trainable_STFT``,
+    ``trainable_CQT``, ``earlydownsample``, ``norm``/``basis_norm`` as in
+    :class:`CQT2010v2`), on the same exact engine as :class:`CQT2010v2`."""
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        hop_length: int = 512,
+        fmin: float = 32.70,
+        fmax: Optional[float] = None,
+        n_bins: int = 84,
+        bins_per_octave: int = 12,
+        norm: bool = True,
+        basis_norm: Optional[float] = 1,
+        window: filters.WindowSpec = "hann",
+        pad_mode: str = "reflect",
+        trainable_STFT: bool = False,
+        filter_scale: float = 1,
+        trainable_CQT: bool = False,
+        output_format: str = "Magnitude",
+        earlydownsample: bool = True,
+        normalization_type: str = "librosa",
+        center: bool = True,
+        backend: str = "auto",
+        bandwidth: str = "nnaudio",
+        verbose: bool = True,
+    ) -> None:
+        super().__init__(
+            sr=sr,
+            hop_length=hop_length,
+            fmin=fmin,
+            fmax=fmax,
+            n_bins=n_bins,
+            filter_scale=filter_scale,
+            bins_per_octave=bins_per_octave,
+            norm=norm,
+            basis_norm=basis_norm,
+            window=window,
+            pad_mode=pad_mode,
+            trainable=bool(trainable_STFT or trainable_CQT),
+            output_format=output_format,
+            earlydownsample=earlydownsample,
+            normalization_type=normalization_type,
+            center=center,
+            backend=backend,
+            bandwidth=bandwidth,
+            verbose=verbose,
+        )
+        self._remember_config(locals())
 
 
 # the inverse lives in its own module; imported last because it builds on VariableQ

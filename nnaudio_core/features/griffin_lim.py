@@ -223,7 +223,8 @@ class Griffin_Lim(Transform):
             S = S.unsqueeze(0)
         lead: List[int] = list(S.shape[:-2])
         n_frames = S.shape[-1]
-        mag = S.reshape(-1, n_half, n_frames)
+        # the dtype rule, see nnaudio_core.features.stft
+        mag = S.reshape(-1, n_half, n_frames).to(self.stft.window_mask.dtype)
         n_work = self._signal_length(n_frames, length)
         iters = self.n_iter if n_iter is None else int(n_iter)
         if init_angles is not None:

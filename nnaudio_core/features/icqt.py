@@ -60,12 +60,16 @@ class iCQT(Transform):
     Parameters
     ----------
     sr, hop_length, fmin, fmax, n_bins, bins_per_octave, filter_scale, norm, window, center,
-    pad_mode, normalization_type, backend, sparsity :
+    pad_mode, normalization_type, backend, sparsity, bandwidth :
         The forward transform's parameters (see
         :class:`~nnaudio_core.features.cqt.VariableQ`); they must match the transform that
         produced the input.
     gamma : float
         Bandwidth offset in Hz (0: CQT; > 0 inverts a :class:`~nnaudio_core.features.VQT`).
+    bandwidth : {'nnaudio', 'librosa'}
+        The forward transform's filter-bandwidth rule; the default is ``CQT1992v2``'s
+        (``'nnaudio'``), so ``iCQT(...)(CQT1992v2(...)(x))`` works unchanged;
+        :meth:`from_cqt` copies the forward module's rule.
     n_iter : int
         Conjugate-gradient iterations (each costs one forward and one backward CQT).
     tol : float
@@ -134,6 +138,7 @@ class iCQT(Transform):
         gamma: float = 0.0,
         backend: str = "auto",
         sparsity: float = 0.0,
+        bandwidth: str = "nnaudio",
         n_iter: int = 16,
         tol: float = 1e-4,
         out_of_band_weight: float = 100.0,
@@ -168,6 +173,7 @@ class iCQT(Transform):
             normalization_type=normalization_type,
             backend=backend,
             sparsity=sparsity,
+            bandwidth=bandwidth,
         )
         self.cqt.requires_grad_(False)
         self.sr = sr
@@ -181,7 +187,7 @@ class iCQT(Transform):
 
         freqs = self.cqt.frequencies()
         kernels, lengths, n_fft = filters.variable_q_kernels(
-            freqs, sr, filter_scale, gamma, window, norm
+            freqs, sr, filter_scale, gamma, window, norm, bandwidth, bins_per_octave
         )
         if normalization_type == "librosa":
             scale2 = lengths
@@ -246,14 +252,20 @@ class iCQT(Transform):
         """
         name = config.get("transform", cls.__name__)
         params = dict(config.get("params", config) if "transform" in config else config)
-        if name == "CQT2010v2":
+        if name in ("CQT2010v2", "CQT2010"):
             basis_norm = params.pop("basis_norm", 1)
             if not params.pop("norm", True):
                 params["normalization_type"] = "convolutional"
             params["norm"] = basis_norm
-        elif name not in (cls.__name__, "CQT1992v2", "VariableQ", "VQT"):
+        elif name == "VQT" and params.get("basis_norm") is not None:
+            params["norm"] = params.pop("basis_norm")
+        elif name not in (cls.__name__, "CQT1992v2", "CQT1992", "CQT", "VariableQ", "VQT"):
             raise ParameterError(f"config describes a {name}, which iCQT cannot invert")
+        if name in ("CQT", "VariableQ"):
+            params.setdefault("bandwidth", "librosa")  # those classes' default
         if name != cls.__name__:
+            if params.get("trainable_STFT") or params.get("trainable_CQT"):
+                params["trainable"] = True
             if params.get("trainable", False):
                 warnings.warn(
                     "iCQT inverts the kernels rebuilt from the config; trained kernel "
@@ -261,7 +273,9 @@ class iCQT(Transform):
                     UserWarning,
                     stacklevel=2,
                 )
-            for key in ("trainable", "output_format", "earlydownsample"):
+            for key in ("trainable", "output_format", "earlydownsample", "basis_norm"):
+                params.pop(key, None)
+            for key in ("trainable_STFT", "trainable_CQT"):
                 params.pop(key, None)
         params.update(overrides)
         return cls(**params)

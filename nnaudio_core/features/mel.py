@@ -128,6 +128,7 @@ class MelSpectrogram(Transform):
 
     def packed(self, x: Tensor) -> Tensor:
         """Mel spectrogram of packed audio: ``(batch', samples) -> (batch', n_mels, frames)``."""
+        x = x.to(self.stft.window_mask.dtype)  # the dtype rule, see nnaudio_core.features.stft
         segments, time_blocks = self.stft.segments(self.stft.pad(x))
         parts: List[Tensor] = []
         for seg in segments:

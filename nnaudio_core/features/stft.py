@@ -9,10 +9,16 @@ Two interchangeable ways to compute the same numbers:
 
 ``backend='auto'`` picks the FFT path when it is exact (frozen kernels, ``freq_scale='no'``);
 ``backend='conv'`` forces the kernel path. Both agree to float32 round-off.
+
+**dtypes** (one rule for every transform and path, forward and inverse): the input is
+converted to the module's floating dtype, which is float32 unless the module itself was
+converted (``module.double()`` computes and returns float64 on both paths). So float64 (or
+integer) audio into a default module gives float32 output, never an error.
 """
 
 from __future__ import annotations
 
+import warnings
 from typing import List, Optional, Tuple
 
 import numpy as np
@@ -56,6 +62,17 @@ def _kernel(a: np.ndarray, trainable: bool) -> Tensor:
     return nn.Parameter(t) if trainable else t
 
 
+def _warn_analysis_only(what: str, freq_scale: str) -> None:
+    """The construction-time warning for an inverse that cannot be exact (nnAudio2 #136)."""
+    warnings.warn(
+        f"{what} with freq_scale={freq_scale!r}: non-uniform frequency scales are "
+        f"analysis-only; the inverse is only exact for freq_scale='no' and raises "
+        f"RuntimeError when called",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 def _inverse_checks(freq_scale: str, n_bins: int, n_fft: int) -> None:
     if freq_scale != "no":
         raise RuntimeError(
@@ -92,6 +109,7 @@ def _inverse(
         raise ValueError(f"inverse STFT expects {n_half} frequency bins, got {X.shape[-3]}")
     if X.dim() == 3:
         X = X.unsqueeze(0)
+    X = X.to(window.dtype)  # the dtype rule: see the module docstring
     lead = list(X.shape[:-3])
     X = X.reshape(-1, X.shape[-3], X.shape[-2], 2)
     real = X[..., 0]
@@ -128,7 +146,8 @@ class STFT(Transform):
     pad_mode : {'reflect', 'constant'}
     iSTFT : bool
         Also build synthesis kernels for :meth:`inverse` on the kernel path (the FFT path
-        needs none).
+        needs none). With ``freq_scale`` other than ``'no'`` a ``UserWarning`` says at
+        construction that the grid is analysis-only (:meth:`inverse` raises).
     fmin, fmax : float
         Hz, for ``freq_scale`` other than ``'no'``.
     sr : float
@@ -188,6 +207,8 @@ class STFT(Transform):
             raise ParameterError(
                 f"freq_bins={freq_bins} must be between 1 and n_fft // 2 + 1 = {n_fft // 2 + 1}"
             )
+        if iSTFT and freq_scale != "no":
+            _warn_analysis_only("STFT(iSTFT=True)", freq_scale)
         fft_ok = freq_scale == "no" and not trainable
         if backend == "fft" and not fft_ok:
             raise ParameterError(
@@ -268,6 +289,7 @@ class STFT(Transform):
         """
         fmt = self.output_format if output_format is None else output_format
         x2, lead = AF.pack_batch(x)
+        x2 = x2.to(self.window_mask.dtype)  # the dtype rule: see the module docstring
         segments, time_blocks = self.segments(self.pad(x2))
         parts: List[Tensor] = []
         for seg in segments:
@@ -387,6 +409,8 @@ class iSTFT(Transform):
             n_fft, win_length, hop_length, sr, window,
             kernel_path=trainable_kernels or backend == "conv",
         )
+        if freq_scale != "no":
+            _warn_analysis_only("iSTFT", freq_scale)
         win_length, hop_length = _resolve_lengths(n_fft, win_length, hop_length)
         self.n_fft = n_fft
         self.hop_length = hop_length

@@ -22,6 +22,13 @@ class VQT(VariableQ):
         see :class:`~nnaudio_core.features.cqt.VariableQ`.
     gamma : float
         Bandwidth offset in Hz (>= 0).
+    bandwidth : {'nnaudio', 'librosa'}
+        Filter-bandwidth rule (default nnAudio's, as the other nnAudio2-named classes);
+        ``'librosa'`` equals ``librosa.vqt``.
+    basis_norm : float or None
+        nnAudio2's name for the kernel norm; when given it replaces ``norm``.
+    earlydownsample : bool
+        Accepted for nnAudio compatibility (the exact engine does not resample).
 
     Shapes
     ------
@@ -47,6 +54,9 @@ class VQT(VariableQ):
         normalization_type: str = "librosa",
         backend: str = "auto",
         sparsity: float = 0.0,
+        bandwidth: str = "nnaudio",
+        basis_norm: Optional[float] = None,
+        earlydownsample: bool = True,
         verbose: bool = True,
     ) -> None:
         super().__init__(
@@ -58,7 +68,7 @@ class VQT(VariableQ):
             bins_per_octave=bins_per_octave,
             filter_scale=filter_scale,
             gamma=gamma,
-            norm=norm,
+            norm=norm if basis_norm is None else basis_norm,
             window=window,
             center=center,
             pad_mode=pad_mode,
@@ -67,6 +77,7 @@ class VQT(VariableQ):
             normalization_type=normalization_type,
             backend=backend,
             sparsity=sparsity,
+            bandwidth=bandwidth,
             verbose=verbose,
         )
         self._remember_config(locals())
