@@ -56,6 +56,10 @@ ROOT_ATTRS = (
 )
 
 
+#: Transforms whose stored config may predate the ``bandwidth`` keyword (see
+#: :attr:`FeatureFile.config`).
+_CONSTANT_Q = frozenset({"CQT", "CQT1992v2", "CQT2010v2", "VQT", "VariableQ"})
+
 #: HDF5 handles of writers that failed mid-write (never closed; see FeatureWriter.abort).
 LEAKED: list[Any] = []
 
@@ -409,8 +413,16 @@ class FeatureFile(Mapping[str, np.ndarray]):
 
     @property
     def config(self) -> dict[str, Any]:
-        """The transform's ``get_config()`` as stored (rebuild with :meth:`transform`)."""
-        return json.loads(self.attrs["config_json"])
+        """The transform's ``get_config()`` as stored (rebuild with :meth:`transform`).
+
+        Files written before the constant-Q classes had a ``bandwidth`` keyword were made
+        with librosa's rule; it is filled in so they rebuild the transform that made them.
+        """
+        config = json.loads(self.attrs["config_json"])
+        params = config.get("params", {})
+        if config.get("transform") in _CONSTANT_Q and "bandwidth" not in params:
+            params["bandwidth"] = "librosa"
+        return config
 
     @property
     def frequencies(self) -> np.ndarray:
