@@ -264,3 +264,28 @@ def test_decoder_pool_in_order_and_survives_a_dead_worker(tmp_path):
     for (_, res), ref in zip(got[1:], want[1:], strict=True):
         assert res.status == "ok"
         np.testing.assert_array_equal(res.audio, ref)
+
+
+def test_decoder_pool_many_small_jobs_do_not_deadlock(tmp_path):
+    """1,200 tiny files through one worker with everything in flight: tasks fill the
+    worker's input pipe while results fill its output pipe; the pool must never hold its
+    lock while writing a task (it once did, and the 20,000-file run hung)."""
+    import threading
+
+    from nnaudio_cli.extract.decode import DecodeSettings, DecoderPool, Job
+
+    path = tmp_path / "tiny.wav"
+    sf.write(path, np.full(64, 0.1, np.float32), 8000)
+    jobs = [Job(i, str(path), f"k{i:04d}/" + "x" * 200, 256) for i in range(1200)]
+    pool = DecoderPool(1)
+    got: list = []
+    t = threading.Thread(target=lambda: got.extend(
+        pool.decode(jobs, DecodeSettings(8000.0, True, "reject"), budget=1 << 30)), daemon=True)
+    try:
+        t.start()
+        t.join(timeout=120)
+        assert not t.is_alive(), f"decoding stalled after {len(got)} of {len(jobs)} results"
+    finally:
+        pool.close()
+    assert [j.clip for j, _ in got] == list(range(1200))
+    assert all(r.status == "ok" for _, r in got)

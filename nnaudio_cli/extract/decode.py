@@ -112,22 +112,25 @@ class _Worker:
             raise
         finally:
             os.close(wfd)
-        try:  # 1 MiB pipe (Linux): a decoded clip crosses in a few reads, not dozens
-            fcntl.fcntl(rfd, F_SETPIPE_SZ, 1 << 20)
-        except OSError:
-            pass
+        for fd in (rfd, self.proc.stdin.fileno() if self.proc.stdin else -1):
+            try:  # 1 MiB pipes (Linux): a decoded clip crosses in a few reads, not dozens
+                fcntl.fcntl(fd, F_SETPIPE_SZ, 1 << 20)
+            except (OSError, ValueError):
+                pass
         self.rfd = rfd
         self.jobs: deque[Job] = deque()
         self.sink = sink
         threading.Thread(target=self._read_all, daemon=True).start()
 
-    def submit(self, job: Job, settings: DecodeSettings) -> None:
+    def send(self, job: Job, settings: DecodeSettings) -> None:
+        """Send a job already recorded in :attr:`jobs`. Never called with the pool's lock
+        held: it may block until the process reads, and the process may first have to hand
+        a result to the reader thread, which takes that lock."""
         assert self.proc.stdin is not None
-        self.jobs.append(job)
         try:
             send(self.proc.stdin.fileno(), (job.clip, settings.args(job)))
-        except OSError:
-            pass  # the process is gone: the reader thread reports it
+        except (OSError, ValueError):
+            pass  # the process is gone (or stopped): the reader thread reports it
 
     def _receive(self) -> tuple[int, audio.DecodeResult] | None:
         head = _read_exact(self.rfd, _HEAD.size)
@@ -206,29 +209,44 @@ class DecoderPool:
         order: deque[Job] = deque()  # submitted, not yet yielded
         in_flight = 0
         while todo or order:
-            with self.cond:
+            sends: list[tuple[_Worker, Job]] = []
+            with self.cond:  # bookkeeping only: no I/O while the lock is held
                 while todo and len(order) < MAX_IN_FLIGHT and (
                     not order or in_flight + todo[0].nbytes <= budget
                 ):
                     job = todo.popleft()
-                    min(self.workers, key=lambda w: len(w.jobs)).submit(job, settings)
+                    w = min(self.workers, key=lambda w: len(w.jobs))
+                    w.jobs.append(job)
+                    sends.append((w, job))
                     order.append(job)
                     in_flight += job.nbytes
-                head = order[0]
-                while head.clip not in self.done:
-                    if self.dead:
-                        self._replace(self.dead.pop(0), settings)
-                        continue
-                    self.cond.wait(timeout=0.2)
-                    interrupts.check()
-                result = self.done.pop(head.clip)
+            for w, job in sends:
+                w.send(job, settings)
+            head = order[0]
+            result = self._wait(head, settings)
             order.popleft()
             in_flight -= head.nbytes
             yield head, result
 
-    def _replace(self, w: _Worker, settings: DecodeSettings) -> None:
-        """A worker died (called with the lock held): fail the job it was decoding, move
-        the rest to a new worker."""
+    def _wait(self, head: Job, settings: DecodeSettings) -> audio.DecodeResult:
+        """The result of ``head``, replacing workers that died in the meantime."""
+        while True:
+            dead = None
+            with self.cond:
+                if head.clip in self.done:
+                    return self.done.pop(head.clip)
+                if self.dead:
+                    dead = self.dead.pop(0)
+                else:
+                    self.cond.wait(timeout=0.2)
+            if dead is not None:
+                for w, job in self._replace(dead):
+                    w.send(job, settings)
+            interrupts.check()
+
+    def _replace(self, w: _Worker) -> list[tuple[_Worker, Job]]:
+        """A worker died: fail the job it was decoding and give the rest to a new worker.
+        Returns the ``(worker, job)`` pairs the caller must send (outside the lock)."""
         code = w.proc.poll()
         if code is None:
             try:
@@ -236,18 +254,22 @@ class DecoderPool:
             except subprocess.TimeoutExpired:
                 code = None
         w.stop()
-        self.workers.remove(w)
         fresh = _Worker(self._sink)
-        self.workers.append(fresh)
-        if w.jobs:
-            first = w.jobs.popleft()
-            how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
-            self.done[first.clip] = audio.DecodeResult(
-                audio.SourceInfo(key=first.key), "failed",
-                reason=f"the decoder process died ({how}) while reading this file",
-            )
-            while w.jobs:
-                fresh.submit(w.jobs.popleft(), settings)
+        with self.cond:
+            self.workers.remove(w)
+            self.workers.append(fresh)
+            moved = list(w.jobs)
+            w.jobs.clear()
+            if moved:
+                first = moved.pop(0)
+                how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                self.done[first.clip] = audio.DecodeResult(
+                    audio.SourceInfo(key=first.key), "failed",
+                    reason=f"the decoder process died ({how}) while reading this file",
+                )
+            fresh.jobs.extend(moved)
+            self.cond.notify_all()
+        return [(fresh, job) for job in moved]
 
     def close(self) -> None:
         """End every worker: close pipes, SIGTERM, SIGKILL after :data:`STOP_GRACE` s."""
