@@ -3,10 +3,15 @@
 The forward CQT is a real-linear map ``A: x -> (Re C, Im C)``; :class:`iCQT` solves the
 (lightly regularised) normal equations ``(A^T A + R) x = A^T C`` by preconditioned conjugate
 gradients (PCG), with independent CG scalars per batch item. ``A^T A p`` costs one forward
-and one backward pass through a frozen copy of the forward transform (the adjoint is
-autograd's vector-Jacobian product, so padding, centring and the kernel path are the
-forward's exactly). The preconditioner is the frame operator's diagonal in frequency: for a
-tone at frequency ``f``, ``A^T A ~ (1 / hop) * sum_k s_k^2 (|G_k(f)|^2 + |G_k(-f)|^2) / 2``
+and one adjoint pass of a frozen copy of the forward transform. On the CPU in float32 the
+adjoint is written out for the forward's eager-CPU plan (:meth:`_correlate_adjoint`:
+transposed dense products and overlap-add for the short kernels; FFT, the conjugate-transposed
+sparse kernel matrix, a half-weighted inverse real FFT and overlap-add for the long ones),
+equal to autograd's vector-Jacobian product to float32 round-off and about 4x cheaper;
+elsewhere (accelerators, float64, the kernel path) the adjoint is autograd's, so padding,
+centring and the kernel path are the forward's exactly. The preconditioner is the frame
+operator's diagonal in frequency: for a tone at frequency ``f``,
+``A^T A ~ (1 / hop) * sum_k s_k^2 (|G_k(f)|^2 + |G_k(-f)|^2) / 2``
 with ``G_k`` the spectrum of kernel ``k`` and ``s_k`` its output scale (``sqrt(length_k)``
 for the librosa normalisation); it is tabulated once in ``__init__`` on a grid 4x finer
 than the kernel span and interpolated to each input's rfft grid. ``R`` is zero inside the
