@@ -12,6 +12,7 @@ preset's rate (soxr HQ, as extract), and for Griffin-Lim the mean spectral conve
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -40,6 +41,14 @@ def _snr_db(refs: list[np.ndarray], ests: list[np.ndarray]) -> Optional[float]:
     return round(10.0 * np.log10(sig / err), 2)
 
 
+def _load() -> Optional[float]:
+    """The 1-minute load average, None where the OS does not report it."""
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
 def run(
     n_clips: Optional[int], samples: int, sr: float, device_spec: str, threads: Optional[int],
     seed: int, log: Callable[[str], None],
@@ -60,6 +69,7 @@ def run(
     clips = piano_clips(n, samples, sr, seed)
     results: list[dict[str, Any]] = []
     started = time.time()
+    load_start = _load()
     with tempfile.TemporaryDirectory(prefix="nnaudio-bench-invert-") as tmp:
         root = Path(tmp)
         (root / "in").mkdir()
@@ -114,6 +124,8 @@ def run(
                      "audio_seconds_in": round(n * samples / sr, 3), "device": str(dev)},
         "results": results,
         "elapsed_seconds": round(time.time() - started, 3),
+        # 1-minute load average before and after: timings on a shared machine need it
+        "load_average": {"start": load_start, "end": _load()},
     }
 
 
@@ -130,6 +142,9 @@ def render(report: dict[str, Any]) -> None:
         table.add_row(r["name"], r["method"], f"{r['x_real_time']}", f"{r['snr_db']}",
                       "" if r["spectral_convergence"] is None else f"{r['spectral_convergence']}")
     Console().print(table)
+    load = report.get("load_average") or {}
+    if load.get("start") is not None:
+        Console().print(f"load average {load['start']} -> {load['end']}")
 
 
 def main(

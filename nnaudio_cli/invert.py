@@ -54,6 +54,8 @@ DEFAULT_ITERATIONS = {"icqt": 16, "griffin-lim": 32}
 DEFAULT_TOLERANCE = {"icqt": 1e-4, "griffin-lim": 0.0}
 #: Projected-gradient steps of the mel -> linear non-negative least squares.
 NNLS_STEPS = 50
+#: frames per NNLS block (n_freq x 256 float32 values stay in the CPU cache)
+NNLS_COLUMNS = 256
 #: Frames stacked into one batch of equal-length keys (bounds memory).
 BATCH_FRAMES = 8192
 #: Frames of short keys held in memory before they are inverted (bounds memory).
@@ -252,11 +254,18 @@ class MelToLinear:
     def __call__(self, mel: torch.Tensor) -> torch.Tensor:
         lead, (n_mels, frames) = mel.shape[:-2], mel.shape[-2:]
         m = mel.reshape(-1, n_mels, frames).permute(1, 0, 2).reshape(n_mels, -1)
-        s = (self.pinv @ m).clamp(min=0)
-        for _ in range(NNLS_STEPS):
-            s = (s - self.step * (self.Bt @ (self.B @ s - m))).clamp(min=0)
+        # frames are independent: a few hundred at a time stay in the CPU cache
+        s = torch.cat([self._solve(m[:, j : j + NNLS_COLUMNS])
+                       for j in range(0, m.shape[1], NNLS_COLUMNS)], 1)
         s = s.reshape(-1, m.shape[1] // frames, frames).permute(1, 0, 2)
         return s.pow(1.0 / self.power).reshape(*lead, -1, frames)
+
+    def _solve(self, m: torch.Tensor) -> torch.Tensor:
+        """Projected gradient for mel columns ``(n_mels, cols)`` -> ``(n_freq, cols)``."""
+        s = (self.pinv @ m).clamp_(min=0)
+        for _ in range(NNLS_STEPS):
+            s.sub_(self.Bt @ (self.B @ s - m), alpha=self.step).clamp_(min=0)
+        return s
 
 
 @dataclass

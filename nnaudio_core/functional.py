@@ -434,3 +434,91 @@ def correlate_direct(
         outs.append(torch.matmul(x.unfold(-1, span, hop_length), matrix))
     out = outs[0] if len(outs) == 1 else torch.cat(outs, 1)  # (batch, frames, 2 * nb)
     return out[..., :nb].transpose(1, 2), out[..., nb:].transpose(1, 2)
+
+
+def overlap_add_blocks(blocks: Tensor, step: int) -> Tensor:
+    """Sum blocks ``(batch, n, size)`` placed ``step`` samples apart (any ``size``).
+
+    The adjoint of ``x.unfold(-1, size, step)``: ``out[b, i * step + j] += blocks[b, i, j]``.
+
+    Returns
+    -------
+    Tensor, shape (batch, (n - 1) * step + size)
+    """
+    batch, n, size = blocks.shape
+    k = -(-size // step)
+    out = blocks.new_zeros(batch, n + k - 1, step)
+    for j in range(k):
+        w = min(step, size - j * step)
+        out[:, j : j + n, :w] += blocks[:, :, j * step : j * step + w]
+    return out.reshape(batch, (n + k - 1) * step)[:, : (n - 1) * step + size]
+
+
+def correlate_direct_adjoint(
+    real: Tensor, imag: Tensor, matrix: Tensor, hop_length: int
+) -> Tensor:
+    """Adjoint of :func:`correlate_direct` (real inner products), without the offset.
+
+    Parameters
+    ----------
+    real, imag : Tensors (batch, n_bins, n_frames), the output-side vector
+    matrix : Tensor (span, 2 * n_bins), as :func:`correlate_direct`
+
+    Returns
+    -------
+    Tensor (batch, (n_frames - 1) * hop_length + span): add it to the padded signal's
+    gradient from sample ``offset`` on.
+    """
+    g = torch.cat([real, imag], 1).transpose(1, 2)  # (batch, frames, 2 * nb)
+    return overlap_add_blocks(torch.matmul(g, matrix.t()), hop_length)
+
+
+def correlate_fft_adjoint(
+    real: Tensor,
+    imag: Tensor,
+    matrix_h: Tensor,
+    n_bins: int,
+    n_fft: int,
+    hop_length: int,
+    m: int,
+    negative_rows: int,
+    n_samples: int,
+) -> Tensor:
+    """Adjoint of :func:`correlate_fft` (eager sparse-matrix path, real inner products).
+
+    ``matrix_h`` is the conjugate transpose of the forward's sparse kernel matrix,
+    ``(n_seg // 2 + 1 + negative_rows, n_bins * m)`` (CSR or COO), ``n_seg = hop * m``;
+    ``n_samples`` the forward's input length. Each forward step is undone by its adjoint:
+    frames -> zero-padded folded spectra, inverse FFT -> FFT / m, kernel product ->
+    conjugate-transposed product, conjugated negative rows -> conjugated and added back,
+    real FFT -> half-weighted inverse real FFT without the 1 / n, segmentation ->
+    overlap-add.
+
+    Returns
+    -------
+    Tensor (batch, n_samples)
+    """
+    batch, _, n_frames = real.shape
+    n_seg = hop_length * m
+    seg_frames = (n_seg - n_fft) // hop_length + 1
+    n_segments = (n_frames + seg_frames - 1) // seg_frames
+    n_rfft = n_seg // 2 + 1
+    g = torch.complex(real, imag)
+    g = F.pad(g, [0, n_segments * seg_frames - n_frames])
+    g = g.reshape(batch, n_bins, n_segments, seg_frames).permute(0, 2, 1, 3)
+    g = F.pad(g, [0, m - seg_frames])  # (batch, S, n_bins, m)
+    g = torch.fft.fft(g, dim=-1, norm="forward") / hop_length
+    n_cols = batch * n_segments
+    h = matrix_h @ g.reshape(n_cols, n_bins * m).t()  # (n_rfft + neg, n_cols)
+    spec = h[:n_rfft].clone()
+    if negative_rows > 0:
+        spec[:negative_rows] += h[n_rfft:].conj()
+    spec[1 : n_rfft - 1] *= 0.5
+    if n_seg % 2:  # odd length: the last bin is not a Nyquist bin
+        spec[n_rfft - 1] *= 0.5
+    seg = torch.fft.irfft(spec.t().reshape(batch, n_segments, n_rfft), n=n_seg, dim=-1,
+                          norm="forward")
+    out = overlap_add_blocks(seg, seg_frames * hop_length)
+    if out.shape[1] < n_samples:
+        out = F.pad(out, [0, n_samples - out.shape[1]])
+    return out[:, :n_samples]

@@ -19,6 +19,9 @@ def test_invert_benchmark_json_schema(tmp_path: Path) -> None:
     assert report["schema_version"] == 1 and report["mode"] == "invert"
     assert report["workload"]["clips"] == 2 and report["workload"]["audio_seconds_in"] == 2.0
     assert {"cpu_model", "cores", "torch"} <= set(report["machine"])
+    load = report["load_average"]
+    assert set(load) == {"start", "end"}
+    assert all(v is None or v >= 0 for v in load.values())
     rows = {r["name"]: r for r in report["results"]}
     assert set(rows) == {"stft_complex", "cqt84_complex", "mel128"}
     assert [rows[n]["method"] for n in ("stft_complex", "cqt84_complex", "mel128")] == [
