@@ -272,7 +272,7 @@ def test_decoder_pool_many_small_jobs_do_not_deadlock(tmp_path):
     lock while writing a task (it once did, and the 20,000-file run hung)."""
     import threading
 
-    from nnaudio_cli.extract.decode import DecodeSettings, DecoderPool, Job
+    from nnaudio_cli.extract.decode import DecoderPool, DecodeSettings, Job
 
     path = tmp_path / "tiny.wav"
     sf.write(path, np.full(4000, 0.1, np.float32), 8000)  # ~16 kB per result
