@@ -290,3 +290,33 @@ def test_decoder_pool_many_small_jobs_do_not_deadlock(tmp_path):
     pool.close()
     assert [j.clip for j, _ in got] == list(range(1200))
     assert all(r.status == "ok" for _, r in got)
+
+
+def test_decoder_warnings_reach_the_main_process(tmp_path, monkeypatch):
+    """A warning raised inside a decoder process comes back with the result and is raised
+    in the main process (where the CLI prints it as one line, or -q hides it), instead of
+    going straight to the worker's stderr."""
+    from nnaudio_cli.extract.decode import DecoderPool, DecodeSettings, Job
+
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import warnings\n"
+        "import nnaudio_cli.audio as a\n"
+        "_orig = a.decode_task\n"
+        "def _warn(*args):\n"
+        "    warnings.warn('decoder says hello')\n"
+        "    return _orig(*args)\n"
+        "a.decode_task = _warn\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(site))
+    path = tmp_path / "c.wav"
+    sf.write(path, np.zeros(800, np.float32), 8000)
+    pool = DecoderPool(1)
+    try:
+        with pytest.warns(UserWarning, match="c.wav: UserWarning: decoder says hello"):
+            got = list(pool.decode([Job(0, str(path), "c.wav", 1)],
+                                   DecodeSettings(8000.0, True, "reject")))
+    finally:
+        pool.close()
+    assert got[0][1].status == "ok" and "warnings" not in got[0][1].extra

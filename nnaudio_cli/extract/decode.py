@@ -23,6 +23,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from typing import Any
 import nnaudio_cli
 from nnaudio_cli import audio, interrupts
 from nnaudio_cli.extract.worker import _HEAD, send
+from nnaudio_cli.text import shown_key
 
 #: Upper bound on decoded audio in flight (bytes).
 PREFETCH_BYTES = 512 * 1024 * 1024
@@ -226,6 +228,8 @@ class DecoderPool:
             result = self._wait(head, settings)
             order.popleft()
             in_flight -= head.nbytes
+            for message in result.extra.pop("warnings", []):
+                warnings.warn(f"{shown_key(head.key)}: {message}", UserWarning, stacklevel=1)
             yield head, result
 
     def _wait(self, head: Job, settings: DecodeSettings) -> audio.DecodeResult:

@@ -3,7 +3,9 @@
 Reads decode tasks from stdin and writes results to the file descriptor ``RESULT_FD``, both
 as length-prefixed pickles (:func:`send`, :func:`receive`). It imports numpy, soundfile and
 soxr (through :mod:`nnaudio_cli.audio`), never torch, so it starts in a fraction of a second.
-It ignores SIGINT (Ctrl-C reaches the whole process group; the main process ends the
+Warnings raised while decoding travel back with the result
+(``DecodeResult.extra["warnings"]``) instead of going to this process's stderr. It ignores
+SIGINT (Ctrl-C reaches the whole process group; the main process ends the
 workers) and exits when stdin closes, so a main process that dies, even by SIGKILL, leaves
 no worker behind; on Linux the kernel also signals it when the parent dies
 (``PR_SET_PDEATHSIG``), which covers a parent killed while the worker is still starting.
@@ -16,6 +18,7 @@ import pickle
 import signal
 import struct
 import sys
+import warnings
 from typing import IO, Any
 
 _HEAD = struct.Struct("<Q")
@@ -67,8 +70,13 @@ def main() -> None:
         if task is None:
             return
         seq, args = task
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            result = decode_task(*args)
+        if caught:  # re-emitted by the main process, where the CLI shows them (or -q not)
+            result.extra["warnings"] = [f"{w.category.__name__}: {w.message}" for w in caught]
         try:
-            send(out_fd, (seq, decode_task(*args)))
+            send(out_fd, (seq, result))
         except BrokenPipeError:
             return
 
