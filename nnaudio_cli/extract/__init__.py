@@ -21,7 +21,7 @@ Data flow (one module per stage; :mod:`~nnaudio_cli.extract.run` wires them)::
     clips           ClipWriter: per-clip rows (MFCC's clip-wide floor), NaN/Inf -> failed row
       │
       ▼
-    parts           OUTPUT.h5.parts/: flock'ed; one part per batch, fsynced, renamed,
+    parts           OUTPUT.h5.parts/: flock'ed; one uncompressed part per batch, renamed,
       │             its checksum appended to parts.jsonl; verified on --resume
       ▼
     assemble        parts verified again, copied in key order -> OUTPUT.h5 (partial,
