@@ -182,7 +182,11 @@ def _threaded(it_factory: Callable[[], Iterator[Any]], depth: int = 2) -> Iterat
 
     threading.Thread(target=run, daemon=True).start()
     while True:
-        item = q.get()
+        try:  # bounded waits: a signal is acted on even if the reader is stuck in I/O
+            item = q.get(timeout=0.2)
+        except queue.Empty:
+            interrupts.check()
+            continue
         if item is done:
             return
         if isinstance(item, BaseException):
