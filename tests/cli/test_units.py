@@ -22,7 +22,7 @@ from nnaudio_cli.extract.compute import DeviceRunner, Engine
 from nnaudio_cli.extract.discover import find_audio
 from nnaudio_core.features import build
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _sine(freq: float, sr: int, seconds: float = 1.0) -> np.ndarray:

@@ -19,7 +19,7 @@ from nnaudio_cli.main import app
 from nnaudio_cli.store import open_features, partial_path
 from nnaudio_core.features import build
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 # name, sample rate, channels, seconds, subtype
 FILES = [

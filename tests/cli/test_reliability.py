@@ -26,7 +26,7 @@ import h5py
 import numpy as np
 import pytest
 import soundfile as sf
-from test_cli_resume import CMD, _wait_for_part, assert_same, make_inputs
+from support import CMD, assert_same, make_inputs, run_extract, wait_for_part
 
 from nnaudio_cli.extract.parts import JOURNAL, parts_dir
 from nnaudio_cli.store import open_features
@@ -35,8 +35,7 @@ ARGS = ["-c", "mel128", "--batch-seconds", "4", "--workers", "1", "--threads", "
 
 
 def extract(src: Path, out: Path, *extra: str, timeout: float = 300):
-    return subprocess.run([*CMD, str(src), str(out), *ARGS, *extra], capture_output=True,
-                          text=True, timeout=timeout)
+    return run_extract(src, out, *ARGS, *extra, timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +90,7 @@ def test_concurrent_runs_never_mix_features(tmp_path):
         runs[name] = subprocess.Popen([*CMD, str(src), str(out), *opts, "--batch-seconds", secs],
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         if name == "A":
-            _wait_for_part(out, runs["A"])
+            wait_for_part(out, runs["A"])
     res = {n: (p.pid, *p.communicate(timeout=600), p.returncode) for n, p in runs.items()}
     winners = [n for n, r in res.items() if r[3] == 0]
     assert len(winners) == 1, res
@@ -116,7 +115,7 @@ def test_lock_of_a_killed_run_is_not_stale(data, tmp_path):
     with open(log, "w") as fh:
         proc = subprocess.Popen([*CMD, str(src), str(out), *ARGS], stdout=fh, stderr=fh,
                                 start_new_session=True)
-        _wait_for_part(out, proc)
+        wait_for_part(out, proc)
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
     with contextlib.suppress(ProcessLookupError):

@@ -14,46 +14,22 @@ import os
 import random
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 import soundfile as sf
+from support import CMD, assert_same, make_inputs, run_extract, wait_for_part
 
 from nnaudio_cli.extract.parts import parts_dir
-from nnaudio_cli.store import open_features, partial_path
+from nnaudio_cli.store import partial_path
 
-CMD = [sys.executable, "-m", "nnaudio_cli", "extract"]
 ARGS = ["-c", "mel128", "--batch-seconds", "4", "--workers", "1", "-q"]
 
 
-def make_inputs(root: Path, n: int = 40, seed: int = 0) -> Path:
-    rng = np.random.default_rng(seed)
-    root.mkdir(parents=True, exist_ok=True)
-    for i in range(n):
-        sr = (22050, 16000, 44100)[i % 3]
-        x = 0.1 * rng.standard_normal(int(sr * rng.uniform(0.3, 2.5))).astype(np.float32)
-        sf.write(root / f"clip{i:03d}.wav", x, sr)
-    return root
-
-
 def extract(src: Path, out: Path, *extra: str, timeout: float = 300):
-    return subprocess.run([*CMD, str(src), str(out), *ARGS, *extra], capture_output=True,
-                          text=True, timeout=timeout)
-
-
-def assert_same(a_path: Path, b_path: Path) -> None:
-    """Same keys, same index rows, bit-identical features."""
-    with open_features(a_path) as a, open_features(b_path) as b:
-        assert list(a.index["key"]) == list(b.index["key"])
-        for col in ("status", "reason", "sr", "samples", "size", "mtime", "frames"):
-            assert list(a.index[col]) == list(b.index[col]), col
-        np.testing.assert_array_equal(a.offsets, b.offsets)
-        for key in a:
-            assert np.array_equal(a[key], b[key]), key
-        assert a.attrs["config_hash"] == b.attrs["config_hash"]
+    return run_extract(src, out, *ARGS, *extra, timeout=timeout)
 
 
 def check_intact(out: Path, clean: Path) -> None:
@@ -161,7 +137,7 @@ def test_resume_with_other_settings_refused(tmp_path):
     src = make_inputs(tmp_path / "in", n=20)
     out = tmp_path / "o.h5"
     proc = subprocess.Popen([*CMD, str(src), str(out), *ARGS], stderr=subprocess.PIPE)
-    _wait_for_part(out, proc)
+    wait_for_part(out, proc)
     proc.kill()
     proc.wait()
     r = extract(src, out, "--resume", "--set", "n_mels=64")
@@ -170,23 +146,12 @@ def test_resume_with_other_settings_refused(tmp_path):
     assert parts_dir(out).exists()  # nothing was thrown away
 
 
-def _wait_for_part(out: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
-    t0 = time.time()
-    while time.time() - t0 < timeout:
-        if parts_dir(out).exists() and any(parts_dir(out).glob("part-*.h5")):
-            return
-        if proc.poll() is not None:
-            pytest.fail("extract ended before writing a part")
-        time.sleep(0.05)
-    pytest.fail("no part file appeared")
-
-
 def test_sigint_stops_quickly_keeps_progress(data, tmp_path):
     src, clean, _ = data
     out = tmp_path / "o.h5"
     proc = subprocess.Popen([*CMD, str(src), str(out), *ARGS], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    _wait_for_part(out, proc)
+    wait_for_part(out, proc)
     t0 = time.perf_counter()
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=30)
@@ -241,7 +206,7 @@ def test_read_only_mid_run_then_resume(data, tmpfs):
     out = tmpfs / "o.h5"
     proc = subprocess.Popen([*CMD, str(src), str(out), *ARGS], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
-    _wait_for_part(out, proc)
+    wait_for_part(out, proc)
     for _ in range(100):  # EBUSY while a file is open for writing: retry briefly
         if subprocess.run(["mount", "-o", "remount,ro", str(tmpfs)],
                           capture_output=True).returncode == 0:
