@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from typer.testing import CliRunner
-
-from nnaudio_cli.main import app
+from support import invoke
 
 
 def test_invert_benchmark_json_schema(tmp_path: Path) -> None:
     out = tmp_path / "inv.json"
-    r = CliRunner().invoke(app, ["benchmark", "--invert", "--clips", "2", "--samples", "22050",
+    r = invoke(*["benchmark", "--invert", "--clips", "2", "--samples", "22050",
                                  "--sr", "22050", "--device", "cpu", "--json", str(out), "-q"])
     assert r.exit_code == 0, r.stderr
     report = json.loads(out.read_text())

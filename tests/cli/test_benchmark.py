@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
+from support import invoke
 
 from nnaudio_cli import benchmark as bm
-from nnaudio_cli.main import app
 
 TINY = ["--clips", "4", "--samples", "8000", "--repeat", "1", "--quiet", "--device", "cpu"]
 RESULT_KEYS = {
@@ -28,7 +27,7 @@ MACHINE_KEYS = {
 
 
 def run(args: list) -> object:
-    return CliRunner().invoke(app, ["benchmark", *[str(a) for a in args]])
+    return invoke("benchmark", *args)
 
 
 def one_line_error(r, code: int, *needles: str) -> None:

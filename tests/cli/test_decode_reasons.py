@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from support import tone
 
 from nnaudio_cli.audio import InputError, SourceInfo, decode_task, stream_file
 
@@ -17,20 +18,15 @@ HAS_MP3 = "MP3" in sf.available_formats()
 needs_mp3 = pytest.mark.skipif(not HAS_MP3, reason="this libsndfile cannot write MP3")
 
 
-def tone(seconds: float = 3.0) -> np.ndarray:
-    t = np.arange(int(SR * seconds)) / SR
-    return (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def damaged(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("damaged")
-    sf.write(d / "good.flac", tone(), SR)
+    sf.write(d / "good.flac", tone(SR, 3.0), SR)
     flac = (d / "good.flac").read_bytes()
     (d / "truncated.flac").write_bytes(flac[: len(flac) // 2])
     (d / "fake.mp3").write_text("this is not audio\n" * 10)
     if HAS_MP3:
-        sf.write(d / "good.mp3", tone(), SR)
+        sf.write(d / "good.mp3", tone(SR, 3.0), SR)
         mp3 = (d / "good.mp3").read_bytes()
         # the first third decodes, then the frames are zeros: no valid header follows
         (d / "corrupt.mp3").write_bytes(mp3[: len(mp3) // 3] + bytes(len(mp3) - len(mp3) // 3))

@@ -13,10 +13,9 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
-from typer.testing import CliRunner
+from support import invoke
 
 from nnaudio_cli.extract.compute import DeviceRunner, Engine
-from nnaudio_cli.main import app
 from nnaudio_cli.store import open_features
 
 MEL = {"transform": "MelSpectrogram", "params": {"sr": 22050, "n_fft": 1024,
@@ -73,7 +72,7 @@ def test_extract_on_device_matches_cpu(tmp_path: Path, device: str, preset: str)
     outs = {}
     for dev in ("cpu", device):
         outs[dev] = tmp_path / f"{dev}.h5"
-        r = CliRunner().invoke(app, ["extract", str(src), str(outs[dev]), "-c", preset,
+        r = invoke(*["extract", str(src), str(outs[dev]), "-c", preset,
                                      "--device", dev, "--batch-seconds", "5", "-q"])
         assert r.exit_code == 0, r.stderr
     with open_features(outs["cpu"]) as a, open_features(outs[device]) as b:

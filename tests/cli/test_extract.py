@@ -13,9 +13,8 @@ import pytest
 import soundfile as sf
 import soxr
 import torch
-from typer.testing import CliRunner
+from support import invoke
 
-from nnaudio_cli.main import app
 from nnaudio_cli.store import open_features, partial_path
 from nnaudio_core.features import build
 
@@ -54,7 +53,7 @@ def make_folder(root: Path, files: list = FILES) -> Path:
 
 
 def run(args: list[str]):
-    return CliRunner().invoke(app, [str(a) for a in args])
+    return invoke(*args)
 
 
 def reference(path: Path, sr: int, mono: bool = True) -> np.ndarray:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from support import tone
 
 from nnaudio_cli.store import open_features
 
@@ -27,17 +28,11 @@ BAD = {
 }
 
 
-def tone(sr: int, seconds: float, ch: int = 1) -> np.ndarray:
-    t = np.arange(int(sr * seconds)) / sr
-    x = 0.3 * np.sin(2 * np.pi * 440 * t)
-    return np.repeat(x[:, None], ch, axis=1).astype(np.float32)
-
-
 @pytest.fixture(scope="module")
 def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     d = tmp_path_factory.mktemp("hostile")
     sf.write(d / "silence.wav", np.zeros(22050, np.float32), 22050)
-    sf.write(d / "six_ch.wav", tone(48000, 0.5, 6), 48000)
+    sf.write(d / "six_ch.wav", tone(48000, 0.5, channels=6), 48000)
     sf.write(d / "low_8k.wav", tone(8000, 0.7), 8000)
     sf.write(d / "high_192k.wav", tone(192000, 0.4), 192000)
     sf.write(d / "deep24.flac", tone(44100, 0.6), 44100, subtype="PCM_24")
@@ -58,7 +53,7 @@ def hostile(tmp_path_factory: pytest.TempPathFactory) -> Path:
     os.symlink("does-not-exist.wav", d / "broken.wav")
     sf.write(d / "short.wav", tone(22050, 0.02), 22050)
     x = tone(22050, 0.5)
-    x[100, 0], x[200, 0] = np.nan, np.inf
+    x[100], x[200] = np.nan, np.inf
     sf.write(d / "nan.wav", x, 22050, subtype="FLOAT")
     return d
 

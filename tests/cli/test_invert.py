@@ -10,19 +10,13 @@ import numpy as np
 import pytest
 import soundfile as sf
 import soxr
-from typer.testing import CliRunner
-
-from nnaudio_cli.main import app
+from support import invoke, snr_db
 
 SR = 22050
 
 
 def run(args: list) -> object:
-    return CliRunner().invoke(app, [str(a) for a in args])
-
-
-def snr_db(ref: np.ndarray, est: np.ndarray) -> float:
-    return float(10 * np.log10(np.sum(ref**2) / np.sum((ref - est) ** 2)))
+    return invoke(*args)
 
 
 def in_band_signal(sr: int, seconds: float, seed: int) -> np.ndarray:

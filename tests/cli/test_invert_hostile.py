@@ -10,15 +10,13 @@ import h5py
 import numpy as np
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
-
-from nnaudio_cli.main import app
+from support import invoke
 
 SR = 22050
 
 
 def run(args: list) -> object:
-    return CliRunner().invoke(app, [str(a) for a in args])
+    return invoke(*args)
 
 
 def tone(seconds: float, f0: float, seed: int = 0) -> np.ndarray:

@@ -11,16 +11,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from typer.testing import CliRunner
+from support import invoke
 
 import nnaudio_cli.config
-from nnaudio_cli.main import app
 from nnaudio_cli.progress import PlainReporter
 from nnaudio_cli.text import shown_key
 
-
-def run(*args: object):
-    return CliRunner().invoke(app, [str(a) for a in args])
+run = invoke
 
 
 def lines(text: str) -> list[str]:

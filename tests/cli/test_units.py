@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 import torch
+from support import tone
 
 from nnaudio_cli import audio, config
 from nnaudio_cli.extract.batch import (
@@ -25,11 +26,6 @@ from nnaudio_core.features import build
 REPO = Path(__file__).resolve().parents[2]
 
 
-def _sine(freq: float, sr: int, seconds: float = 1.0) -> np.ndarray:
-    t = np.arange(int(sr * seconds)) / sr
-    return np.sin(2 * np.pi * freq * t).astype(np.float32)[:, None]
-
-
 def _rms_db(x: np.ndarray) -> float:
     core = x[len(x) // 8 : -len(x) // 8]  # away from the edges
     return 20 * np.log10(np.sqrt(np.mean(core.astype(np.float64) ** 2)) + 1e-30)
@@ -40,21 +36,21 @@ def _rms_db(x: np.ndarray) -> float:
 
 @pytest.mark.parametrize("freq", [100.0, 1000.0, 6000.0, 7000.0])
 def test_resampler_passband_keeps_amplitude(freq):
-    y = audio.prepare(_sine(freq, 48000), 48000, 16000, mono=True)[0]
+    y = audio.prepare(tone(48000, 1.0, freq, amp=1.0, channels=1), 48000, 16000, mono=True)[0]
     assert y.shape[0] == 16000
-    assert abs(_rms_db(y) - _rms_db(_sine(freq, 16000))) < 0.1  # within 0.1 dB
+    assert abs(_rms_db(y) - _rms_db(tone(16000, 1.0, freq, amp=1.0, channels=1))) < 0.1  # 0.1 dB
 
 
 @pytest.mark.parametrize("freq", [8050.0, 9000.0, 12000.0, 20000.0])
 def test_resampler_stopband_attenuates_above_new_nyquist(freq):
     # soxr HQ measures > 130 dB here; 7.3-8 kHz is its transition band (0.91-1.0 Nyquist)
-    y = audio.prepare(_sine(freq, 48000), 48000, 16000, mono=True)[0]
-    assert _rms_db(y) - _rms_db(_sine(freq, 48000)) < -60.0
+    y = audio.prepare(tone(48000, 1.0, freq, amp=1.0, channels=1), 48000, 16000, mono=True)[0]
+    assert _rms_db(y) - _rms_db(tone(48000, 1.0, freq, amp=1.0, channels=1)) < -60.0
 
 
 def test_resampler_transition_band():
-    y = audio.prepare(_sine(7900.0, 48000), 48000, 16000, mono=True)[0]
-    assert _rms_db(y) - _rms_db(_sine(7900.0, 48000)) < -40.0
+    y = audio.prepare(tone(48000, 1.0, 7900.0, amp=1.0, channels=1), 48000, 16000, mono=True)[0]
+    assert _rms_db(y) - _rms_db(tone(48000, 1.0, 7900.0, amp=1.0, channels=1)) < -40.0
 
 
 def test_stream_equals_one_shot(tmp_path):

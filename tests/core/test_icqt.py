@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import signals
 import torch
+from support import snr_db
 
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.cqt import CQT1992v2, CQT2010v2
@@ -17,11 +18,6 @@ from nnaudio_core.features.icqt import iCQT, max_hop_length
 # a well-sampled configuration: 84 bins from C1 at 16 kHz (top 3951 Hz), hop 32 (limit 72)
 SR = 16000
 WELL = dict(sr=SR, hop_length=32, fmin=32.70, n_bins=84)
-
-
-def snr_db(ref: torch.Tensor, est: torch.Tensor) -> float:
-    ref64, est64 = ref.double(), est.double()
-    return float(10 * torch.log10(ref64.pow(2).sum() / (ref64 - est64).pow(2).sum()))
 
 
 def band_limit(y: np.ndarray, sr: float, lo: float, hi: float) -> np.ndarray:

@@ -7,14 +7,9 @@ import numpy as np
 import pytest
 import signals
 import torch
+from support import snr_db
 
 from nnaudio_core import STFT, iSTFT
-
-
-def snr_db(ref: torch.Tensor, est: torch.Tensor) -> float:
-    ref64, est64 = ref.double(), est.double()
-    return float(10 * torch.log10(ref64.pow(2).sum() / (ref64 - est64).pow(2).sum()))
-
 
 # (n_fft, hop_length, win_length, window)
 ROUND_TRIP_CONFIGS = [
