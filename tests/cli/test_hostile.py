@@ -8,12 +8,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import librosa
 import numpy as np
 import pytest
 import soundfile as sf
+import torch
 from support import tone
 
 from nnaudio_cli.store import open_features
+from nnaudio_core.features import build
 
 GOOD = ["silence.wav", "six_ch.wav", "low_8k.wav", "high_192k.wav", "deep24.flac",
         "double.wav", "naïve café ♪.wav", "with space.wav", "a.wav", "a.flac",
@@ -85,6 +88,15 @@ def test_hostile_folder(hostile: Path, tmp_path):
         assert ff["a.wav"].shape != ff["a.flac"].shape  # distinct keys, distinct inputs
         assert ff.info("six_ch.wav")["channels"] == 6
         assert np.all(ff.data[()] == ff.data[()])  # no NaN anywhere in the data
+        assert not ff["silence.wav"].any()  # exact zeros in, exact zeros out
+        # the same samples under three names (PCM_16 twice): the same rows
+        np.testing.assert_array_equal(ff["a.wav"], ff["x.wav/inside.wav"])
+        peak = float(ff["a.wav"].max())
+        np.testing.assert_allclose(ff["double.wav"], ff["a.wav"], rtol=0, atol=1e-3 * peak)
+        # six channels of a 440 Hz tone: downmixed, its energy is in the band nearest 440 Hz
+        centres = librosa.mel_frequencies(130, fmin=0.0, fmax=11025.0)[1:-1]
+        band = int(ff["six_ch.wav"].mean(axis=0).argmax())
+        assert band == int(np.abs(centres - 440.0).argmin())
 
 
 def test_nan_policy_zero_cleans(hostile: Path, tmp_path):
@@ -95,3 +107,10 @@ def test_nan_policy_zero_cleans(hostile: Path, tmp_path):
         assert "nan.wav" in ff and np.isfinite(ff["nan.wav"]).all()
         assert "nan.wav" not in ff.failed
         assert ff.attrs["nan_policy"] == "zero"
+        # exactly the two bad samples become 0, nothing else changes
+        x = tone(22050, 0.5)
+        x[100] = x[200] = 0.0
+        with torch.no_grad():
+            want = build(ff.config)(torch.from_numpy(x)[None]).numpy()[0].T
+        got = ff["nan.wav"]
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-4 * float(want.max()))
