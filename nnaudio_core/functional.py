@@ -341,7 +341,7 @@ def power_to_db(
     db = 10.0 * torch.log10(torch.clamp(spec, min=amin))
     db = db - 10.0 * torch.log10(torch.tensor(max(amin, ref), dtype=db.dtype, device=db.device))
     if top_db is not None:
-        peak = db.reshape(db.shape[0], -1).amax(dim=1)
+        peak = db.amax(dim=list(range(1, db.dim())))  # no reshape: no shape guard in export
         floor = (peak - top_db).reshape([-1] + [1] * (db.dim() - 1))
         db = torch.maximum(db, floor)
     return db
