@@ -35,8 +35,6 @@ from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import Transform
 
-_EPS = 1e-8  # nnAudio's floor inside the log for a layer with g = 0
-
 
 def _mask(n: int, cutoff: int) -> np.ndarray:
     """Ones with the first and last ``cutoff`` entries zeroed (none for ``cutoff = 0``)."""
@@ -115,7 +113,7 @@ class _CFPBase(Transform):
     def _sigma(self, v: Tensor, g: float, mask: Tensor) -> Tensor:
         if g != 0.0:
             return torch.relu(v).pow(g) * mask
-        return torch.log(torch.relu(v) + _EPS) * mask
+        return torch.log(torch.relu(v) + 1e-8) * mask  # nnAudio's floor for g = 0
 
     def _all(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(Z, tfrL0, tfrLF, tfrLQ)`` of packed audio ``(batch', samples)``, each
