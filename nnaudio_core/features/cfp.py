@@ -50,17 +50,19 @@ class _CFPBase(Transform):
 
     def __init__(
         self,
-        fr: float,
-        fs: float,
-        hop_length: int,
-        window_size: int,
-        fc: float,
-        tc: float,
-        g: Sequence[float],
-        NumPerOct: int,
-        center: bool,
+        fr: float = 2,
+        fs: float = 16000,
+        hop_length: int = 320,
+        window_size: int = 2049,
+        fc: float = 80,
+        tc: float = 1 / 1000,
+        g: Sequence[float] = (0.24, 0.6, 1.0),
+        NumPerOct: int = 48,
+        center: bool = True,
     ) -> None:
         super().__init__()
+        g = [float(v) for v in g] if isinstance(g, (list, tuple)) else g
+        self._remember_config(locals())
         fs_v = checks.check_positive("fs", fs)
         fr_v = checks.check_positive("fr", fr)
         self.hop_length = checks.check_int("hop_length", hop_length, 1)
@@ -192,23 +194,6 @@ class CFP(_CFPBase):
     compressed magnitudes, dimensionless.
     """
 
-    def __init__(
-        self,
-        fr: float = 2,
-        fs: float = 16000,
-        hop_length: int = 320,
-        window_size: int = 2049,
-        fc: float = 80,
-        tc: float = 1 / 1000,
-        g: Sequence[float] = (0.24, 0.6, 1.0),
-        NumPerOct: int = 48,
-        center: bool = True,
-    ) -> None:
-        g = [float(v) for v in g] if isinstance(g, (list, tuple)) else g
-        self_config = dict(locals())
-        super().__init__(fr, fs, hop_length, window_size, fc, tc, g, NumPerOct, center)
-        self._remember_config(self_config)
-
     def forward(self, x: Tensor) -> Tensor:
         """Salience ``Z`` of ``x``: ``(..., samples) -> (..., n_rows, frames)``."""
         x2, lead = AF.pack_batch(x)
@@ -231,23 +216,6 @@ class Combined_Frequency_Periodicity(_CFPBase):
     ``(batch, 1, samples)`` as :class:`CFP`. ``tfrL0`` is in input units (magnitude over
     the window norm); ``tfrLF``, ``tfrLQ`` and ``Z`` are compressed, dimensionless.
     """
-
-    def __init__(
-        self,
-        fr: float = 2,
-        fs: float = 16000,
-        hop_length: int = 320,
-        window_size: int = 2049,
-        fc: float = 80,
-        tc: float = 1 / 1000,
-        g: Sequence[float] = (0.24, 0.6, 1.0),
-        NumPerOct: int = 48,
-        center: bool = True,
-    ) -> None:
-        g = [float(v) for v in g] if isinstance(g, (list, tuple)) else g
-        self_config = dict(locals())
-        super().__init__(fr, fs, hop_length, window_size, fc, tc, g, NumPerOct, center)
-        self._remember_config(self_config)
 
     def forward(self, x: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor]:
         """``(Z, tfrL0, tfrLF, tfrLQ)`` of ``x``, each ``(..., n_rows, frames - 2)``."""
