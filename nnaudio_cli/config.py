@@ -44,7 +44,11 @@ ALIASES: dict[str, str] = {
 }
 
 #: Transforms that map audio to features and so can be extracted (inverses cannot).
-NOT_EXTRACTABLE = {"iSTFT", "iCQT", "Griffin_Lim"}
+#: (Combined_Frequency_Periodicity returns four tensors and drops two frames: use CFP.)
+NOT_EXTRACTABLE = {"iSTFT", "iCQT", "Griffin_Lim", "Combined_Frequency_Periodicity"}
+
+#: Transforms whose sample-rate parameter is not called ``sr`` (``--sr`` / preset ``sr`` set it).
+RATE_PARAM: dict[str, str] = {"CFP": "fs"}
 
 #: Keys allowed at the top level of a preset file.
 PRESET_KEYS = ("transform", "sr", "params", "description")
@@ -302,21 +306,22 @@ def resolve(
     params: dict[str, Any] = {}
     for key, value in data.get("params", {}).items():
         params[key] = coerce(name, key, value, usage=False)
-    target_sr: Any = data.get("sr", params.get("sr"))
+    rate = RATE_PARAM.get(name, "sr")
+    target_sr: Any = data.get("sr", params.get(rate))
     for key, value in parse_set(overrides or []):
         params[key] = coerce(name, key, value, usage=True)
-        if key == "sr":
+        if key == rate:
             target_sr = params[key]
     if sr is not None:
         target_sr = sr
-    has_sr = "sr" in _signature_params(name)
+    has_sr = rate in _signature_params(name)
     if target_sr is None:
-        target_sr = _signature_params(name)["sr"].default if has_sr else 22050
+        target_sr = _signature_params(name)[rate].default if has_sr else 22050
     if isinstance(target_sr, bool) or not isinstance(target_sr, (int, float)) or target_sr <= 0:
         raise ConfigError(f"sr={target_sr!r}: expected a positive sample rate in Hz")
     target_sr = int(target_sr) if float(target_sr).is_integer() else float(target_sr)
     if has_sr:
-        params["sr"] = target_sr
+        params[rate] = target_sr
     return ExtractConfig(transform=name, params=params, sr=target_sr, source=source)
 
 

@@ -558,3 +558,169 @@ def direct_groups(
             groups.append((b0, b, a, np.concatenate([sub.real.T, sub.imag.T], axis=1)))
             b0 = b
     return groups
+
+
+# ------------------------------------------------------------------------ gammatone ----
+
+#: Glasberg & Moore's ERB parameters as used by Slaney's auditory toolbox:
+#: ``ERB(f) = f / EAR_Q + MIN_BW`` (Hz).
+EAR_Q = 9.26449
+MIN_BW = 24.7
+
+
+def erb_space(n_bins: int, fmin: float, fmax: float) -> np.ndarray:
+    """Centre frequencies (Hz, ascending) equally spaced on the ERB-rate scale.
+
+    ``f_k = (fmin + c) * ((fmax + c) / (fmin + c)) ** (k / n_bins) - c`` with
+    ``c = EAR_Q * MIN_BW`` for ``k = 0 .. n_bins - 1``: the lowest centre is ``fmin``, the
+    highest one step below ``fmax`` (Slaney's ``ERBSpace`` read from the bottom).
+
+    Returns
+    -------
+    np.ndarray, shape (n_bins,), float64, Hz
+    """
+    c = EAR_Q * MIN_BW
+    k = np.arange(n_bins, dtype=np.float64)
+    return (fmin + c) * ((fmax + c) / (fmin + c)) ** (k / n_bins) - c
+
+
+def _gammatone_response(z: np.ndarray, cf: np.ndarray, sr: float, width: float) -> np.ndarray:
+    """``|H(z)|`` of Slaney's 4th-order gammatone (four biquads: one conjugate pole pair of
+    multiplicity 4 and four real zeros) for every centre in ``cf`` (rows) at every point
+    ``z`` on the unit circle (columns), unnormalised."""
+    bw = 1.019 * 2.0 * np.pi * width * (cf / EAR_Q + MIN_BW)  # rad/s
+    r = np.exp(-bw / sr)[:, None]
+    theta = (2.0 * np.pi * cf / sr)[:, None]
+    pole = r * np.exp(1j * theta)
+    mag = np.abs((z - pole) * (z - np.conj(pole))) ** -4.0
+    for s in (np.sqrt(3.0 + 2.0**1.5), np.sqrt(3.0 - 2.0**1.5)):
+        for sign in (1.0, -1.0):
+            mag = mag * np.abs(z - r * (np.cos(theta) + sign * s * np.sin(theta)))
+    return mag
+
+
+def gammatone_filterbank(
+    sr: float,
+    n_fft: int,
+    n_bins: int = 64,
+    fmin: float = 0.0,
+    fmax: float | None = None,
+    width: float = 1.0,
+) -> np.ndarray:
+    """Gammatone weights that map FFT bins to ERB-spaced bands (nnAudio's ``get_gammatone``,
+    after Ellis' ``fft2gammatonemx``).
+
+    Band ``k`` is the magnitude response of a 4th-order gammatone filter centred at
+    ``erb_space(n_bins, fmin, fmax)[k]`` with bandwidth ``1.019 * width * ERB(f_k)``,
+    normalised to 1 at its centre frequency and scaled by ``1 / n_fft``.
+
+    Parameters
+    ----------
+    sr : float, Hz
+    n_fft : int
+    n_bins : int
+    fmin, fmax : float, Hz (``fmax=None`` means ``sr / 2``)
+    width : float
+        Bandwidth in ERBs.
+
+    Returns
+    -------
+    np.ndarray, shape (n_bins, n_fft // 2 + 1), float64
+    """
+    if fmax is None:
+        fmax = sr / 2.0
+    if n_bins < 1:
+        raise ParameterError(f"n_bins={n_bins} must be >= 1")
+    if not 0 <= fmin < fmax:
+        raise ParameterError(f"gammatone bands need 0 <= fmin < fmax, got {fmin}, {fmax}")
+    cf = erb_space(n_bins, fmin, fmax)
+    z = np.exp(2j * np.pi * np.arange(n_fft // 2 + 1) / n_fft)[None, :]
+    at_centre = _gammatone_response(np.exp(2j * np.pi * cf / sr)[:, None], cf, sr, width)
+    return _gammatone_response(z, cf, sr, width) / at_centre / n_fft
+
+
+# ------------------------------------------------------------------------------ CFP ----
+
+
+def blackmanharris(length: int) -> np.ndarray:
+    """Symmetric Blackman-Harris window, ``scipy.signal.windows.blackmanharris(length)``."""
+    from scipy.signal import windows
+
+    return np.asarray(windows.blackmanharris(length), dtype=np.float64)
+
+
+def cfp_frequencies(fc: float, tc: float, num_per_oct: int) -> np.ndarray:
+    """The log-frequency grid of CFP: ``fc * 2 ** (i / num_per_oct)`` below ``1 / tc`` (Hz)."""
+    count = int(np.ceil(np.log2((1.0 / tc) / fc)) * num_per_oct)
+    grid = fc * 2.0 ** (np.arange(max(count, 0), dtype=np.float64) / num_per_oct)
+    return grid[grid < 1.0 / tc]
+
+
+def _triangles(
+    centres: np.ndarray, axis_hz: np.ndarray, lo: np.ndarray, hi: np.ndarray
+) -> np.ndarray:
+    """Rows ``1 .. len(centres) - 2`` are triangles rising from ``centres[i - 1]`` to 1 at
+    ``centres[i]`` and falling to ``centres[i + 1]``, sampled at ``axis_hz`` but only at
+    columns ``lo[i] <= j < hi[i]`` (strict inequalities: a column exactly on a corner gets
+    0); row 0 stays zero. Shape (len(centres) - 1, len(axis_hz))."""
+    out = np.zeros((centres.size - 1, axis_hz.size))
+    cols = np.arange(axis_hz.size)
+    for i in range(1, centres.size - 1):
+        a, b, c = centres[i - 1], centres[i], centres[i + 1]
+        f = axis_hz
+        inside = (cols >= lo[i]) & (cols < hi[i])
+        up = inside & (f > a) & (f < b)
+        down = inside & (f > b) & (f < c)
+        out[i, up] = (f[up] - a) / (b - a)
+        out[i, down] = (c - f[down]) / (c - b)
+    return out
+
+
+def cfp_matrices(
+    fs: float, fr: float, fc: float, tc: float, num_per_oct: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Spectrum-to-log-frequency and quefrency-to-log-frequency triangle banks of CFP,
+    nnAudio's numerics (Su & Yang 2015, as in nnAudio's ``create_logfreq_matrix``).
+
+    Row ``i`` is centred at ``cfp_frequencies(fc, tc, num_per_oct)[i]``; row 0 is all zero
+    and the grid's last frequency has no row (as in nnAudio).
+
+    * Spectrum: columns are the first ``round(1 / (tc * fr)) + 1`` FFT bins of an
+      ``N = int(fs / fr)``-point FFT, placed at nnAudio's grid
+      ``j * (fs / 2) / (N // 2 - 1)`` Hz (``linspace(0, fs / 2, N // 2)``, about
+      ``1 / (N // 2)`` above the true ``j * fs / N``); only bins
+      ``round(f_{i-1} / fr) .. round(f_{i+1} / fr)`` count, and a band narrower than one bin
+      gets weight 1 at bin ``round(f_{i-1} / fr)``.
+    * Quefrency: columns are lags ``j = 0 .. round(fs / fc)`` samples, at frequency
+      ``fs / j``, for ``j`` from ``round(fs / f_{i+1})`` to ``round(fs / f_{i-1})``.
+
+    Returns
+    -------
+    (spectral, quefrency) : np.ndarray, shapes (n_rows, round(1 / (tc fr)) + 1) and
+        (n_rows, round(fs / fc) + 1), float64, with ``n_rows = len(grid) - 1``
+    """
+    centres = cfp_frequencies(fc, tc, num_per_oct)
+    if centres.size < 3:
+        raise ParameterError(
+            f"fc={fc} and tc={tc} leave {centres.size} CFP bands at NumPerOct={num_per_oct}; "
+            f"need at least 3 (raise NumPerOct or widen fc .. 1 / tc)"
+        )
+    n = int(fs / fr)
+    high_freq = int(round((1.0 / tc) / fr) + 1)
+    high_quef = int(round(fs / fc) + 1)
+    f_hz = 0.5 * fs * np.arange(high_freq, dtype=np.float64) / (n // 2 - 1)
+    lo = np.rint(np.concatenate([[0.0], centres[:-1]]) / fr).astype(int)
+    hi = np.rint(np.concatenate([centres[1:], [0.0]]) / fr).astype(int) + 1
+    spectral = _triangles(centres, f_hz, lo, hi)
+    for i in range(1, centres.size - 1):
+        if lo[i] >= hi[i] - 1:  # narrower than one bin
+            spectral[i] = 0.0
+            spectral[i, lo[i]] = 1.0
+    lags = np.arange(high_quef, dtype=np.float64)
+    with np.errstate(divide="ignore"):
+        q_hz = fs / lags
+    q_lo = np.rint(fs / np.concatenate([centres[1:], [np.inf]])).astype(int)
+    q_hi = np.rint(fs / np.concatenate([[np.inf], centres[:-1]])).astype(int) + 1
+    # row i reads lags round(fs / f_{i+1}) .. round(fs / f_{i-1})
+    quefrency = _triangles(centres, q_hz, q_lo, q_hi)
+    return spectral, quefrency

@@ -35,7 +35,8 @@ from nnaudio_core.features import TRANSFORMS, build
 #: Transforms the chunked, frame-exact path supports: each frame depends only on
 #: ``n_fft`` samples of the centre-padded signal (the constant-/variable-Q family included).
 FRAME_LOCAL = frozenset(
-    {"STFT", "MelSpectrogram", "MFCC", "CQT", "CQT1992v2", "CQT2010v2", "VQT", "VariableQ"}
+    {"STFT", "MelSpectrogram", "MFCC", "CQT", "CQT1992v2", "CQT2010v2", "VQT", "VariableQ",
+     "Gammatonegram", "CFP"}
 )
 
 

@@ -10,6 +10,7 @@ from typing import Any
 
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import Transform
+from nnaudio_core.features.cfp import CFP, Combined_Frequency_Periodicity
 from nnaudio_core.features.cqt import (
     CQT,
     CQT1992,
@@ -19,6 +20,7 @@ from nnaudio_core.features.cqt import (
     VariableQ,
     iCQT,
 )
+from nnaudio_core.features.gammatone import Gammatonegram
 from nnaudio_core.features.griffin_lim import Griffin_Lim, spectral_convergence
 from nnaudio_core.features.mel import MFCC, MelSpectrogram
 from nnaudio_core.features.stft import STFT, iSTFT
@@ -40,6 +42,9 @@ TRANSFORMS: dict[str, type[Transform]] = {
         VariableQ,
         iCQT,
         Griffin_Lim,
+        Gammatonegram,
+        CFP,
+        Combined_Frequency_Periodicity,
     )
 }
 
@@ -53,11 +58,14 @@ def build(config: dict[str, Any]) -> Transform:
 
 
 __all__ = [
+    "CFP",
     "CQT",
     "CQT1992",
     "CQT2010",
     "CQT1992v2",
     "CQT2010v2",
+    "Combined_Frequency_Periodicity",
+    "Gammatonegram",
     "MFCC",
     "STFT",
     "TRANSFORMS",

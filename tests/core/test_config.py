@@ -10,7 +10,16 @@ import signals
 import torch
 
 import nnaudio_core
-from nnaudio_core import MFCC, STFT, MelSpectrogram, ParameterError, iSTFT
+from nnaudio_core import (
+    CFP,
+    MFCC,
+    STFT,
+    Combined_Frequency_Periodicity,
+    Gammatonegram,
+    MelSpectrogram,
+    ParameterError,
+    iSTFT,
+)
 from nnaudio_core.features import TRANSFORMS, build
 
 SR = 16000
@@ -39,6 +48,17 @@ CONFIGS = {
                                  htk=True, fmin=30.0, top_db=None, ref=2.0, amin=1e-8),
     "mfcc-kaiser": lambda: MFCC(sr=SR, n_mfcc=13, n_fft=512, hop_length=160, n_mels=40,
                                 window=("kaiser", 6.0)),
+    "gammatone-default": lambda: Gammatonegram(),
+    "gammatone-options": lambda: Gammatonegram(sr=SR, n_fft=512, win_length=400, hop_length=160,
+                                               n_bins=40, fmin=50.0, fmax=7000.0, power=1.0,
+                                               window=("kaiser", 6.0), center=False,
+                                               backend="conv"),
+    "gammatone-trainable": lambda: Gammatonegram(sr=SR, n_fft=256, hop_length=64, n_bins=24,
+                                                 trainable_bins=True, trainable_STFT=True),
+    "cfp-default": lambda: CFP(),
+    "cfp-options": lambda: CFP(fr=4, fs=SR, hop_length=160, window_size=1025, fc=60.0,
+                               tc=1 / 2000, g=[0.3, 0.6, 1.0, 0.0], NumPerOct=24, center=False),
+    "cfp-combined": lambda: Combined_Frequency_Periodicity(g=(0.24, 0.6)),
 }
 
 
@@ -48,7 +68,8 @@ def run(m: torch.nn.Module) -> torch.Tensor:
         if isinstance(m, iSTFT):
             X = STFT(n_fft=m.n_fft, hop_length=m.hop_length)(x)
             return m(X, length=x.shape[-1])
-        return m(x)
+        out = m(x)
+        return torch.stack(out) if isinstance(out, tuple) else out
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))

@@ -7,7 +7,15 @@ import pytest
 import signals
 import torch
 
-from nnaudio_core import MFCC, STFT, MelSpectrogram, iSTFT
+from nnaudio_core import (
+    CFP,
+    MFCC,
+    STFT,
+    Combined_Frequency_Periodicity,
+    Gammatonegram,
+    MelSpectrogram,
+    iSTFT,
+)
 
 # torch 2.13 deprecates TorchScript; it is still part of the supported surface
 pytestmark = pytest.mark.filterwarnings(
@@ -45,6 +53,12 @@ MODULES = {
     "istft-conv": lambda: iSTFT(n_fft=256, hop_length=64, sr=SR, backend="conv"),
     "istft-trainable": lambda: iSTFT(n_fft=256, hop_length=64, sr=SR, trainable_kernels=True,
                                      trainable_window=True),
+    "gammatone": lambda: Gammatonegram(sr=SR, n_fft=256, hop_length=64, n_bins=32),
+    "gammatone-trainable": lambda: Gammatonegram(sr=SR, n_fft=256, hop_length=64,
+                                                 n_bins=32, power=1.0, trainable_bins=True,
+                                                 trainable_STFT=True),
+    "cfp": lambda: CFP(fs=SR, hop_length=320),
+    "cfp-combined": lambda: Combined_Frequency_Periodicity(fs=SR, g=[0.3, 0.6, 1.0, 0.0]),
 }
 
 
@@ -55,7 +69,12 @@ def inputs(name: str) -> tuple[tuple, dict]:
     return (x,), {}
 
 
-def assert_same(got: torch.Tensor, want: torch.Tensor) -> None:
+def assert_same(got, want) -> None:
+    if isinstance(want, tuple):  # Combined_Frequency_Periodicity: four outputs
+        assert isinstance(got, tuple) and len(got) == len(want)
+        for g, w in zip(got, want, strict=True):
+            assert_same(g, w)
+        return
     assert got.shape == want.shape
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5 * float(want.abs().max()))
 
@@ -120,7 +139,7 @@ def test_torch_export_matches_eager(name):
 
 # torch.compile is slow on a small CPU: a handful of small configurations
 @pytest.mark.parametrize("name", ["stft-complex", "stft-log", "stft-trainable", "mel", "mfcc",
-                                  "istft"])
+                                  "istft", "gammatone", "cfp-combined"])
 def test_torch_compile_fullgraph_matches_eager(name):
     torch._dynamo.reset()
     m = MODULES[name]()

@@ -8,7 +8,7 @@ import pytest
 import signals
 import torch
 
-from nnaudio_core import MFCC, STFT, MelSpectrogram, iSTFT
+from nnaudio_core import CFP, MFCC, STFT, Gammatonegram, MelSpectrogram, iSTFT
 
 SR = 16000
 
@@ -32,6 +32,8 @@ MODULES = {
                                   fmax=7000.0, output_format="Magnitude"),
     "mel": lambda: MelSpectrogram(sr=SR, n_fft=256, hop_length=64, n_mels=32),
     "mfcc": lambda: MFCC(sr=SR, n_fft=256, hop_length=64, n_mels=32, n_mfcc=13),
+    "gammatone": lambda: Gammatonegram(sr=SR, n_fft=256, hop_length=64, n_bins=32),
+    "cfp": lambda: CFP(fs=SR, hop_length=64),
 }
 # bins and trailing dims of each module's output for 6000 samples at hop 64: 94 frames
 OUT_TAIL = {
@@ -41,6 +43,8 @@ OUT_TAIL = {
     "stft-conv-log": (129, 94),
     "mel": (32, 94),
     "mfcc": (13, 94),
+    "gammatone": (32, 94),
+    "cfp": (174, 94),
 }
 
 
@@ -160,7 +164,9 @@ def test_constant_padding_works_on_very_short_clips(n, backend):
     lambda: STFT(n_fft=512, hop_length=128, center=False, backend="conv"),
     lambda: MelSpectrogram(n_fft=512, hop_length=128, n_mels=16, center=False),
     lambda: MFCC(n_fft=512, hop_length=128, n_mels=16, n_mfcc=8, center=False),
-], ids=["stft", "stft-conv", "mel", "mfcc"])
+    lambda: Gammatonegram(n_fft=512, hop_length=128, n_bins=16, center=False),
+    lambda: CFP(fr=31.25, fs=16000, hop_length=128, window_size=511, center=False),
+], ids=["stft", "stft-conv", "mel", "mfcc", "gammatone", "cfp"])
 def test_center_false_needs_one_frame(make):
     m = make()
     for n in (1, 300, 511):

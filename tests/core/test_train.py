@@ -9,7 +9,7 @@ import pytest
 import signals
 import torch
 
-from nnaudio_core import MFCC, STFT, MelSpectrogram, iSTFT
+from nnaudio_core import CFP, MFCC, STFT, Gammatonegram, MelSpectrogram, iSTFT
 
 SR = 16000
 
@@ -76,6 +76,16 @@ TRAINABLE = {
                       trainable_window=True),
         ["icos", "isin", "window_mask"],
     ),
+    "gammatone-both": (
+        lambda: Gammatonegram(sr=SR, n_fft=256, hop_length=64, n_bins=32, trainable_bins=True,
+                              trainable_STFT=True),
+        ["gammatone_basis", "stft.wcos", "stft.wsin"],
+    ),
+    "gammatone-only-bins": (
+        lambda: Gammatonegram(sr=SR, n_fft=256, hop_length=64, n_bins=32, power=1.0,
+                              trainable_bins=True),
+        ["gammatone_basis"],
+    ),
 }
 
 
@@ -120,13 +130,14 @@ def test_state_dict_round_trip_after_training(name):
         torch.testing.assert_close(spectrogram(fresh, x), trained_out, rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("name", ["stft-complex", "mel-both", "mfcc-both", "istft-both"])
+@pytest.mark.parametrize("name", ["stft-complex", "mel-both", "mfcc-both", "istft-both",
+                                  "gammatone-both"])
 def test_trainable_modules_start_at_the_frozen_transform(name):
     make, _ = TRAINABLE[name]
     m = make()
     cfg = m.get_config()["params"]
     for key in ("trainable", "trainable_mel", "trainable_STFT", "trainable_kernels",
-                "trainable_window"):
+                "trainable_window", "trainable_bins"):
         if key in cfg:
             cfg[key] = False
     frozen = type(m)(**cfg)
@@ -148,6 +159,8 @@ FROZEN = {
     "mel-auto": lambda: MelSpectrogram(sr=SR, n_fft=256, n_mels=32),
     "mel-conv": lambda: MelSpectrogram(sr=SR, n_fft=256, n_mels=32, backend="conv"),
     "mfcc": lambda: MFCC(sr=SR, n_fft=256, n_mels=32),
+    "gammatone": lambda: Gammatonegram(sr=SR, n_fft=256, n_bins=32),
+    "cfp": lambda: CFP(fs=SR),
 }
 
 
