@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sys
 
+from nnaudio_cli.app import app
 from nnaudio_cli.benchmark import piano_clips  # noqa: F401 - re-exported for old imports
-from nnaudio_cli.main import app
 
 
 def main(argv: list[str] | None = None) -> None:

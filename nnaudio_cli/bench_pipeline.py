@@ -35,13 +35,13 @@ from typing import Any
 
 import numpy as np
 
+from nnaudio_cli.errors import CliError
+
 PRESETS = ("mel128", "cqt84", "stft", "mfcc")
 
 
-class PipelineError(RuntimeError):
+class PipelineError(CliError, RuntimeError):
     """The pipeline benchmark cannot run as asked (one line)."""
-
-    usage = False
 
 
 def _librosa_feature(preset: str, params: dict[str, Any], sr: float) -> Callable[[Any], Any]:

@@ -41,6 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from nnaudio_cli.errors import CliError
+
 SCHEMA_VERSION = 1
 SR = 44100
 N_CLIPS = 1770
@@ -82,12 +84,8 @@ SPEEDUP_DEFINITION = (
 )
 
 
-class BenchmarkError(RuntimeError):
+class BenchmarkError(CliError, RuntimeError):
     """A problem that stops the benchmark; ``usage`` selects exit code 2 over 1."""
-
-    def __init__(self, message: str, usage: bool = False) -> None:
-        super().__init__(message)
-        self.usage = usage
 
 
 # --------------------------------------------------------------------------- workload

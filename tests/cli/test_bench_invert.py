@@ -7,7 +7,7 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
-from nnaudio_cli.main import app
+from nnaudio_cli.app import app
 
 
 def test_invert_benchmark_json_schema(tmp_path: Path) -> None:

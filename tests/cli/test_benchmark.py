@@ -13,7 +13,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from nnaudio_cli import benchmark as bm
-from nnaudio_cli.main import app
+from nnaudio_cli.app import app
 
 TINY = ["--clips", "4", "--samples", "8000", "--repeat", "1", "--quiet", "--device", "cpu"]
 RESULT_KEYS = {

@@ -15,8 +15,8 @@ import soundfile as sf
 import torch
 from typer.testing import CliRunner
 
+from nnaudio_cli.app import app
 from nnaudio_cli.extract.compute import DeviceRunner, Engine
-from nnaudio_cli.main import app
 from nnaudio_cli.store import open_features
 
 MEL = {"transform": "MelSpectrogram", "params": {"sr": 22050, "n_fft": 1024,

@@ -15,7 +15,7 @@ import soxr
 import torch
 from typer.testing import CliRunner
 
-from nnaudio_cli.main import app
+from nnaudio_cli.app import app
 from nnaudio_cli.store import open_features, partial_path
 from nnaudio_core.features import build
 

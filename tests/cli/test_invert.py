@@ -12,7 +12,7 @@ import soundfile as sf
 import soxr
 from typer.testing import CliRunner
 
-from nnaudio_cli.main import app
+from nnaudio_cli.app import app
 
 SR = 22050
 

@@ -12,7 +12,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from nnaudio_cli.main import app
+from nnaudio_cli.app import app
 
 SR = 22050
 

@@ -14,7 +14,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 import nnaudio_cli.config
-from nnaudio_cli.main import app
+from nnaudio_cli.app import app
 from nnaudio_cli.progress import PlainReporter
 from nnaudio_cli.text import shown_key
 

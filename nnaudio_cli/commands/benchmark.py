@@ -1,30 +1,37 @@
-"""The ``nnaudio benchmark`` command (registered in :mod:`nnaudio_cli.main`).
+"""``nnaudio benchmark``: the speed of the transforms, the extract pipeline or invert.
 
-Light to import (typer only); the measuring lives in :mod:`nnaudio_cli.benchmark`.
+Light to import (typer only); the measuring lives in :mod:`nnaudio_cli.bench`.
 Exit codes as the rest of the CLI: 0 done, 1 fatal, 2 usage; errors are one line.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-EXIT_OK, EXIT_FATAL, EXIT_USAGE = 0, 1, 2
+from nnaudio_cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError, error
+from nnaudio_cli.flags import (
+    check_verbosity,
+    device_option,
+    examples,
+    quiet_option,
+    verbose_option,
+)
+
+NAME = "benchmark"
+EPILOG = examples(
+    "nnaudio benchmark -t stft,mel --clips 64 --against librosa",
+    "nnaudio benchmark --pipeline --input data/ --presets mel128 --json bench.json",
+    "nnaudio benchmark --invert --clips 8 --samples 44100",
+)
 DEFAULT_TRANSFORMS = "stft,mel,cqt1992v2,cqt2010v2"
 ALL_TRANSFORMS = ("stft", "mel", "mfcc", "cqt1992v2", "cqt2010v2", "vqt")
 ALL_PEERS = ("librosa", "nnaudio2", "torch")
-
-
-def _error(message: str) -> None:
-    text = " ".join(str(message).split())
-    print(f"nnaudio: error: {text}", file=sys.stderr, flush=True)
 
 
 def _split(value: str, valid: tuple[str, ...], what: str, allow_none: bool = False) -> list[str]:
@@ -35,19 +42,21 @@ def _split(value: str, valid: tuple[str, ...], what: str, allow_none: bool = Fal
         return []
     bad = [v for v in items if v not in valid]
     if bad or not items:
-        raise ValueError(
+        raise CliError(
             f"unknown {what} {', '.join(repr(b) for b in bad) or repr(value)}; "
             f"valid: {', '.join(valid)}, all" + (", none" if allow_none else "")
+            + " (see 'nnaudio benchmark --help')",
+            usage=True,
         )
     return list(dict.fromkeys(items))
 
 
-def benchmark(
+def run(
     transform: str = typer.Option(
         DEFAULT_TRANSFORMS, "--transform", "-t",
         help=f"Comma-separated: {', '.join(ALL_TRANSFORMS)} or all.",
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = device_option(),
     clips: Optional[int] = typer.Option(
         None, "--clips", min=1, help="Clips (default 1770; with --input: every file)."
     ),
@@ -86,7 +95,8 @@ def benchmark(
     plot_path: Optional[Path] = typer.Option(
         None, "--plot", dir_okay=False, help="Draw ours vs peers as bars (needs matplotlib)."
     ),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines on stderr."),
+    quiet: bool = quiet_option(),
+    verbose: bool = verbose_option(),
     invert: bool = typer.Option(
         False, "--invert",
         help="Time 'nnaudio invert' (iSTFT, iCQT, mel Griffin-Lim) on --clips clips of "
@@ -99,35 +109,28 @@ def benchmark(
     ),
 ) -> int:
     """Time nnaudio's transforms against torch.stft, librosa and nnAudio2 on one workload."""
-    try:
-        wanted = _split(transform, ALL_TRANSFORMS, "transform")
-        peers = _split(against, ALL_PEERS, "peer", allow_none=True)
-    except ValueError as e:
-        _error(f"{e} (see 'nnaudio benchmark --help')")
-        return EXIT_USAGE
+    check_verbosity(quiet, verbose)
+    wanted = _split(transform, ALL_TRANSFORMS, "transform")
+    peers = _split(against, ALL_PEERS, "peer", allow_none=True)
+    from nnaudio_cli.outputs import check_parent
+
     for path, flag in ((json_path, "--json"), (plot_path, "--plot")):
-        if path is not None and not path.parent.exists():
-            _error(f"cannot write {path} ({flag}): folder {path.parent} does not exist")
-            return EXIT_FATAL
+        if path is not None:
+            check_parent(path, flag)
     if invert:
         return _run_invert(clips, samples, sr, device, threads, seed, json_path, quiet)
     if plot_path is not None and pipeline:
-        _error("--plot draws the transform benchmark; it cannot be combined with --pipeline")
-        return EXIT_USAGE
+        raise CliError("--plot draws the transform benchmark; it cannot be combined with "
+                       "--pipeline", usage=True)
     if plot_path is not None:
         from importlib.util import find_spec
 
         if find_spec("matplotlib") is None:
-            _error("--plot needs matplotlib: pip install 'nnaudio[bench]' "
-                   "(or pip install matplotlib)")
-            return EXIT_FATAL
+            raise CliError("--plot needs matplotlib: pip install 'nnaudio[bench]' "
+                           "(or pip install matplotlib)")
     from nnaudio_cli.bench_pipeline import PRESETS
 
-    try:
-        chosen = _split(presets, PRESETS, "preset")
-    except ValueError as e:
-        _error(f"{e} (see 'nnaudio benchmark --help')")
-        return EXIT_USAGE
+    chosen = _split(presets, PRESETS, "preset")
     try:
         if matrix:
             return _run_matrix(peers, clips, repeat, threads, seed, json_path, quiet)
@@ -135,23 +138,8 @@ def benchmark(
                     threads, seed, pipeline, workers, json_path, plot_path, quiet, chosen,
                     "librosa" in peers)
     except KeyboardInterrupt:
-        _error("interrupted")
-        return 130
-    except Exception as e:  # noqa: BLE001 - one line, traceback on request
-        from nnaudio_cli.bench_pipeline import PipelineError
-        from nnaudio_cli.benchmark import BenchmarkError
-        from nnaudio_cli.devices import DeviceError
-
-        if isinstance(e, (BenchmarkError, DeviceError, PipelineError)):
-            _error(str(e))
-            return EXIT_USAGE if e.usage else EXIT_FATAL
-        if isinstance(e, OSError):
-            _error(str(e))
-            return EXIT_FATAL
-        if os.environ.get("NNAUDIO_DEBUG"):
-            traceback.print_exc()
-        _error(f"internal error: {type(e).__name__}: {e} (set NNAUDIO_DEBUG=1 for a traceback)")
-        return EXIT_FATAL
+        error("interrupted")
+        return EXIT_INTERRUPTED
 
 
 def _run(
@@ -285,16 +273,13 @@ def _run_invert(clips: Optional[int], samples: int, sr: float, device: str,
                 threads: Optional[int], seed: int, json_path: Optional[Path], quiet: bool) -> int:
     """``--invert``: the measuring lives in :mod:`nnaudio_cli.bench_invert`."""
     from nnaudio_cli.bench_invert import main as bench_invert
-    from nnaudio_cli.devices import DeviceError
 
     try:
         bench_invert(clips, samples, sr, device, threads, seed, json_path, quiet)
-    except DeviceError as e:
-        _error(str(e))
-        return EXIT_USAGE if e.usage else EXIT_FATAL
-    except (OSError, RuntimeError) as e:
-        _error(str(e))
-        return EXIT_FATAL
+    except RuntimeError as e:  # an extract that failed: one line, exit 1
+        if isinstance(e, CliError):
+            raise
+        raise CliError(str(e)) from None
     return EXIT_OK
 
 
