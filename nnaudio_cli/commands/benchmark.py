@@ -6,11 +6,8 @@ Exit codes as the rest of the CLI: 0 done, 1 fatal, 2 usage; errors are one line
 
 from __future__ import annotations
 
-import json
-import sys
-import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import typer
 
@@ -128,201 +125,34 @@ def run(
         if find_spec("matplotlib") is None:
             raise CliError("--plot needs matplotlib: pip install 'nnaudio[bench]' "
                            "(or pip install matplotlib)")
-    from nnaudio_cli.bench_pipeline import PRESETS
+    from nnaudio_cli.bench.workload import PRESETS
 
     chosen = _split(presets, PRESETS, "preset")
     try:
+        from nnaudio_cli.bench import report
+
         if matrix:
-            return _run_matrix(peers, clips, repeat, threads, seed, json_path, quiet)
-        return _run(wanted, peers, device, clips, samples, sr, input_dir, repeat, batch_size,
-                    threads, seed, pipeline, workers, json_path, plot_path, quiet, chosen,
-                    "librosa" in peers)
+            report.matrix_report(peers, clips, repeat, threads, seed, json_path, quiet)
+        else:
+            report.transforms_report(
+                wanted, peers, device, clips, samples, sr, input_dir, repeat, batch_size,
+                threads, seed, pipeline, workers, json_path, plot_path, quiet, chosen,
+                "librosa" in peers)
+        return EXIT_OK
     except KeyboardInterrupt:
         error("interrupted")
         return EXIT_INTERRUPTED
 
 
-def _run(
-    wanted: list[str],
-    peers: list[str],
-    device_spec: str,
-    n_clips: Optional[int],
-    samples: int,
-    sr: float,
-    input_dir: Optional[Path],
-    repeat: int,
-    batch_size: int,
-    threads: Optional[int],
-    seed: int,
-    pipeline: bool,
-    workers: Optional[int],
-    json_path: Optional[Path],
-    plot_path: Optional[Path],
-    quiet: bool,
-    presets: Optional[list[str]] = None,
-    librosa_loop: bool = True,
-) -> int:
-    import torch
-
-    from nnaudio_cli import benchmark as bm
-    from nnaudio_cli import machine
-    from nnaudio_cli.devices import resolve_device
-
-    dev = resolve_device(device_spec)
-    started = time.time()
-
-    def log(msg: str) -> None:
-        if not quiet:
-            print(f"benchmark: {msg}", file=sys.stderr, flush=True)
-
-    workload: dict[str, Any] = {
-        "source": "folder" if input_dir else "synthetic",
-        "input": str(input_dir) if input_dir else None,
-        "seed": None if input_dir else seed,
-        "offset": bm.OFFSET if input_dir else 0,
-        "samples": samples,
-        "sr": sr,
-        "n_fft": bm.N_FFT,
-        "hop_length": bm.HOP,
-        "window": "hann",
-        "center": True,
-        "pad_mode": "reflect",
-        "cqt_pad_mode": bm.cqt_pad_mode(samples, sr),
-        "n_mels": bm.N_MELS,
-        "n_mfcc": bm.N_MFCC,
-        "n_bins": bm.N_BINS,
-        "fmin": bm.FMIN,
-        "bins_per_octave": bm.BINS_PER_OCTAVE,
-        "vqt_gamma": bm.VQT_GAMMA,
-        "librosa_cqt_tuning": 0.0,
-        "batch_size": batch_size,
-        "repeat": repeat,
-        "device": str(dev),
-        "transforms": wanted,
-        "against": peers,
-        "mode": "pipeline" if pipeline else "transforms",
-        "inputs_staged_on_device": True,
-        "memory_method": machine.memory_method(),
-    }
-
-    missing = {p: r for p in peers if (r := bm.peer_missing(p)) is not None}
-    skipped = [
-        {"transform": None, "impl": bm.PEER_LABELS[p], "reason": reason,
-         "install": bm.PEER_PACKAGES[p][1]}
-        for p, reason in missing.items()
-    ]
-    for s in skipped:
-        log(f"skipping {s['impl']}: {s['reason']} ({s['install']})")
-
-    if pipeline:
-        from nnaudio_cli.bench_pipeline import run_pipeline
-        from nnaudio_cli.extract import default_workers
-
-        n_workers = default_workers() if workers is None else workers
-        n = bm.N_CLIPS if n_clips is None else n_clips
-        workload.update(clips=None if input_dir else n,
-                        audio_seconds=None if input_dir else n * samples / sr)
-        pipe = run_pipeline(
-            input_dir, lambda folder: bm.write_wavs(bm.piano_clips(n, samples, sr, seed), sr,
-                                                    folder),
-            presets or ["mel128"], n_workers, dev, threads, repeat, log, librosa=librosa_loop,
-        )
-        if input_dir:
-            workload.update(clips=pipe["files"], audio_seconds=pipe["audio_seconds"])
-        results: list[dict[str, Any]] = []
-        skipped = []  # peers play no part in the pipeline mode
-    else:
-        torch.set_num_threads(threads or machine.usable_cores())
-        if input_dir:
-            log(f"reading clips from {input_dir}")
-            x, info = bm.clips_from_folder(input_dir, n_clips, samples, sr)
-            workload.update(info)
-        else:
-            n = bm.N_CLIPS if n_clips is None else n_clips
-            log(f"synthesising {n} clips x {samples} samples (seed {seed})")
-            x = bm.piano_clips(n, samples, sr, seed)
-        w = bm.Workload(x, sr, batch_size, repeat, dev)
-        workload.update(clips=int(x.shape[0]), audio_seconds=w.audio_seconds)
-        results, more = bm.run_transforms(w, wanted, peers, missing, log)
-        skipped += more
-        pipe = None
-
-    report = {
-        "schema_version": bm.SCHEMA_VERSION,
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "command_line": ["nnaudio", *sys.argv[1:]] if sys.argv[1:2] == ["benchmark"] else None,
-        "speedup_definition": bm.SPEEDUP_DEFINITION,
-        "machine": machine.machine_info(dev),
-        "workload": workload,
-        "results": results,
-        "skipped": skipped,
-        "pipeline": pipe,
-        "elapsed_seconds": round(time.time() - started, 3),
-    }
-    if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
-        log(f"wrote {json_path}")
-    bm.render(report)
-    if plot_path is not None:
-        bm.plot(report, plot_path)
-        log(f"wrote {plot_path}")
-    return EXIT_OK
-
-
 def _run_invert(clips: Optional[int], samples: int, sr: float, device: str,
                 threads: Optional[int], seed: int, json_path: Optional[Path], quiet: bool) -> int:
-    """``--invert``: the measuring lives in :mod:`nnaudio_cli.bench_invert`."""
-    from nnaudio_cli.bench_invert import main as bench_invert
+    """``--invert``: :func:`nnaudio_cli.bench.report.invert_report`."""
+    from nnaudio_cli.bench.report import invert_report
 
     try:
-        bench_invert(clips, samples, sr, device, threads, seed, json_path, quiet)
+        invert_report(clips, samples, sr, device, threads, seed, json_path, quiet)
     except RuntimeError as e:  # an extract that failed: one line, exit 1
         if isinstance(e, CliError):
             raise
         raise CliError(str(e)) from None
-    return EXIT_OK
-
-
-def _run_matrix(
-    peers: list[str], n_clips: Optional[int], repeat: int, threads: Optional[int], seed: int,
-    json_path: Optional[Path], quiet: bool,
-) -> int:
-    import torch
-
-    from nnaudio_cli import benchmark as bm
-    from nnaudio_cli import benchmark_matrix as mx
-    from nnaudio_cli import machine
-
-    def log(msg: str) -> None:
-        if not quiet:
-            print(f"benchmark: {msg}", file=sys.stderr, flush=True)
-
-    started = time.time()
-    torch.set_num_threads(threads or machine.usable_cores())
-    missing = {p: r for p in peers if (r := bm.peer_missing(p)) is not None}
-    for p, reason in missing.items():
-        log(f"skipping {bm.PEER_LABELS[p]}: {reason} ({bm.PEER_PACKAGES[p][1]})")
-    result = mx.run_matrix(peers, missing, repeat, n_clips, seed, log)
-    report = {
-        "schema_version": bm.SCHEMA_VERSION,
-        "mode": "matrix",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "speedup_definition": bm.SPEEDUP_DEFINITION,
-        "machine": machine.machine_info(torch.device("cpu")),
-        "repeat": repeat,
-        "against": peers,
-        "matrix": result,
-        "summary": mx.summary(result),
-        "elapsed_seconds": round(time.time() - started, 3),
-    }
-    if json_path is not None:
-        json_path.write_text(json.dumps(mx.as_numpy_free(report), indent=2) + "\n")
-        log(f"wrote {json_path}")
-    print(mx.table_markdown(result))
-    s = report["summary"]
-    print(f"\nours fastest in {s['won']} of {s['cells']} cells")
-    for line in s["lost"]:
-        print(f"  lost: {line}")
-    for b in result["preset_builds"]:
-        print(f"preset {b['preset']}: kernel build {b['build_seconds']:.3f} s")
     return EXIT_OK
