@@ -128,6 +128,13 @@ def run(
     from nnaudio_cli.bench.workload import PRESETS
 
     chosen = _split(presets, PRESETS, "preset")
+    if verbose:
+        mode = ("matrix" if matrix else "pipeline " + ",".join(chosen) if pipeline
+                else "transforms " + ",".join(wanted))
+        print(f"benchmark: {mode}; against {','.join(peers) or 'none'}; device {device}; "
+              f"clips {clips or 'default'} x {samples} samples at {sr:g} Hz; repeat {repeat}, "
+              f"batch {batch_size}, threads {threads or 'default'}, seed {seed}",
+              file=sys.stderr, flush=True)
     try:
         from nnaudio_cli.bench import report
 
