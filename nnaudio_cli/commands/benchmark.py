@@ -6,6 +6,7 @@ Exit codes as the rest of the CLI: 0 done, 1 fatal, 2 usage; errors are one line
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Optional
 
