@@ -2,7 +2,7 @@
 
 Kept so that ``make bench`` and old notes keep working; the measuring (seeded piano-like
 clips, torch.stft / librosa / nnAudio2 peers, median timing, JSON report) now lives in
-:mod:`nnaudio_cli.benchmark`. The old ``--transforms`` flag is accepted as ``--transform``;
+:mod:`nnaudio_cli.bench`. The old ``--transforms`` flag is accepted as ``--transform``;
 every other flag is passed through (``nnaudio benchmark --help`` lists them).
 
     python benchmarks/bench_core.py --clips 177 --json bench-core.json
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from nnaudio_cli.benchmark import piano_clips  # noqa: F401 - re-exported for old imports
-from nnaudio_cli.main import app
+from nnaudio_cli.app import app
+from nnaudio_cli.bench.workload import piano_clips  # noqa: F401 - re-exported for old imports
 
 
 def main(argv: list[str] | None = None) -> None:

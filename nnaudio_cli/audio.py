@@ -29,6 +29,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from nnaudio_cli.errors import CliError
+
 #: soxr quality used for every file (librosa's default ``res_type='soxr_hq'``).
 SOXR_QUALITY = "HQ"
 #: Source frames read per block when streaming a long file.
@@ -38,7 +40,7 @@ NAN_POLICIES = ("reject", "zero")
 NAN_REASON = "contains NaN/Inf samples (use --nan-policy zero to replace them with 0)"
 
 
-class InputError(ValueError):
+class InputError(CliError, ValueError):
     """An input that cannot be used; the message is the one-line reason."""
 
 

@@ -23,6 +23,7 @@ from typing import Any
 
 import tomllib
 
+from nnaudio_cli.errors import CliError
 from nnaudio_core.features import TRANSFORMS
 
 #: Friendly (case-insensitive) names accepted by ``--transform`` besides the class names.
@@ -67,7 +68,7 @@ _DELEGATES: dict[str, tuple[str, ...]] = {
 }
 
 
-class ConfigError(ValueError):
+class ConfigError(CliError, ValueError):
     """A configuration problem, reported as one line.
 
     Parameters

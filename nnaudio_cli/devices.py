@@ -7,15 +7,13 @@ import re
 
 import torch
 
+from nnaudio_cli.errors import CliError
+
 _PATTERN = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
 
 
-class DeviceError(ValueError):
+class DeviceError(CliError, ValueError):
     """A device that is malformed (``usage``: exit 2) or not available here (exit 1)."""
-
-    def __init__(self, message: str, usage: bool = False) -> None:
-        super().__init__(message)
-        self.usage = usage
 
 
 def _mps_available() -> bool:

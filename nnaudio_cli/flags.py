@@ -1,15 +1,50 @@
-"""Range checks for numeric command-line flags (Typer callbacks).
+"""Flags shared by the commands, defined once: ``--quiet``/``--verbose``, ``--device`` and
+range checks for numeric flags (Typer callbacks).
 
-A value out of range is a usage error: one ``nnaudio: error: Invalid value for '--sr': ...``
-line and exit code 2, the same as a value that is not a number at all.
+``--quiet``/``-q`` means the same on every command: no progress, no warnings, only errors
+and the final result. ``--verbose``/``-v``: extra detail (the settings a run resolved, every
+file written, every failed input). A value out of range is a usage error: one
+``nnaudio: error: Invalid value for '--sr': ...`` line and exit code 2, the same as a value
+that is not a number at all.
 """
 
 from __future__ import annotations
 
 import math
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import typer
+
+from nnaudio_cli.errors import CliError
+
+QUIET_HELP = "No progress and no warnings: only errors and the final result."
+VERBOSE_HELP = "Extra detail: resolved settings, every file written, every failed input."
+
+
+def quiet_option() -> Any:
+    """``--quiet``/``-q`` (the same on every command)."""
+    return typer.Option(False, "--quiet", "-q", help=QUIET_HELP)
+
+
+def verbose_option() -> Any:
+    """``--verbose``/``-v`` (the same on every command)."""
+    return typer.Option(False, "--verbose", "-v", help=VERBOSE_HELP)
+
+
+def check_verbosity(quiet: bool, verbose: bool) -> None:
+    """``--quiet`` with ``--verbose`` is a usage error."""
+    if quiet and verbose:
+        raise CliError("--quiet and --verbose exclude each other", usage=True)
+
+
+def device_option() -> Any:
+    """``--device`` (extract, invert, benchmark)."""
+    return typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
+
+
+def examples(*lines: str) -> str:
+    """A command's ``--help`` epilog: ``Examples:`` and one indented command per line."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def positive_finite(unit: str) -> Callable[[Optional[float]], Optional[float]]:

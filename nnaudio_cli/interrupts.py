@@ -58,3 +58,34 @@ def check() -> None:
 def exit_code() -> int:
     """143 when SIGTERM was received, else 130."""
     return 143 if signal.SIGTERM in RECEIVED else 130
+
+
+def flush_streams() -> None:
+    """Flush stdout and stderr, ignoring a closed or broken stream."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def is_program() -> bool:
+    """True when this process is the ``nnaudio`` program (not a test runner calling it)."""
+    import os
+
+    main = sys.modules.get("__main__")
+    spec = getattr(main, "__spec__", None)
+    return (spec is not None and spec.name == "nnaudio_cli.__main__") or (
+        os.path.basename(getattr(main, "__file__", "") or "") == "nnaudio")
+
+
+def interrupted_exit(code: int) -> int:
+    """Exit code of an interrupted run. As the real program, exit at once: a signal that
+    interrupted an import can leave CPython set to re-raise SIGINT at exit, which would turn
+    exit code 143 into a death by SIGINT. Within a test runner (CliRunner), just return."""
+    import os
+
+    if is_program():
+        flush_streams()
+        os._exit(code)
+    return code

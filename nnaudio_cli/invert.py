@@ -42,6 +42,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from nnaudio_cli.errors import CliError
 from nnaudio_cli.store import FeatureFile, validate_layout
 from nnaudio_cli.text import shown_key
 
@@ -66,15 +67,11 @@ PENDING_FRAMES = 16384
 _KEY_ERRNOS = (errno.ENAMETOOLONG, errno.EINVAL, errno.EILSEQ, errno.ENOTDIR, errno.EISDIR)
 
 
-class InvertError(ValueError):
+class InvertError(CliError, ValueError):
     """A file or request that cannot be inverted; the message is one line for the user.
 
     ``usage`` marks a wrong request (exit 2) rather than a bad file (exit 1).
     """
-
-    def __init__(self, message: str, usage: bool = False) -> None:
-        super().__init__(message)
-        self.usage = usage
 
 
 def show(key: str) -> str:

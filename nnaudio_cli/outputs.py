@@ -1,9 +1,11 @@
-"""The rule for where a command may write (shared by ``extract`` and ``invert``)."""
+"""The rule for where a command may write (shared by ``extract``, ``invert`` and
+``benchmark --json/--plot``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from nnaudio_cli.errors import CliError
 from nnaudio_cli.text import shown_key
 
 
@@ -17,3 +19,11 @@ def missing_parent(path: Path) -> str | None:
         return None
     return (f"cannot write {shown_key(str(path))}: folder {shown_key(str(path.parent))} does "
             "not exist")
+
+
+def check_parent(path: Path, flag: str = "") -> None:
+    """Raise a fatal :class:`CliError` when :func:`missing_parent` finds a reason
+    (``flag``, e.g. ``--json``, is named in the message)."""
+    why = missing_parent(path)
+    if why:
+        raise CliError(f"{why} ({flag})" if flag else why)

@@ -25,6 +25,8 @@ from typing import Any
 import h5py
 import numpy as np
 
+from nnaudio_cli.errors import CliError
+
 LAYOUT_VERSION = 1
 #: Target bytes per HDF5 chunk of /features/data.
 CHUNK_BYTES = 512 * 1024
@@ -64,7 +66,7 @@ _CONSTANT_Q = frozenset({"CQT", "CQT1992v2", "CQT2010v2", "VQT", "VariableQ"})
 LEAKED: list[Any] = []
 
 
-class OutputError(OSError):
+class OutputError(CliError, OSError):
     """Writing the output (or a part file) failed: disk full, read-only, no permission.
 
     Parameters

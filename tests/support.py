@@ -28,7 +28,7 @@ def invoke(*args: object) -> Any:
     """Run ``nnaudio ARGS...`` in-process; returns the ``click.testing.Result``."""
     from typer.testing import CliRunner
 
-    from nnaudio_cli.main import app
+    from nnaudio_cli.app import app
 
     return CliRunner().invoke(app, [str(a) for a in args])
 

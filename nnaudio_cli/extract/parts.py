@@ -39,6 +39,7 @@ from typing import Any
 import h5py
 import numpy as np
 
+from nnaudio_cli.errors import CliError
 from nnaudio_cli.store import (
     FeatureWriter,
     OutputError,
@@ -58,16 +59,12 @@ _OURS_RE = re.compile(
 )
 
 
-class ResumeError(ValueError):
+class ResumeError(CliError, ValueError):
     """Resuming (or starting) is not possible as asked; one line.
 
     ``usage`` is True when the user should change the flags (exit 2), False otherwise
     (exit 1).
     """
-
-    def __init__(self, message: str, usage: bool = False) -> None:
-        super().__init__(message)
-        self.usage = usage
 
 
 @dataclass

@@ -25,6 +25,7 @@ import torch
 import nnaudio_core
 from nnaudio_cli import audio, interrupts
 from nnaudio_cli.config import ExtractConfig, canonical_json
+from nnaudio_cli.errors import CliError
 from nnaudio_cli.extract.assemble import assemble
 from nnaudio_cli.extract.batch import Batch, ClipFramer, Packed, Piece, pack, plan_batches
 from nnaudio_cli.extract.clips import ClipWriter
@@ -47,7 +48,7 @@ PART_COMPRESSION = "none"
 VERIFY_ROUNDS = 3
 
 
-class ExtractError(RuntimeError):
+class ExtractError(CliError, RuntimeError):
     """A fatal problem that stops the extraction (exit code 1), one line."""
 
 

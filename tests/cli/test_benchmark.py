@@ -12,7 +12,8 @@ import pytest
 import soundfile as sf
 from support import invoke
 
-from nnaudio_cli import benchmark as bm
+from nnaudio_cli.bench import measure, peers, workload
+from nnaudio_cli.bench import report as bench_report
 
 TINY = ["--clips", "4", "--samples", "8000", "--repeat", "1", "--quiet", "--device", "cpu"]
 RESULT_KEYS = {
@@ -48,7 +49,7 @@ def report(tmp_path_factory) -> dict:
 
 
 def test_json_schema(report):
-    assert report["schema_version"] == bm.SCHEMA_VERSION
+    assert report["schema_version"] == workload.SCHEMA_VERSION
     assert MACHINE_KEYS <= set(report["machine"])
     assert report["machine"]["threads"]["torch_intraop"] >= 1
     wl = report["workload"]
@@ -81,9 +82,9 @@ def test_ratios_come_from_the_same_run(report):
         for r in (r for r in rows if r["transform"] == t):
             assert r["ours_seconds"] == ours[0]["seconds"]
             assert r["speedup_vs_ours"] == pytest.approx(r["seconds"] / ours[0]["seconds"])
-    installed = [p for p in ("librosa", "nnaudio2") if bm.peer_missing(p) is None]
+    installed = [p for p in ("librosa", "nnaudio2") if peers.peer_missing(p) is None]
     for p in installed:
-        assert any(r["impl"] == bm.PEER_LABELS[p] for r in rows)
+        assert any(r["impl"] == peers.PEER_LABELS[p] for r in rows)
 
 
 @pytest.mark.parametrize(
@@ -100,9 +101,9 @@ def test_usage_errors_are_one_line_exit_2(args, needles):
 
 
 def test_missing_peer_is_skipped_with_install_hint(tmp_path, monkeypatch):
-    real = bm.peer_missing
+    real = peers.peer_missing
     monkeypatch.setattr(
-        bm, "peer_missing", lambda p: "nnAudio2 is not installed" if p == "nnaudio2" else real(p)
+        peers, "peer_missing", lambda p: "nnAudio2 is not installed" if p == "nnaudio2" else real(p)
     )
     out = tmp_path / "b.json"
     r = run([*TINY, "--transform", "stft", "--against", "nnaudio2,torch", "--json", out])
@@ -135,7 +136,7 @@ def test_input_folder(tmp_path):
              "--json", out])
     assert r.exit_code == 0, r.stderr
     wl = json.loads(out.read_text())["workload"]
-    assert wl["source"] == "folder" and wl["offset"] == bm.OFFSET
+    assert wl["source"] == "folder" and wl["offset"] == workload.OFFSET
     assert (wl["clips"], wl["files_used"], wl["files_too_short"]) == (3, 3, 1)
 
 
@@ -166,17 +167,18 @@ def test_pipeline_on_a_folder(tmp_path):
 
 def test_pipeline_generates_wavs(tmp_path):
     written = tmp_path / "w"
-    bm.write_wavs(bm.piano_clips(2, 1000, seed=3), 44100, written)
+    workload.write_wavs(workload.piano_clips(2, 1000, seed=3), 44100, written)
     got = sorted(written.iterdir())
     assert [p.name for p in got] == ["clip_00000.wav", "clip_00001.wav"]
     assert sf.info(str(got[0])).frames == 1000
-    np.testing.assert_array_equal(bm.piano_clips(2, 1000, seed=3), bm.piano_clips(2, 1000, seed=3))
+    np.testing.assert_array_equal(workload.piano_clips(2, 1000, seed=3),
+                                  workload.piano_clips(2, 1000, seed=3))
 
 
 @pytest.mark.skipif(find_spec("matplotlib") is None, reason="matplotlib not installed")
 def test_plot(tmp_path, report):
     png = tmp_path / "b.png"
-    bm.plot(report, png)
+    bench_report.plot(report, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = run([*TINY, "--transform", "stft", "--against", "torch", "--plot", png])
     assert r.exit_code == 0, r.stderr
@@ -187,20 +189,18 @@ def test_plot(tmp_path, report):
 
 
 def test_matrix_runs_every_cell_and_reports_builds(tmp_path, monkeypatch):
-    from nnaudio_cli import benchmark_matrix as mx
-
     # two tiny workloads stand in for the four real ones (same code path, seconds not minutes)
-    monkeypatch.setattr(mx, "WORKLOADS", [("tiny 16k", 16000.0, 8000, 2, 2),
+    monkeypatch.setattr(workload, "WORKLOADS", [("tiny 16k", 16000.0, 8000, 2, 2),
                                           ("tiny 22k", 22050.0, 6000, 1, 2)])
     out = tmp_path / "matrix.json"
     r = run(["--matrix", "--against", "torch", "--repeat", "1", "--quiet", "--json", out])
     assert r.exit_code == 0, r.stderr
     rep = json.loads(out.read_text())
     cells = rep["matrix"]["cells"]
-    assert len(cells) == 2 * len(mx.MATRIX_TRANSFORMS)
+    assert len(cells) == 2 * len(workload.MATRIX_TRANSFORMS)
     for cell in cells:
         impls = {row["impl"] for row in cell["rows"]}
-        assert bm.OURS in impls
+        assert peers.OURS in impls
         assert ("torch.stft" in impls) == (cell["transform"] in ("stft", "mel"))
         for row in cell["rows"]:
             assert row["seconds"] > 0 and row["speedup_vs_ours"] > 0
@@ -211,7 +211,5 @@ def test_matrix_runs_every_cell_and_reports_builds(tmp_path, monkeypatch):
 
 
 def test_preset_kernel_builds_stay_under_a_second():
-    from nnaudio_cli import benchmark_matrix as mx
-
-    for b in mx.preset_build_times(repeat=3):
+    for b in measure.preset_build_times(repeat=3):
         assert b["build_seconds"] < 1.0, b

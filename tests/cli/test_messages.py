@@ -177,3 +177,56 @@ def test_invert_quiet_silences_library_warnings_too(tmp_path, monkeypatch, quiet
     assert r.exit_code == 1, r.output
     shown = "nnaudio: warning: iCQT: hop_length=512 undersamples 40 of 84 bins" in r.stderr
     assert shown is not quiet, r.stderr
+
+
+def _one_line(r, code: int) -> str:
+    assert r.exit_code == code, r.output
+    err = lines(r.stderr)
+    assert len(err) == 1, err
+    assert err[0].startswith("nnaudio: error: ") and "Traceback" not in r.output
+    return err[0]
+
+
+def test_missing_input_folder_is_one_line_usage_error(tmp_path):
+    missing = tmp_path / "no_such_dir"
+    msg = _one_line(run("extract", missing, tmp_path / "o.h5", "-c", "mel128"), 2)
+    assert "'input_dir'" in msg and "does not exist" in msg and str(missing) in msg
+    msg = _one_line(run("benchmark", "--input", missing, "--clips", 1), 2)
+    assert "'--input'" in msg and "does not exist" in msg
+
+
+def test_missing_feature_file_is_one_line_usage_error(tmp_path):
+    for command in (("info",), ("invert",)):
+        args = [*command, tmp_path / "none.h5"] + ([tmp_path / "out"] if command == ("invert",)
+                                                   else [])
+        msg = _one_line(run(*args), 2)
+        assert "none.h5" in msg and "does not exist" in msg
+
+
+def _features(folder: Path, tmp_path: Path) -> Path:
+    out = tmp_path / "f.h5"
+    r = run("extract", folder, out, "-c", "stft_complex", "--workers", 0, "-q")
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_output_in_a_missing_folder_is_one_line_exit_1_for_every_command(folder, tmp_path):
+    """One rule everywhere: a command creates at most the last level of an output path."""
+    gone = tmp_path / "missing" / "deeper"
+    expected = f"nnaudio: error: cannot write {gone / 'x'}: folder {gone} does not exist"
+    r = run("extract", folder, gone / "x", "-c", "mel128", "--workers", 0)
+    assert _one_line(r, 1) == expected
+    assert not gone.parent.exists()
+    feats = _features(folder, tmp_path)
+    assert _one_line(run("invert", feats, gone / "x"), 1) == expected
+    for flag in ("--json", "--plot"):
+        r = run("benchmark", "--clips", 1, "--samples", 4096, flag, gone / "x")
+        assert _one_line(r, 1) == f"{expected} ({flag})"
+    assert not gone.parent.exists()
+
+
+def test_output_folder_itself_is_created_by_invert(folder, tmp_path):
+    feats = _features(folder, tmp_path)
+    r = run("invert", feats, tmp_path / "new_out", "-q")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "new_out").iterdir()) == ["tone.wav"]

@@ -1,4 +1,4 @@
-"""The ``nnaudio invert`` command (registered in :mod:`nnaudio_cli.main`).
+"""``nnaudio invert FEATURES.h5 OUTPUT_DIR``: stored features back into audio files.
 
 Exit codes as ``extract``: 0 every key written, 1 fatal (not a feature file, not invertible),
 2 usage, 3 finished but some keys were refused (unsafe names) or failed.
@@ -13,6 +13,22 @@ from pathlib import Path
 from typing import List, Optional
 
 import typer
+
+from nnaudio_cli.errors import EXIT_OK, EXIT_PARTIAL, CliError
+from nnaudio_cli.flags import (
+    check_verbosity,
+    device_option,
+    examples,
+    quiet_option,
+    verbose_option,
+)
+
+NAME = "invert"
+EPILOG = examples(
+    "nnaudio invert stft.h5 audio_out/",
+    "nnaudio invert cqt.h5 audio_out/ --method icqt --iterations 32 --format flac",
+    "nnaudio invert mel.h5 audio_out/ --only a/b.wav --overwrite --json",
+)
 
 
 class Method(str, Enum):
@@ -31,7 +47,7 @@ class AudioFormat(str, Enum):
     flac = "flac"
 
 
-def invert(
+def run(
     features: Path = typer.Argument(..., exists=True, dir_okay=False, help="HDF5 feature file."),
     output_dir: Path = typer.Argument(
         ..., file_okay=False,
@@ -56,13 +72,14 @@ def invert(
         "1e-4), Griffin-Lim once the spectral convergence improves by less than this "
         "(relative, default 0: never).",
     ),
-    device: str = typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps."),
+    device: str = device_option(),
     segment_seconds: float = typer.Option(
         30.0, "--segment-seconds", min=1.0,
         help="Longer inputs are inverted in segments of this many seconds (bounded memory).",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress output."),
+    quiet: bool = quiet_option(),
+    verbose: bool = verbose_option(),
 ) -> int:
     """Turn the features stored in FEATURES back into audio files under OUTPUT_DIR.
 
@@ -72,22 +89,14 @@ def invert(
     names too long for the file system are failed rows (exit 3); --json maps every
     written key to its file. Existing files are kept unless --overwrite.
     """
-    from nnaudio_cli.devices import DeviceError, resolve_device
-    from nnaudio_cli.invert import InvertError, invert_file, show
-    from nnaudio_cli.main import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, EXIT_USAGE, _error
+    check_verbosity(quiet, verbose)
+    from nnaudio_cli.devices import resolve_device
+    from nnaudio_cli.invert import invert_file, show
+    from nnaudio_cli.outputs import check_parent
     from nnaudio_cli.progress import make_reporter
 
-    try:
-        dev = resolve_device(device)
-    except DeviceError as e:
-        _error(str(e))
-        return EXIT_USAGE if e.usage else EXIT_FATAL
-    from nnaudio_cli.outputs import missing_parent
-
-    why = missing_parent(output_dir)  # the same rule as extract's OUTPUT
-    if why:
-        _error(why)
-        return EXIT_FATAL
+    dev = resolve_device(device)
+    check_parent(output_dir)  # the same rule as extract's OUTPUT
     reporter = make_reporter(quiet, label="invert")
     try:
         summary = invert_file(
@@ -96,16 +105,17 @@ def invert(
             start=reporter.start, overwrite=overwrite, iterations=iterations,
             tolerance=tolerance, device=dev, segment_seconds=segment_seconds,
         )
-    except InvertError as e:
-        _error(str(e))
-        return EXIT_USAGE if e.usage else EXIT_FATAL
+    except CliError:
+        raise
     except OSError as e:
-        _error(f"cannot write to {output_dir}: {e.strerror or e}")
-        return EXIT_FATAL
+        raise CliError(f"cannot write to {output_dir}: {e.strerror or e}") from None
     reporter.finish()
     for f in summary.failures:
         text = " ".join(f["reason"].split())
         print(f"nnaudio: failed: {show(f['key'])}: {text}", file=sys.stderr)
+    if verbose:
+        for key, path in summary.files.items():
+            print(f"nnaudio: wrote {show(key)} -> {show(str(path))}", file=sys.stderr)
     if not quiet:
         print(
             f"nnaudio: wrote {len(summary.written)} files to {output_dir} with {summary.method} "

@@ -1,0 +1,188 @@
+"""The root ``nnaudio`` command: the Typer app, its one-line error reporting, ``--version``.
+
+Exit codes and the error reporter are defined in :mod:`nnaudio_cli.errors` (re-exported
+here): 0 everything written; 1 fatal error; 2 usage error; 3 finished, but some inputs could
+not be used. Every error is one ``nnaudio: error: ...`` line on stderr; a
+:class:`~nnaudio_cli.errors.CliError` raised by a command maps to exit code 2 (``usage``) or
+1; anything else is an internal error (``NNAUDIO_DEBUG=1`` adds its traceback). Library
+warnings become one ``nnaudio: warning: ...`` line per distinct message (none with ``-q``).
+
+The commands live in :mod:`nnaudio_cli.commands`, one module each; this module registers them.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import sys
+import warnings
+from typing import Any, List, Optional
+
+import typer
+from typer.core import TyperGroup
+
+from nnaudio_cli.commands import benchmark, extract, info, invert, presets
+from nnaudio_cli.errors import (
+    EXIT_FATAL,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_PARTIAL,
+    EXIT_USAGE,
+    CliError,
+    error,
+    report,
+)
+from nnaudio_cli.interrupts import is_program
+
+try:  # typer >= 0.20 vendors click as typer._click
+    from typer._click import exceptions as click_exc
+except ImportError:  # pragma: no cover - older typer on top of click
+    from click import exceptions as click_exc
+
+__all__ = ["EXIT_FATAL", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "CliError", "app", "main",
+           "report"]
+
+# library warnings: one ``nnaudio: warning: ...`` line per distinct message; none with -q
+_WARNINGS: dict[str, Any] = {"quiet": False, "seen": set()}
+
+
+def _show_warning(
+    message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None
+) -> None:
+    text = " ".join(str(message).split())
+    if _WARNINGS["quiet"] or text in _WARNINGS["seen"]:
+        return
+    _WARNINGS["seen"].add(text)
+    try:
+        print(f"nnaudio: warning: {text}", file=sys.stderr, flush=True)
+    except (OSError, ValueError):
+        pass
+
+
+def quiet_warnings(quiet: bool = True) -> None:
+    """Silence (``-q``) or show the library warnings of this invocation."""
+    _WARNINGS["quiet"] = quiet
+
+
+class OneLineErrorGroup(TyperGroup):
+    """A Typer group whose errors are one line (``nnaudio: error: ...``): usage errors exit
+    2, a command's :class:`CliError` 2 or 1, anything else 1 (internal error).
+
+    The arguments of the invocation are passed to the commands as ``ctx.obj["argv"]``
+    (``extract`` stores them in its output).
+    """
+
+    def main(  # type: ignore[override]
+        self,
+        args: Optional[List[str]] = None,
+        prog_name: Optional[str] = None,
+        complete_var: Optional[str] = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        argv = [str(a) for a in (sys.argv[1:] if args is None else args)]
+        extra.setdefault("obj", {"argv": argv})
+        old_show = warnings.showwarning
+        warnings.showwarning = _show_warning
+        _WARNINGS.update(quiet=False, seen=set())
+        try:
+            rv = super().main(
+                args=args,
+                prog_name=prog_name,
+                complete_var=complete_var,
+                standalone_mode=False,
+                **extra,
+            )
+        except click_exc.UsageError as e:
+            if type(e).__name__ == "NoArgsIsHelpError" and e.ctx is not None:
+                print(e.ctx.get_help(), file=sys.stderr)
+                rv = EXIT_USAGE
+            else:
+                hint = f" (see '{e.ctx.command_path} --help')" if e.ctx else ""
+                error(e.format_message() + hint)
+                rv = EXIT_USAGE
+        except (click_exc.ClickException, typer.TyperException) as e:
+            error(e.format_message())
+            rv = e.exit_code
+        except (getattr(click_exc, "Abort", typer.Abort), typer.Abort):
+            error("aborted")
+            rv = EXIT_INTERRUPTED
+        except Exception as e:  # noqa: BLE001 - CliError or a bug: one line either way
+            rv = report(e)
+        finally:
+            warnings.showwarning = old_show
+        code = rv if isinstance(rv, int) else 0
+        if standalone_mode:
+            if is_program():  # the work is done: a late Ctrl-C must not break the exit
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            sys.exit(code)
+        return code
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        """The subcommand; its ``quiet`` flag also silences library warnings."""
+        cmd = super().get_command(ctx, cmd_name)
+        callback = getattr(cmd, "callback", None)
+        if (
+            callback is not None
+            and not getattr(callback, "_sets_quiet_warnings", False)
+            and any(p.name == "quiet" for p in cmd.params)
+        ):
+
+            @functools.wraps(callback)
+            def quiet_aware(*args: Any, **kwargs: Any) -> Any:
+                quiet_warnings(bool(kwargs.get("quiet", False)))
+                return callback(*args, **kwargs)
+
+            quiet_aware._sets_quiet_warnings = True  # type: ignore[attr-defined]
+            cmd.callback = quiet_aware
+        return cmd
+
+
+app = typer.Typer(
+    cls=OneLineErrorGroup,
+    name="nnaudio",
+    help="Batch audio feature extraction into HDF5 with nnaudio_core transforms.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+
+def _print_version(value: bool) -> None:
+    if not value:
+        return
+    from importlib import metadata
+
+    def version(dist: str, fallback: str) -> str:
+        try:
+            return metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            return fallback
+
+    from nnaudio_core import __version__ as core_version
+
+    print(
+        f"nnaudio {version('nnaudio', core_version)} (torch {version('torch', 'not installed')}, "
+        f"python {sys.version.split()[0]})"
+    )
+    raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", is_eager=True, callback=_print_version,
+        help="Print the nnaudio and torch versions and exit.",
+    ),
+) -> None:
+    pass
+
+
+for _module in (extract, info, invert, benchmark, presets):
+    app.command(name=_module.NAME, epilog=_module.EPILOG)(_module.run)
+
+
+def main() -> None:
+    """Entry point for ``python -m nnaudio_cli``."""
+    app()

@@ -1,0 +1,235 @@
+"""``nnaudio extract INPUT_DIR OUTPUT.h5``: compute the features of every audio file."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from nnaudio_cli.errors import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, CliError, error
+from nnaudio_cli.flags import (
+    check_verbosity,
+    device_option,
+    examples,
+    positive_finite,
+    quiet_option,
+    verbose_option,
+)
+from nnaudio_cli.text import shown_key
+
+NAME = "extract"
+EPILOG = examples(
+    "nnaudio extract data/ feats.h5 -c mel128",
+    "nnaudio extract data/ cqt.h5 -t cqt --set n_bins=96 --sr 16000 --device cuda",
+    "nnaudio extract data/ feats.h5 -c mel128 --resume --json > summary.json",
+)
+
+
+class Compression(str, Enum):
+    """HDF5 compression of /features/data."""
+
+    lzf = "lzf"
+    gzip = "gzip"
+    none = "none"
+
+
+class NanPolicy(str, Enum):
+    """What to do with NaN/Inf input samples."""
+
+    reject = "reject"
+    zero = "zero"
+
+
+def run(
+    ctx: typer.Context,
+    input_dir: Path = typer.Argument(
+        ..., exists=True, file_okay=False, dir_okay=True, help="Folder searched recursively."
+    ),
+    output: Path = typer.Argument(..., dir_okay=False, help="HDF5 file to write."),
+    config: Optional[str] = typer.Option(
+        None, "--config", "-c", help="Preset: a TOML path or a name in configs/ (mel128, ...)."
+    ),
+    transform: Optional[str] = typer.Option(
+        None, "--transform", "-t", help="Transform class or name: stft, mel, mfcc, ..."
+    ),
+    set_: List[str] = typer.Option(
+        [], "--set", "-s", help="Override a transform parameter: key=value (repeatable)."
+    ),
+    sr: Optional[float] = typer.Option(
+        None, "--sr", callback=positive_finite("Hz"), help="Target sample rate in Hz."
+    ),
+    mono: bool = typer.Option(
+        True, "--mono/--keep-channels", help="Mix to mono (default) or store every channel."
+    ),
+    device: str = device_option(),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", "-j", min=0, max=256,
+        help="Decoder processes (default: cores - 1; 0: inline).",
+    ),
+    batch_seconds: float = typer.Option(
+        60.0, "--batch-seconds", min=0.01, callback=positive_finite("seconds"),
+        help="Audio seconds per transform batch.",
+    ),
+    segment_seconds: Optional[float] = typer.Option(
+        None, "--segment-seconds", min=0.01, callback=positive_finite("seconds"),
+        help="Files longer than this are streamed in segments (default: --batch-seconds).",
+    ),
+    compression: Compression = typer.Option(Compression.lzf, "--compression"),
+    threads: Optional[int] = typer.Option(
+        None, "--threads", min=1, max=1024,
+        help="torch CPU threads (default: cores minus the default decoder count; it never "
+        "follows --workers, so results do not depend on --workers).",
+    ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing OUTPUT (and discard OUTPUT.parts/)."
+    ),
+    resume: bool = typer.Option(
+        False, "--resume",
+        help="Continue an interrupted run from OUTPUT.parts/ (changed inputs are recomputed).",
+    ),
+    nan_policy: NanPolicy = typer.Option(
+        NanPolicy.reject, "--nan-policy",
+        help="Inputs with NaN/Inf samples: reject (failed row) or zero (replaced by 0).",
+    ),
+    json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
+    quiet: bool = quiet_option(),
+    verbose: bool = verbose_option(),
+) -> int:
+    """Compute features of every audio file under INPUT_DIR and write them to OUTPUT."""
+    check_verbosity(quiet, verbose)
+    if resume and overwrite:
+        raise CliError("--resume and --overwrite exclude each other", usage=True)
+    if output.exists() and not (overwrite or resume):
+        raise CliError(
+            f"{output} exists; pass --overwrite to replace it or --resume to update it",
+            usage=True,
+        )
+    from nnaudio_cli.outputs import check_parent
+
+    check_parent(output)
+    from nnaudio_cli import interrupts
+    from nnaudio_cli.extract.decode import default_workers, make_decoder
+
+    restore_signals = interrupts.install()  # SIGTERM stops the run like Ctrl-C (exit 143)
+    decoder: Any = None
+    try:
+        # the decoder processes (no torch) start now, while this process imports torch
+        n_workers = default_workers() if workers is None else workers
+        decoder = make_decoder(n_workers)
+        from nnaudio_cli.config import resolve
+        from nnaudio_cli.devices import resolve_device
+
+        cfg = resolve(config, transform, list(set_), sr)
+        dev = resolve_device(device)
+        argv = list((ctx.find_root().obj or {}).get("argv", []))
+        return _run(
+            decoder, n_workers, input_dir, output, cfg, dev, mono, batch_seconds,
+            segment_seconds, compression.value, threads, json_out, quiet, verbose, resume,
+            overwrite, nan_policy.value, argv,
+        )
+    except KeyboardInterrupt:  # before the run started: nothing to keep
+        if decoder is not None:
+            decoder.close()
+        print("nnaudio: interrupted; nothing written", file=sys.stderr, flush=True)
+        return interrupts.interrupted_exit(interrupts.exit_code())
+    finally:
+        restore_signals()
+        if decoder is not None:
+            decoder.close()
+
+
+def _note(msg: str) -> None:
+    print(f"nnaudio: note: {msg}", file=sys.stderr, flush=True)
+
+
+def _run(
+    decoder: Any,
+    n_workers: int,
+    input_dir: Path,
+    output: Path,
+    cfg: Any,
+    dev: Any,
+    mono: bool,
+    batch_seconds: float,
+    segment_seconds: Optional[float],
+    compression: str,
+    threads: Optional[int],
+    json_out: bool,
+    quiet: bool,
+    verbose: bool,
+    resume: bool,
+    overwrite: bool,
+    nan_policy: str,
+    argv: List[str],
+) -> int:
+    import torch
+
+    from nnaudio_cli import interrupts
+    from nnaudio_cli.extract import ExtractOptions, Interrupted, default_threads, run_extract
+    from nnaudio_cli.progress import make_reporter
+    from nnaudio_core import ParameterError
+
+    torch.set_num_threads(threads or default_threads(dev))
+    if verbose:
+        params = ", ".join(f"{k}={v!r}" for k, v in sorted(cfg.params.items()))
+        _note(f"{cfg.transform}({params}) at {cfg.sr:g} Hz from {cfg.source}; device {dev}, "
+              f"{n_workers} decoder(s), {torch.get_num_threads()} torch thread(s)")
+    opts = ExtractOptions(
+        input_dir=input_dir,
+        output=output,
+        config=cfg,
+        device=dev,
+        mono=mono,
+        workers=n_workers,
+        batch_seconds=batch_seconds,
+        segment_seconds=segment_seconds,
+        compression=compression,
+        command_line=["nnaudio", *argv],
+        resume=resume,
+        overwrite=overwrite,
+        nan_policy=nan_policy,
+        note=_note,
+    )
+    try:
+        summary = run_extract(opts, make_reporter(quiet), decoder)
+    except ParameterError as e:
+        raise CliError(f"invalid {cfg.transform} parameters: {e}") from None
+    except (CliError, OSError) as e:
+        from nnaudio_cli.store import LEAKED
+
+        if LEAKED:  # an HDF5 handle failed mid-write: closing it may crash; skip teardown
+            error(str(e))
+            sys.stdout.flush()
+            os._exit(EXIT_FATAL)
+        raise
+    except Interrupted as e:
+        decoder.close()  # reap the workers before exiting at once
+        interrupts.flush_streams()
+        if e.assembling:
+            print(f"nnaudio: interrupted while assembling {output}; all {e.total} inputs are "
+                  "kept; rerun with --resume to assemble them", file=sys.stderr, flush=True)
+        else:
+            print(f"nnaudio: interrupted; {e.kept} of {e.total} inputs kept; rerun with "
+                  "--resume to continue", file=sys.stderr, flush=True)
+        return interrupts.interrupted_exit(interrupts.exit_code())
+    result = summary.as_dict()
+    for f in summary.failures:
+        reason = " ".join(str(f["reason"]).split())
+        print(f"nnaudio: failed: {shown_key(str(f['key']))}: {reason}", file=sys.stderr)
+    if not quiet:
+        resumed = f" ({summary.resumed} kept from before)" if summary.resumed else ""
+        print(
+            f"nnaudio: wrote {shown_key(str(output))}: {summary.ok}/{summary.files} files"
+            f"{resumed}, "
+            f"{summary.audio_seconds / 3600:.3f} h audio in {summary.wall_seconds:.1f} s "
+            f"({result['audio_seconds_per_second']:.0f}x real time)",
+            file=sys.stderr,
+        )
+    if json_out:
+        print(json.dumps(result, indent=2))
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
