@@ -10,6 +10,7 @@ import tomllib
 from typer.testing import CliRunner
 
 from nnaudio_cli.app import app
+from nnaudio_cli.config import RATE_PARAM
 
 COMMANDS = ("extract", "info", "invert", "benchmark", "presets")
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -77,7 +78,9 @@ def test_presets_json_lists_every_shipped_preset_with_transform_rate_and_params(
         assert row["transform"] == toml["transform"], name
         assert row["sr"] == toml["sr"], name
         # the resolved parameters: the preset's, plus the sample rate the transform is built at
-        assert row["params"] == {**toml["params"], "sr": toml["sr"]}, name
+        # (under the transform's own name for it: CFP calls it fs)
+        rate = RATE_PARAM.get(toml["transform"], "sr")
+        assert row["params"] == {**toml["params"], rate: toml["sr"]}, name
         assert row["description"] == toml["description"], name
     assert rows["mel128"]["params"]["n_mels"] == 128
     assert rows["cqt84"]["params"]["n_bins"] == 84
