@@ -17,9 +17,9 @@ from nnaudio_core.features.cqt import (
     CQT1992v2,
     CQT2010v2,
     VariableQ,
-    iCQT,
 )
 from nnaudio_core.features.griffin_lim import Griffin_Lim, spectral_convergence
+from nnaudio_core.features.icqt import iCQT
 from nnaudio_core.features.mel import MFCC, MelSpectrogram
 from nnaudio_core.features.stft import STFT, iSTFT
 from nnaudio_core.features.vqt import VQT

@@ -1,13 +1,48 @@
-"""What every transform shares: describing itself so that it can be rebuilt."""
+"""What every transform module shares.
+
+* :class:`Transform`, the base class: describing itself so that it can be rebuilt.
+* The choices of the string parameters (:data:`OUTPUT_FORMATS`, :data:`PAD_MODES`,
+  :data:`BACKENDS`, :data:`NORMALIZATION_TYPES`) and :func:`check_choice`.
+* :func:`resolve_lengths`: the STFT-family defaults of ``win_length`` and ``hop_length``.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Optional
 
 import numpy as np
 from torch import nn
 
 from nnaudio_core.errors import ParameterError
+
+#: Output formats of the analysis transforms.
+OUTPUT_FORMATS = ("Magnitude", "Complex", "Phase")
+#: Centre-padding modes.
+PAD_MODES = ("reflect", "constant")
+#: Computation paths (see :mod:`nnaudio_core.features.stft`).
+BACKENDS = ("auto", "fft", "conv")
+#: Output scalings of the constant-/variable-Q transforms.
+NORMALIZATION_TYPES = ("librosa", "convolutional", "wrap")
+
+
+def check_choice(name: str, value: object, choices: tuple) -> None:
+    """Raise :class:`ParameterError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ParameterError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def resolve_lengths(
+    n_fft: int, win_length: Optional[int], hop_length: Optional[int]
+) -> tuple[int, int]:
+    """``(win_length, hop_length)`` with the STFT defaults filled in (``win_length = n_fft``,
+    ``hop_length = win_length // 4``), in samples."""
+    if n_fft < 1:
+        raise ParameterError(f"n_fft={n_fft} must be >= 1")
+    win_length = n_fft if win_length is None else int(win_length)
+    hop_length = max(1, win_length // 4) if hop_length is None else int(hop_length)
+    if hop_length < 1:
+        raise ParameterError(f"hop_length={hop_length} must be >= 1")
+    return win_length, hop_length
 
 
 class Transform(nn.Module):

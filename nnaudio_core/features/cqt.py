@@ -33,10 +33,14 @@ from torch import Tensor, nn
 from nnaudio_core import checks, filters
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features.base import Transform
-from nnaudio_core.features.stft import BACKENDS, OUTPUT_FORMATS, PAD_MODES, _check_choice
-
-NORMALIZATION_TYPES = ("librosa", "convolutional", "wrap")
+from nnaudio_core.features.base import (
+    BACKENDS,
+    NORMALIZATION_TYPES,
+    OUTPUT_FORMATS,
+    PAD_MODES,
+    Transform,
+    check_choice,
+)
 
 # frames per FFT segment: long segments amortise the kernel span (n_fft) of overlap
 SEGMENT_FRAMES = 64
@@ -130,10 +134,10 @@ class VariableQ(Transform):
         super().__init__()
         self._remember_config(locals())
         filters.check_bandwidth(bandwidth)
-        _check_choice("pad_mode", pad_mode, PAD_MODES)
-        _check_choice("output_format", output_format, OUTPUT_FORMATS)
-        _check_choice("normalization_type", normalization_type, NORMALIZATION_TYPES)
-        _check_choice("backend", backend, BACKENDS)
+        check_choice("pad_mode", pad_mode, PAD_MODES)
+        check_choice("output_format", output_format, OUTPUT_FORMATS)
+        check_choice("normalization_type", normalization_type, NORMALIZATION_TYPES)
+        check_choice("backend", backend, BACKENDS)
         if backend == "fft" and trainable:
             raise ParameterError("backend='fft' cannot train kernels; use backend='conv'")
         checks.check_variable_q(
@@ -626,6 +630,3 @@ class CQT2010(CQT2010v2):
         )
         self._remember_config(locals())
 
-
-# the inverse lives in its own module; imported last because it builds on VariableQ
-from nnaudio_core.features.icqt import iCQT  # noqa: E402, F401

@@ -27,8 +27,8 @@ from torch import Tensor
 
 from nnaudio_core import checks, filters
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features.base import Transform
-from nnaudio_core.features.stft import PAD_MODES, STFT, _check_choice, _resolve_lengths
+from nnaudio_core.features.base import PAD_MODES, Transform, check_choice, resolve_lengths
+from nnaudio_core.features.stft import STFT
 
 _EPS = 1e-16
 # complex values per chunk of items iterated together (~2 MB: one core's L2 cache)
@@ -123,14 +123,14 @@ class Griffin_Lim(Transform):
     ) -> None:
         super().__init__()
         self._remember_config(locals())
-        _check_choice("pad_mode", pad_mode, PAD_MODES)
+        check_choice("pad_mode", pad_mode, PAD_MODES)
         checks.check_frames(n_fft, win_length, hop_length)
         checks.check_window(window)
         if n_iter < 1:
             raise ParameterError(f"n_iter={n_iter} must be >= 1")
         if not 0.0 <= momentum < 1.0:
             raise ParameterError(f"momentum={momentum} must be in [0, 1)")
-        win_length, hop_length = _resolve_lengths(n_fft, win_length, hop_length)
+        win_length, hop_length = resolve_lengths(n_fft, win_length, hop_length)
         self.stft = STFT(
             n_fft=n_fft,
             win_length=win_length,

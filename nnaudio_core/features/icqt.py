@@ -36,9 +36,14 @@ from torch import Tensor
 from nnaudio_core import filters
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features.base import Transform
-from nnaudio_core.features.cqt import NORMALIZATION_TYPES, VariableQ
-from nnaudio_core.features.stft import BACKENDS, PAD_MODES, _check_choice
+from nnaudio_core.features.base import (
+    BACKENDS,
+    NORMALIZATION_TYPES,
+    PAD_MODES,
+    Transform,
+    check_choice,
+)
+from nnaudio_core.features.cqt import VariableQ
 
 
 def max_hop_length(sr: float, f_max: float, bins_per_octave: int = 12) -> int:
@@ -152,9 +157,9 @@ class iCQT(Transform):
     ) -> None:
         super().__init__()
         self._remember_config(locals())
-        _check_choice("pad_mode", pad_mode, PAD_MODES)
-        _check_choice("normalization_type", normalization_type, NORMALIZATION_TYPES)
-        _check_choice("backend", backend, BACKENDS)
+        check_choice("pad_mode", pad_mode, PAD_MODES)
+        check_choice("normalization_type", normalization_type, NORMALIZATION_TYPES)
+        check_choice("backend", backend, BACKENDS)
         if n_iter < 1:
             raise ParameterError(f"n_iter={n_iter} must be >= 1")
         if tol < 0:

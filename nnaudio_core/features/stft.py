@@ -28,28 +28,14 @@ from torch import Tensor, nn
 from nnaudio_core import checks, filters
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features.base import Transform
-
-OUTPUT_FORMATS = ("Magnitude", "Complex", "Phase")
-PAD_MODES = ("reflect", "constant")
-BACKENDS = ("auto", "fft", "conv")
-
-
-def _check_choice(name: str, value: object, choices: tuple) -> None:
-    if value not in choices:
-        raise ParameterError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
-
-
-def _resolve_lengths(
-    n_fft: int, win_length: Optional[int], hop_length: Optional[int]
-) -> tuple[int, int]:
-    if n_fft < 1:
-        raise ParameterError(f"n_fft={n_fft} must be >= 1")
-    win_length = n_fft if win_length is None else int(win_length)
-    hop_length = max(1, win_length // 4) if hop_length is None else int(hop_length)
-    if hop_length < 1:
-        raise ParameterError(f"hop_length={hop_length} must be >= 1")
-    return win_length, hop_length
+from nnaudio_core.features.base import (
+    BACKENDS,
+    OUTPUT_FORMATS,
+    PAD_MODES,
+    Transform,
+    check_choice,
+    resolve_lengths,
+)
 
 
 def _tensor(a: np.ndarray) -> Tensor:
@@ -193,15 +179,15 @@ class STFT(Transform):
     ) -> None:
         super().__init__()
         self._remember_config(locals())
-        _check_choice("freq_scale", freq_scale, filters.FREQ_SCALES)
-        _check_choice("pad_mode", pad_mode, PAD_MODES)
-        _check_choice("output_format", output_format, OUTPUT_FORMATS)
-        _check_choice("backend", backend, BACKENDS)
+        check_choice("freq_scale", freq_scale, filters.FREQ_SCALES)
+        check_choice("pad_mode", pad_mode, PAD_MODES)
+        check_choice("output_format", output_format, OUTPUT_FORMATS)
+        check_choice("backend", backend, BACKENDS)
         checks.check_stft(
             n_fft, win_length, hop_length, sr, window, freq_scale, fmin, fmax, freq_bins,
             kernel_path=trainable or backend == "conv" or freq_scale != "no",
         )
-        win_length, hop_length = _resolve_lengths(n_fft, win_length, hop_length)
+        win_length, hop_length = resolve_lengths(n_fft, win_length, hop_length)
         freq_bins = n_fft // 2 + 1 if freq_bins is None else int(freq_bins)
         if freq_bins < 1 or (freq_scale == "no" and freq_bins > n_fft // 2 + 1):
             raise ParameterError(
@@ -401,8 +387,8 @@ class iSTFT(Transform):
     ) -> None:
         super().__init__()
         self._remember_config(locals())
-        _check_choice("freq_scale", freq_scale, filters.FREQ_SCALES)
-        _check_choice("backend", backend, BACKENDS)
+        check_choice("freq_scale", freq_scale, filters.FREQ_SCALES)
+        check_choice("backend", backend, BACKENDS)
         if backend == "fft" and trainable_kernels:
             raise ParameterError("backend='fft' cannot train kernels; use backend='conv'")
         checks.check_stft(
@@ -411,7 +397,7 @@ class iSTFT(Transform):
         )
         if freq_scale != "no":
             _warn_analysis_only("iSTFT", freq_scale)
-        win_length, hop_length = _resolve_lengths(n_fft, win_length, hop_length)
+        win_length, hop_length = resolve_lengths(n_fft, win_length, hop_length)
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.freq_scale = freq_scale
