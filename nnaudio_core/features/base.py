@@ -4,6 +4,7 @@
 * The choices of the string parameters (:data:`OUTPUT_FORMATS`, :data:`PAD_MODES`,
   :data:`BACKENDS`, :data:`NORMALIZATION_TYPES`) and :func:`check_choice`.
 * :func:`resolve_lengths`: the STFT-family defaults of ``win_length`` and ``hop_length``.
+* :func:`require_frames`: the inverses' check of their input's frame count.
 """
 
 from __future__ import annotations
@@ -29,6 +30,12 @@ def check_choice(name: str, value: object, choices: tuple) -> None:
     """Raise :class:`ParameterError` unless ``value`` is one of ``choices``."""
     if value not in choices:
         raise ParameterError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def require_frames(n_frames: int, what: str) -> None:
+    """Raise :class:`ParameterError` when an inverse is handed a spectrogram of 0 frames."""
+    if n_frames < 1:
+        raise ParameterError(f"{what} needs at least 1 frame, got {n_frames}")
 
 
 def resolve_lengths(

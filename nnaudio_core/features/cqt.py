@@ -374,7 +374,7 @@ class VariableQ(Transform):
             real = real * 2.0
             imag = imag * 2.0
         elif norm_type != "convolutional":
-            raise ValueError(
+            raise ParameterError(
                 f"normalization_type='{norm_type}' is not one of librosa, convolutional, wrap"
             )
         if fmt == "Magnitude":
@@ -388,7 +388,7 @@ class VariableQ(Transform):
             phase = torch.atan2(imag, real)
             out = torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
         else:
-            raise ValueError(f"output_format='{fmt}' is not one of Magnitude, Complex, Phase")
+            raise ParameterError(f"output_format='{fmt}' is not one of Magnitude, Complex, Phase")
         return AF.unpack_batch(out, lead)
 
     def extra_repr(self) -> str:

@@ -27,7 +27,13 @@ from torch import Tensor
 
 from nnaudio_core import checks, filters
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features.base import PAD_MODES, Transform, check_choice, resolve_lengths
+from nnaudio_core.features.base import (
+    PAD_MODES,
+    Transform,
+    check_choice,
+    require_frames,
+    resolve_lengths,
+)
 from nnaudio_core.features.stft import STFT
 
 _EPS = 1e-16
@@ -56,13 +62,13 @@ def spectral_convergence(
     """
     if estimate.shape != magnitude.shape:
         if stft is None:
-            raise ValueError(
+            raise ParameterError(
                 f"estimate of shape {tuple(estimate.shape)} is not a magnitude of shape "
                 f"{tuple(magnitude.shape)}; pass stft= to compare a waveform"
             )
         estimate = stft(estimate, output_format="Magnitude")
         if estimate.shape[-2:] != magnitude.shape[-2:]:
-            raise ValueError(
+            raise ParameterError(
                 f"the waveform's STFT has shape {tuple(estimate.shape[-2:])}, the target "
                 f"{tuple(magnitude.shape[-2:])}: check n_fft/hop_length and the length"
             )
@@ -219,12 +225,13 @@ class Griffin_Lim(Transform):
         """
         n_half = self.n_fft // 2 + 1
         if S.dim() < 2 or S.shape[-2] != n_half:
-            raise ValueError(
+            raise ParameterError(
                 f"Griffin_Lim expects a magnitude of shape (..., {n_half}, frames), "
                 f"got {tuple(S.shape)}"
             )
         if torch.is_complex(S):
-            raise ValueError("Griffin_Lim expects a real magnitude, got a complex tensor")
+            raise ParameterError("Griffin_Lim expects a real magnitude, got a complex tensor")
+        require_frames(S.shape[-1], "Griffin_Lim")
         if S.dim() == 2:
             S = S.unsqueeze(0)
         lead: List[int] = list(S.shape[:-2])
@@ -235,7 +242,7 @@ class Griffin_Lim(Transform):
         iters = self.n_iter if n_iter is None else int(n_iter)
         if init_angles is not None:
             if init_angles.shape[-1] != 2 or init_angles.shape[-3:-1] != mag.shape[-2:]:
-                raise ValueError(
+                raise ParameterError(
                     f"init_angles of shape {tuple(init_angles.shape)} do not match the "
                     f"magnitude {tuple(S.shape)} (expected (..., bins, frames, 2))"
                 )

@@ -42,6 +42,7 @@ from nnaudio_core.features.base import (
     PAD_MODES,
     Transform,
     check_choice,
+    require_frames,
 )
 from nnaudio_core.features.cqt import VariableQ
 
@@ -448,7 +449,7 @@ class iCQT(Transform):
         else:
             lo, hi = self.n_fft + hop * (n_frames - 1), self.n_fft + hop * n_frames - 1
         if lo > hi:
-            raise ValueError(
+            raise ParameterError(
                 f"{n_frames} frames cannot come from center={self.center}, "
                 f"pad_mode='{self.pad_mode}' with n_fft={self.n_fft}, hop_length={hop}"
             )
@@ -481,10 +482,11 @@ class iCQT(Transform):
         if torch.is_complex(C):
             C = torch.view_as_real(C)
         if C.dim() < 3 or C.shape[-1] != 2 or C.shape[-3] != self.n_bins:
-            raise ValueError(
+            raise ParameterError(
                 f"iCQT expects a Complex CQT of shape (..., {self.n_bins}, frames, 2), "
                 f"got {tuple(C.shape)}"
             )
+        require_frames(C.shape[-2], "iCQT")
         if C.dim() == 3:
             C = C.unsqueeze(0)
         lead: List[int] = list(C.shape[:-3])

@@ -27,13 +27,14 @@ from torch import Tensor, nn
 
 from nnaudio_core import checks, filters
 from nnaudio_core import functional as AF
-from nnaudio_core.errors import ParameterError
+from nnaudio_core.errors import NonInvertibleError, ParameterError
 from nnaudio_core.features.base import (
     BACKENDS,
     OUTPUT_FORMATS,
     PAD_MODES,
     Transform,
     check_choice,
+    require_frames,
     resolve_lengths,
 )
 
@@ -53,7 +54,7 @@ def _warn_analysis_only(what: str, freq_scale: str) -> None:
     warnings.warn(
         f"{what} with freq_scale={freq_scale!r}: non-uniform frequency scales are "
         f"analysis-only; the inverse is only exact for freq_scale='no' and raises "
-        f"RuntimeError when called",
+        f"NonInvertibleError (a RuntimeError) when called",
         UserWarning,
         stacklevel=3,
     )
@@ -61,12 +62,12 @@ def _warn_analysis_only(what: str, freq_scale: str) -> None:
 
 def _inverse_checks(freq_scale: str, n_bins: int, n_fft: int) -> None:
     if freq_scale != "no":
-        raise RuntimeError(
+        raise NonInvertibleError(
             f"inverse STFT is only exact for freq_scale='no', this transform has "
             f"freq_scale='{freq_scale}'; invert a freq_scale='no' STFT or use Griffin-Lim"
         )
     if n_bins != n_fft // 2 + 1:
-        raise RuntimeError(
+        raise NonInvertibleError(
             f"inverse STFT needs all n_fft // 2 + 1 = {n_fft // 2 + 1} bins, got {n_bins}; "
             f"leave freq_bins=None"
         )
@@ -86,13 +87,14 @@ def _inverse(
     n_fft = window.shape[0]
     n_half = n_fft // 2 + 1
     if X.dim() < 3 or X.shape[-1] != 2:
-        raise ValueError(
+        raise ParameterError(
             "inverse STFT expects a Complex spectrogram of shape (..., freq_bins, frames, 2)"
         )
     if X.shape[-3] == n_fft and n_fft != n_half:
         X = X[..., :n_half, :, :]  # two-sided input (onesided=False): keep the positive half
     if X.shape[-3] != n_half:
-        raise ValueError(f"inverse STFT expects {n_half} frequency bins, got {X.shape[-3]}")
+        raise ParameterError(f"inverse STFT expects {n_half} frequency bins, got {X.shape[-3]}")
+    require_frames(X.shape[-2], "inverse STFT")
     if X.dim() == 3:
         X = X.unsqueeze(0)
     X = X.to(window.dtype)  # the dtype rule: see the module docstring
@@ -294,7 +296,9 @@ class STFT(Transform):
         elif fmt == "Phase":
             out = torch.atan2(imag, real)
         else:
-            raise ValueError(f"output_format='{fmt}' is not one of 'Magnitude', 'Complex', 'Phase'")
+            raise ParameterError(
+                f"output_format='{fmt}' is not one of 'Magnitude', 'Complex', 'Phase'"
+            )
         return out
 
     @torch.jit.export
@@ -308,7 +312,8 @@ class STFT(Transform):
         """Waveform from a ``'Complex'`` STFT (overlap-add with window-sum-square division).
 
         Exact (float32 round-off) for ``freq_scale='no'`` with all ``n_fft // 2 + 1`` bins;
-        raises ``RuntimeError`` naming ``freq_scale`` for any other grid.
+        raises :class:`~nnaudio_core.errors.NonInvertibleError` (a ``RuntimeError``) naming
+        ``freq_scale`` for any other grid.
 
         Parameters
         ----------
@@ -353,7 +358,8 @@ class iSTFT(Transform):
     n_fft, win_length, hop_length, window, center, sr : as :class:`STFT`
     freq_bins, fmin, fmax : accepted for nnAudio compatibility; inversion needs the full grid
     freq_scale : str
-        Must be ``'no'`` for :meth:`forward` (``RuntimeError`` naming ``freq_scale`` otherwise).
+        Must be ``'no'`` for :meth:`forward` (otherwise ``NonInvertibleError``, a
+        ``RuntimeError``, naming ``freq_scale``).
     trainable_kernels : bool
         Learn the synthesis kernels (kernel path, ``conv_transpose1d``).
     trainable_window : bool
