@@ -31,8 +31,10 @@ from nnaudio_core.features.base import (
     PAD_MODES,
     Transform,
     check_choice,
+    fit_length,
     require_frames,
     resolve_lengths,
+    working_length,
 )
 from nnaudio_core.features.stft import STFT
 
@@ -158,18 +160,6 @@ class Griffin_Lim(Transform):
         """Bin indices (Griffin-Lim has no sample rate), shape (n_fft // 2 + 1,)."""
         return np.arange(self.n_fft // 2 + 1, dtype=np.float64)
 
-    def _signal_length(self, n_frames: int, length: Optional[int]) -> int:
-        """Length that gives ``n_frames`` frames: ``length`` when it does, else the shortest."""
-        hop = self.hop_length
-        if self.center:
-            lo, hi = hop * (n_frames - 1), hop * n_frames - 1
-            lo = max(lo, 1)
-        else:
-            lo, hi = self.n_fft + hop * (n_frames - 1), self.n_fft + hop * n_frames - 1
-        if length is not None and lo <= length <= hi:
-            return int(length)
-        return lo
-
     def _project(self, Z: Tensor, n_work: int) -> Tuple[Tensor, Tensor]:
         """Waveform ``iSTFT(Z)`` of ``n_work`` samples and its STFT, for a complex ``Z``
         ``(batch, bins, frames)`` (the STFT is complex too).
@@ -238,7 +228,7 @@ class Griffin_Lim(Transform):
         n_frames = S.shape[-1]
         # the dtype rule, see nnaudio_core.features.stft
         mag = S.reshape(-1, n_half, n_frames).to(self.stft.window_mask.dtype)
-        n_work = self._signal_length(n_frames, length)
+        n_work = working_length(n_frames, length, self.n_fft, self.hop_length, self.center)
         iters = self.n_iter if n_iter is None else int(n_iter)
         if init_angles is not None:
             if init_angles.shape[-1] != 2 or init_angles.shape[-3:-1] != mag.shape[-2:]:
@@ -269,11 +259,8 @@ class Griffin_Lim(Transform):
             hist = torch.cat([part[1] for part in parts])
         else:
             x, hist = self._iterate(mag, angles, n_work, iters, tol, keep_history, in_place)
-        out_len = n_work if length is None else length
-        if out_len < n_work:
-            x = x[:, :out_len]
-        elif out_len > n_work:
-            x = torch.nn.functional.pad(x, [0, out_len - n_work])
+        out_len = n_work if length is None else int(length)
+        x = fit_length(x, out_len)
         return x.reshape(lead + [out_len]), hist.reshape(lead + [hist.shape[-1]])
 
     def _iterate(

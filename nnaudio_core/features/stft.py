@@ -18,8 +18,9 @@ integer) audio into a default module gives float32 output, never an error.
 
 from __future__ import annotations
 
+import inspect
 import warnings
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -427,6 +428,38 @@ class iSTFT(Transform):
             else:
                 self.register_buffer("icos", _kernel(icos, False))
                 self.register_buffer("isin", _kernel(isin, False))
+
+    #: the STFT parameters an inverse takes over (:meth:`from_stft`)
+    SHARED_WITH_STFT = (
+        "n_fft", "win_length", "freq_bins", "hop_length", "window", "freq_scale", "center",
+        "fmin", "fmax", "sr", "verbose", "backend",
+    )
+
+    @classmethod
+    def from_stft(cls, stft: STFT | dict[str, Any], **overrides: Any) -> iSTFT:
+        """The inverse of an :class:`STFT`: same ``n_fft``, ``win_length``, ``hop_length``,
+        ``window``, ``center``, ``freq_scale`` (``fmin``, ``fmax``, ``freq_bins``), ``sr`` and
+        ``backend``.
+
+        Parameters
+        ----------
+        stft : STFT, or its ``get_config()`` (``{"transform": "STFT", "params": {...}}``,
+            or the ``params`` alone; parameters left out take STFT's defaults)
+        **overrides
+            iSTFT parameters to set instead (e.g. ``center=False``, ``trainable_window``).
+        """
+        if isinstance(stft, STFT):
+            params = dict(stft._config)
+        else:
+            if stft.get("transform", "STFT") != "STFT":
+                raise ParameterError(f"iSTFT inverts an STFT, not a {stft['transform']}")
+            given = stft.get("params", stft) if "transform" in stft else stft
+            defaults = {
+                n: p.default for n, p in inspect.signature(STFT).parameters.items()
+            }
+            params = {**defaults, **given}
+        kw = {k: params[k] for k in cls.SHARED_WITH_STFT if k in params}
+        return cls(**{**kw, **overrides})
 
     def frequencies(self) -> np.ndarray:
         """Frequency (Hz) of each expected input bin, shape (n_fft // 2 + 1,)."""

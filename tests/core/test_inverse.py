@@ -181,3 +181,26 @@ def test_inverse_is_linear_and_batched():
         assert snr_db(x[b], rec[b]) >= 100.0
         torch.testing.assert_close(rec[b : b + 1], m.inverse(X[b : b + 1], length=6000),
                                    rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("as_config", [False, True], ids=["module", "config"])
+def test_istft_from_stft_inverts_a_non_default_stft(as_config):
+    """from_stft takes over n_fft, win_length, hop_length, window and center: a hamming,
+    uncentred STFT with win_length < n_fft comes back to float32 round-off."""
+    x = torch.from_numpy(signals.speech_like(16000))[None]
+    stft = STFT(n_fft=400, win_length=300, hop_length=80, window="hamming", center=False,
+                sr=16000)
+    inv = iSTFT.from_stft(stft.get_config() if as_config else stft)
+    assert (inv.n_fft, inv.hop_length, inv.center, inv.sr) == (400, 80, False, 16000)
+    y = inv(stft(x), length=x.shape[-1])
+    # uncentred: the first and last n_fft samples are not fully covered by windows
+    inner = slice(400, x.shape[-1] - 400)
+    torch.testing.assert_close(y[..., inner], x[..., inner], atol=1e-4, rtol=0)
+
+
+def test_istft_from_stft_overrides_and_refuses_other_transforms():
+    stft = STFT(n_fft=256, hop_length=64)
+    assert iSTFT.from_stft(stft, center=False).center is False
+    assert iSTFT.from_stft({"n_fft": 512}).hop_length == 128  # STFT's defaults fill in
+    with pytest.raises(ParameterError, match="MelSpectrogram"):
+        iSTFT.from_stft({"transform": "MelSpectrogram", "params": {}})
