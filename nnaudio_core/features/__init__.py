@@ -52,22 +52,4 @@ def build(config: dict[str, Any]) -> Transform:
     return TRANSFORMS[name].from_config(config)
 
 
-__all__ = [
-    "CQT",
-    "CQT1992",
-    "CQT2010",
-    "CQT1992v2",
-    "CQT2010v2",
-    "MFCC",
-    "STFT",
-    "TRANSFORMS",
-    "VQT",
-    "MelSpectrogram",
-    "Transform",
-    "VariableQ",
-    "Griffin_Lim",
-    "build",
-    "iCQT",
-    "iSTFT",
-    "spectral_convergence",
-]
+__all__ = [*TRANSFORMS, "TRANSFORMS", "Transform", "build", "spectral_convergence"]

@@ -281,6 +281,25 @@ class VariableQ(Transform):
             m *= 2
 
     @torch.jit.unused
+    def long_segment_choice(self, n_frames: int) -> tuple[int, str, int]:
+        """The eager-CPU plan's segment length for the long kernels on ``n_frames`` frames:
+        ``(folded length m, matrix buffer name, negative rows)``, by a cost model of the
+        FFTs and the sparse product (the iCQT's adjoint makes the same choice)."""
+        hop, span, k = self.hop_length, self._long_span, self._long_bins
+        best = None
+        for m, name, neg, nnz in self._long:
+            seg_frames = (hop * m - span) // hop + 1
+            if seg_frames < 1:
+                continue
+            n_seg = -(-n_frames // seg_frames)
+            n = hop * m
+            cost = n_seg * (n * np.log2(n) + 6.0 * nnz + k * m * np.log2(m))
+            if best is None or cost < best[0]:
+                best = (cost, m, name, neg)
+        assert best is not None
+        return best[1], best[2], best[3]
+
+    @torch.jit.unused
     def _real_imag_cpu(self, padded: Tensor) -> tuple[Tensor, Tensor]:
         """:meth:`real_imag` by the eager-CPU plan (see :meth:`_build_cpu_plan`)."""
         hop = self.hop_length
@@ -289,18 +308,7 @@ class VariableQ(Transform):
         imags: list[Tensor] = []
         if self._long_bins:
             span, k = self._long_span, self._long_bins
-            best = None
-            for m, name, neg, nnz in self._long:  # cost model: FFTs + sparse product
-                seg_frames = (hop * m - span) // hop + 1
-                if seg_frames < 1:
-                    continue
-                n_seg = -(-n_frames // seg_frames)
-                n = hop * m
-                cost = n_seg * (n * np.log2(n) + 6.0 * nnz + k * m * np.log2(m))
-                if best is None or cost < best[0]:
-                    best = (cost, m, name, neg)
-            assert best is not None
-            _, m, name, neg = best
+            m, name, neg = self.long_segment_choice(n_frames)
             off = self._long_offset
             seg = padded[:, off : off + (n_frames - 1) * hop + span]
             empty = self.src[:0]

@@ -36,6 +36,7 @@ from torch import Tensor
 
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
+from nnaudio_core.features import cqt
 from nnaudio_core.features.base import (
     Transform,
     bind,
@@ -44,15 +45,7 @@ from nnaudio_core.features.base import (
     require_frames,
     working_length,
 )
-from nnaudio_core.features.cqt import (
-    CQT,
-    CQT1992,
-    CQT2010,
-    CQT1992v2,
-    CQT2010v2,
-    VariableQ,
-    q_signature,
-)
+from nnaudio_core.features.cqt import VariableQ, q_signature
 from nnaudio_core.features.vqt import VQT
 
 
@@ -84,7 +77,7 @@ class _Operator(VariableQ):
 
 
 #: the transforms whose configs :meth:`iCQT.from_config` accepts
-INVERTIBLE = (VariableQ, CQT1992v2, CQT, CQT1992, CQT2010v2, CQT2010, VQT)
+INVERTIBLE = (VariableQ, cqt.CQT1992v2, cqt.CQT, cqt.CQT1992, cqt.CQT2010v2, cqt.CQT2010, VQT)
 
 _ICQT_SIGNATURE = q_signature(
     "sr hop_length fmin fmax n_bins bins_per_octave filter_scale norm window center pad_mode "
@@ -317,7 +310,7 @@ class iCQT(Transform):
         b = 0
         if cqt._long_bins:
             k, span, off = cqt._long_bins, cqt._long_span, cqt._long_offset
-            m, name, neg = self._long_choice(n_frames)
+            m, name, neg = cqt.long_segment_choice(n_frames)
             seg_len = (n_frames - 1) * hop + span
             grad[:, off : off + seg_len] += AF.correlate_fft_adjoint(
                 real[:, :k], imag[:, :k], self._long_h[name], k, span, hop, m, neg, seg_len
@@ -333,22 +326,6 @@ class iCQT(Transform):
             b += nb
         (g,) = torch.autograd.grad(padded, z, grad)
         return g
-
-    def _long_choice(self, n_frames: int) -> Tuple[int, str, int]:
-        """The forward's segment length for ``n_frames`` (same cost model as the CQT)."""
-        hop, span, k = self.hop_length, self.cqt._long_span, self.cqt._long_bins
-        best = None
-        for m, name, neg, nnz in self.cqt._long:
-            seg_frames = (hop * m - span) // hop + 1
-            if seg_frames < 1:
-                continue
-            n_seg = -(-n_frames // seg_frames)
-            n = hop * m
-            cost = n_seg * (n * np.log2(n) + 6.0 * nnz + k * m * np.log2(m))
-            if best is None or cost < best[0]:
-                best = (cost, m, name, neg)
-        assert best is not None
-        return best[1], best[2], best[3]
 
     def _normal(self, p: Tensor) -> Tensor:
         """``(A^T A + R) p`` for ``p`` of shape (batch, samples)."""
