@@ -15,6 +15,7 @@ offending key and lists the valid ones.
 
 from __future__ import annotations
 
+import difflib
 import inspect
 import json
 from dataclasses import dataclass, field
@@ -24,24 +25,18 @@ from typing import Any
 import tomllib
 
 from nnaudio_cli.errors import CliError
+from nnaudio_core.errors import ParameterError
 from nnaudio_core.features import TRANSFORMS
+from nnaudio_core.features.base import ParamSpec
 
-#: Friendly (case-insensitive) names accepted by ``--transform`` besides the class names.
+#: Friendly (case-insensitive) names accepted by ``--transform`` besides the class names
+#: (which match in any case: ``stft``, ``mfcc``, ``cqt``, ``vqt``...).
 ALIASES: dict[str, str] = {
-    "stft": "STFT",
     "spec": "STFT",
     "spectrogram": "STFT",
     "mel": "MelSpectrogram",
     "melspec": "MelSpectrogram",
-    "melspectrogram": "MelSpectrogram",
-    "mfcc": "MFCC",
-    "cqt": "CQT1992v2",
-    "cqt1992": "CQT1992v2",
-    "cqt2010": "CQT2010v2",
-    "vqt": "VQT",
-    "variableq": "VariableQ",
     "gammatone": "Gammatonegram",
-    "cfp": "CFP",
 }
 
 #: Transforms that map audio to features and so can be extracted (inverses cannot).
@@ -59,13 +54,6 @@ PRESET_KEYS = ("transform", "sr", "params", "description")
 def preset_dirs() -> tuple[Path, ...]:
     """Where ``--config NAME`` looks for ``NAME.toml``: ``./configs``, then the repository's."""
     return (Path.cwd() / "configs", Path(__file__).resolve().parents[1] / "configs")
-
-
-# Keyword parameters a transform accepts through ``**kwargs`` (delegated to another class).
-_DELEGATES: dict[str, tuple[str, ...]] = {
-    "MelSpectrogram": ("backend",),
-    "MFCC": ("@MelSpectrogram",),
-}
 
 
 class ConfigError(CliError, ValueError):
@@ -115,6 +103,14 @@ def extractable_transforms() -> list[str]:
     return sorted(n for n in TRANSFORMS if n not in NOT_EXTRACTABLE)
 
 
+def did_you_mean(name: str, candidates: list[str]) -> str:
+    """``"did you mean 'X'? "`` for the candidate closest to ``name`` (case-insensitive; of
+    candidates equal but for case, the later one), or ``""`` when none is close."""
+    by_lower = {c.lower(): c for c in candidates}
+    close = difflib.get_close_matches(name.strip().lower(), list(by_lower), n=1, cutoff=0.6)
+    return f"did you mean {by_lower[close[0]]!r}? " if close else ""
+
+
 def resolve_transform_name(name: str, usage: bool = True) -> str:
     """Map a class or friendly name (any case) to a class name of an available transform."""
     by_lower = {n.lower(): n for n in TRANSFORMS}
@@ -124,35 +120,21 @@ def resolve_transform_name(name: str, usage: bool = True) -> str:
     if resolved is None or resolved not in TRANSFORMS or resolved in NOT_EXTRACTABLE:
         friendly = sorted(a for a, c in ALIASES.items() if c in valid)
         raise ConfigError(
-            f"unknown transform {name!r}; valid: {', '.join(valid)} "
-            f"(or {', '.join(friendly)})",
+            f"unknown transform {name!r}; {did_you_mean(key, friendly + valid)}"
+            f"valid: {', '.join(valid)} (or {', '.join(friendly)})",
             usage=usage,
         )
     return resolved
 
 
-def _signature_params(cls_name: str) -> dict[str, inspect.Parameter]:
-    """Named constructor parameters of a transform, following ``**kwargs`` delegation."""
-    cls = TRANSFORMS[cls_name]
-    out: dict[str, inspect.Parameter] = {}
-    for p in inspect.signature(cls.__init__).parameters.values():
-        if p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
-            continue
-        out[p.name] = p
-    for extra in _DELEGATES.get(cls_name, ()):
-        if extra.startswith("@") and extra[1:] in TRANSFORMS:
-            for k, v in _signature_params(extra[1:]).items():
-                out.setdefault(k, v)
-        else:
-            out.setdefault(
-                extra, inspect.Parameter(extra, inspect.Parameter.KEYWORD_ONLY, default="auto")
-            )
-    return out
+def param_spec(cls_name: str) -> dict[str, ParamSpec]:
+    """The ``--set`` / ``[params]`` schema of a transform (its :meth:`Transform.param_spec`)."""
+    return TRANSFORMS[cls_name].param_spec()
 
 
 def valid_params(cls_name: str) -> list[str]:
     """Sorted names of the parameters ``--set`` / ``[params]`` may give for a transform."""
-    return sorted(_signature_params(cls_name))
+    return sorted(param_spec(cls_name))
 
 
 def parse_value(text: str) -> Any:
@@ -167,61 +149,37 @@ def parse_value(text: str) -> Any:
         return s
 
 
-def _kind(param: inspect.Parameter) -> str:
-    """Rough expected type of a parameter: 'bool', 'int', 'float', 'str' or 'any'."""
-    ann = param.annotation
-    text = ann if isinstance(ann, str) else getattr(ann, "__name__", str(ann))
-    default = param.default
-    if isinstance(default, bool) or text == "bool":
-        return "bool"
-    if text in ("int", "Optional[int]"):
-        return "int"
-    if text in ("float", "Optional[float]"):
-        return "float"
-    if isinstance(default, float) and "Any" not in text:
-        return "float"
-    if isinstance(default, int) and text not in ("Any",) and "Spec" not in text:
-        return "int"
-    if text in ("str", "Optional[str]"):
-        return "str"
-    return "any"
-
-
-def coerce(cls_name: str, key: str, value: Any, usage: bool) -> Any:
-    """Check ``key`` against the transform's constructor and coerce ``value`` to its type."""
-    params = _signature_params(cls_name)
-    if key not in params:
+def coerce(cls_name: str, key: str, value: Any, usage: bool, where: str = "") -> Any:
+    """Check ``key`` against the transform's :meth:`param_spec` and coerce ``value`` to its
+    type. ``where`` prefixes the message (``"--set n_mels=abc"``); by default
+    ``"key=value"``."""
+    spec = param_spec(cls_name)
+    if key not in spec:
         raise ConfigError(
-            f"unknown parameter {key!r} for {cls_name}; valid: {', '.join(sorted(params))}",
+            f"unknown parameter {key!r} for {cls_name}; {did_you_mean(key, list(spec))}"
+            f"valid: {', '.join(sorted(spec))}",
             usage=usage,
         )
-    param = params[key]
-    kind = _kind(param)
-    optional = param.default is None or "Optional" in str(param.annotation)
-    if value is None:
-        if optional or kind == "any":
-            return None
-        raise ConfigError(f"{key}: None is not allowed (expected {kind})", usage=usage)
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        low = str(value).lower()
-        if low in ("1", "yes", "on", "true"):
-            return True
-        if low in ("0", "no", "off", "false"):
-            return False
-        raise ConfigError(f"{key}={value!r}: expected true or false", usage=usage)
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value):
-            raise ConfigError(f"{key}={value!r}: expected an integer", usage=usage)
-        return int(value)
-    if kind == "float":
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ConfigError(f"{key}={value!r}: expected a number", usage=usage)
-        return float(value)
-    if kind == "str" and not isinstance(value, str):
-        raise ConfigError(f"{key}={value!r}: expected a string", usage=usage)
-    return value
+    param = spec[key]
+    try:
+        return param.coerce(value)
+    except ParameterError:
+        where = where or f"{key}={value!r}"
+        example = "" if param.default in (None, inspect.Parameter.empty) else (
+            f", e.g. {key}={_literal(param.default)}"
+        )
+        raise ConfigError(
+            f"{where}: expected {param.describe()} for {key}{example}", usage=usage
+        ) from None
+
+
+def _literal(value: Any) -> str:
+    """``value`` as ``--set`` would take it: ``true``, ``128``, ``"hann"`` as ``hann``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_literal(v) for v in value) + "]"
+    return str(value) if isinstance(value, (str, int, float)) else repr(value)
 
 
 def find_preset(name: str) -> Path:
@@ -236,7 +194,9 @@ def find_preset(name: str) -> Path:
             return cand
     known = sorted({f.stem for d in preset_dirs() if d.is_dir() for f in d.glob("*.toml")})
     raise ConfigError(
-        f"config {name!r} not found; presets: {', '.join(known) or '(none)'}", usage=True
+        f"config {name!r} not found; {did_you_mean(stem, known)}"
+        f"presets: {', '.join(known) or '(none)'}",
+        usage=True,
     )
 
 
@@ -264,8 +224,9 @@ def load_preset(path: Path) -> dict[str, Any]:
     return data
 
 
-def parse_set(items: list[str]) -> list[tuple[str, Any]]:
-    """Split ``--set key=value`` items (usage errors when malformed)."""
+def parse_set(items: list[str]) -> list[tuple[str, Any, str]]:
+    """Split ``--set key=value`` items into ``(key, parsed value, the item as given)``
+    (usage errors when malformed)."""
     out = []
     for item in items:
         if "=" not in item:
@@ -274,7 +235,7 @@ def parse_set(items: list[str]) -> list[tuple[str, Any]]:
         key = key.strip()
         if not key:
             raise ConfigError(f"--set {item!r}: empty key", usage=True)
-        out.append((key, parse_value(raw)))
+        out.append((key, parse_value(raw), item))
     return out
 
 
@@ -306,18 +267,20 @@ def resolve(
 
     params: dict[str, Any] = {}
     for key, value in data.get("params", {}).items():
-        params[key] = coerce(name, key, value, usage=False)
+        params[key] = coerce(name, key, value, usage=False,
+                             where=f"{source}: [params] {key}={value!r}")
     rate = RATE_PARAM.get(name, "sr")
     target_sr: Any = data.get("sr", params.get(rate))
-    for key, value in parse_set(overrides or []):
-        params[key] = coerce(name, key, value, usage=True)
+    for key, value, item in parse_set(overrides or []):
+        params[key] = coerce(name, key, value, usage=True, where=f"--set {item}")
         if key == rate:
             target_sr = params[key]
     if sr is not None:
         target_sr = sr
-    has_sr = rate in _signature_params(name)
+    spec = param_spec(name)
+    has_sr = rate in spec
     if target_sr is None:
-        target_sr = _signature_params(name)[rate].default if has_sr else 22050
+        target_sr = spec[rate].default if has_sr else 22050
     if isinstance(target_sr, bool) or not isinstance(target_sr, (int, float)) or target_sr <= 0:
         raise ConfigError(f"sr={target_sr!r}: expected a positive sample rate in Hz")
     target_sr = int(target_sr) if float(target_sr).is_integer() else float(target_sr)

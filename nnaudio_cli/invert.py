@@ -303,12 +303,9 @@ def build_inverse(
     tol = tolerance if tolerance is not None else DEFAULT_TOLERANCE.get(method, 0.0)
 
     if method == "istft":
-        kw = dict(n_fft=params["n_fft"], win_length=params.get("win_length"),
-                  hop_length=params.get("hop_length"), window=params.get("window", "hann"),
-                  sr=params.get("sr", 22050))
-        inv_c = iSTFT(center=center, **kw).to(device)
-        inv_u = iSTFT(center=False, **kw).to(device)
-        hop, n_fft = inv_c.hop_length, params["n_fft"]
+        inv_c = iSTFT.from_stft(config).to(device)
+        inv_u = iSTFT.from_stft(config, center=False).to(device)
+        hop, n_fft = inv_c.hop_length, inv_c.n_fft
 
         @torch.no_grad()
         def whole_istft(x: np.ndarray, length: int) -> tuple[np.ndarray, None]:

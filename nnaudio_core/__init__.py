@@ -3,7 +3,7 @@
 Depends on torch, numpy and scipy only; does no file I/O.
 """
 
-from nnaudio_core.errors import ParameterError
+from nnaudio_core.errors import NonInvertibleError, ParameterError
 from nnaudio_core.features import (
     CFP,
     CQT,
@@ -34,6 +34,7 @@ __all__ = [
     "STFT",
     "VQT",
     "MelSpectrogram",
+    "NonInvertibleError",
     "ParameterError",
     "iSTFT",
 ]

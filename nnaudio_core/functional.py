@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from nnaudio_core.errors import ParameterError
+
 
 def pack_batch(x: Tensor) -> Tuple[Tensor, List[int]]:
     """Flatten any leading dims of a waveform into one batch dim.
@@ -29,7 +31,7 @@ def pack_batch(x: Tensor) -> Tuple[Tensor, List[int]]:
     (Tensor of shape (batch', samples), leading shape to pass to :func:`unpack_batch`)
     """
     if x.dim() == 0:
-        raise ValueError("expected a waveform of shape (..., samples), got a scalar")
+        raise ParameterError("expected a waveform of shape (..., samples), got a scalar")
     if x.dim() == 1:
         lead = [1]
     elif x.dim() == 3 and x.shape[1] == 1:
@@ -100,14 +102,14 @@ def pad_signal(x: Tensor, n_fft: int, center: bool, pad_mode: str) -> Tensor:
     if center:
         pad = n_fft // 2
         if length < 1:
-            raise ValueError("input has 0 samples; need at least 1")
+            raise ParameterError("input has 0 samples; need at least 1")
         if pad == 0:
             return x
         if pad_mode == "reflect":
             return reflect_pad(x, pad)
         return F.pad(x, [pad, pad])
     if length < n_fft:
-        raise ValueError(
+        raise ParameterError(
             f"input has {length} samples but center=False needs at least n_fft={n_fft}"
         )
     return x

@@ -18,10 +18,10 @@ from nnaudio_core.features.cqt import (
     CQT1992v2,
     CQT2010v2,
     VariableQ,
-    iCQT,
 )
 from nnaudio_core.features.gammatone import Gammatonegram
 from nnaudio_core.features.griffin_lim import Griffin_Lim, spectral_convergence
+from nnaudio_core.features.icqt import iCQT
 from nnaudio_core.features.mel import MFCC, MelSpectrogram
 from nnaudio_core.features.stft import STFT, iSTFT
 from nnaudio_core.features.vqt import VQT
@@ -57,25 +57,4 @@ def build(config: dict[str, Any]) -> Transform:
     return TRANSFORMS[name].from_config(config)
 
 
-__all__ = [
-    "CFP",
-    "CQT",
-    "CQT1992",
-    "CQT2010",
-    "CQT1992v2",
-    "CQT2010v2",
-    "Combined_Frequency_Periodicity",
-    "Gammatonegram",
-    "MFCC",
-    "STFT",
-    "TRANSFORMS",
-    "VQT",
-    "MelSpectrogram",
-    "Transform",
-    "VariableQ",
-    "Griffin_Lim",
-    "build",
-    "iCQT",
-    "iSTFT",
-    "spectral_convergence",
-]
+__all__ = [*TRANSFORMS, "TRANSFORMS", "Transform", "build", "spectral_convergence"]

@@ -1,13 +1,241 @@
-"""What every transform shares: describing itself so that it can be rebuilt."""
+"""What every transform module shares.
+
+* :class:`Transform`, the base class: describing itself so that it can be rebuilt.
+* The choices of the string parameters (:data:`OUTPUT_FORMATS`, :data:`PAD_MODES`,
+  :data:`BACKENDS`, :data:`NORMALIZATION_TYPES`) and :func:`check_choice`.
+* :func:`resolve_lengths`: the STFT-family defaults of ``win_length`` and ``hop_length``.
+* :func:`require_frames`, :func:`working_length`, :func:`fit_length`: the inverses' frame
+  count check and output length (shared by Griffin-Lim and iCQT).
+* :func:`declared`, :func:`bind`: constructors whose signature is declared once and shared.
+* :class:`ParamSpec`, :meth:`Transform.param_spec`: each transform's parameter schema.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import collections.abc
+import inspect
+import sys
+import types
+import typing
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, TypeVar
 
 import numpy as np
-from torch import nn
+import torch
+from torch import Tensor, nn
 
+from nnaudio_core import filters
 from nnaudio_core.errors import ParameterError
+
+F = TypeVar("F", bound=Callable[..., None])
+
+#: Output formats of the analysis transforms.
+OUTPUT_FORMATS = ("Magnitude", "Complex", "Phase")
+#: Centre-padding modes.
+PAD_MODES = ("reflect", "constant")
+#: Computation paths (see :mod:`nnaudio_core.features.stft`).
+BACKENDS = ("auto", "fft", "conv")
+#: Output scalings of the constant-/variable-Q transforms.
+NORMALIZATION_TYPES = ("librosa", "convolutional", "wrap")
+
+
+def check_choice(name: str, value: object, choices: tuple) -> None:
+    """Raise :class:`ParameterError` unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ParameterError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
+
+
+def require_frames(n_frames: int, what: str) -> None:
+    """Raise :class:`ParameterError` when an inverse is handed a spectrogram of 0 frames."""
+    if n_frames < 1:
+        raise ParameterError(f"{what} needs at least 1 frame, got {n_frames}")
+
+
+def resolve_lengths(
+    n_fft: int, win_length: Optional[int], hop_length: Optional[int]
+) -> tuple[int, int]:
+    """``(win_length, hop_length)`` with the STFT defaults filled in (``win_length = n_fft``,
+    ``hop_length = win_length // 4``), in samples."""
+    if n_fft < 1:
+        raise ParameterError(f"n_fft={n_fft} must be >= 1")
+    win_length = n_fft if win_length is None else int(win_length)
+    hop_length = max(1, win_length // 4) if hop_length is None else int(hop_length)
+    if hop_length < 1:
+        raise ParameterError(f"hop_length={hop_length} must be >= 1")
+    return win_length, hop_length
+
+
+def working_length(
+    n_frames: int,
+    length: Optional[int],
+    n_fft: int,
+    hop_length: int,
+    center: bool,
+    min_samples: int = 1,
+) -> int:
+    """The signal length, in samples, an inverse reconstructs for ``n_frames`` frames:
+    ``length`` when a signal that long gives ``n_frames`` frames, else the shortest that does.
+
+    With ``center`` the shortest is ``hop_length * (n_frames - 1)`` (at least
+    ``min_samples``; reflect padding needs more than ``n_fft // 2``), without it
+    ``n_fft + hop_length * (n_frames - 1)``.
+    """
+    hop = hop_length
+    if center:
+        lo, hi = max(hop * (n_frames - 1), min_samples, 1), hop * n_frames - 1
+    else:
+        lo, hi = n_fft + hop * (n_frames - 1), n_fft + hop * n_frames - 1
+    if lo > hi:
+        raise ParameterError(
+            f"{n_frames} frames cannot come from center={center} with n_fft={n_fft}, "
+            f"hop_length={hop} (at least {min_samples} samples)"
+        )
+    if length is not None and lo <= length <= hi:
+        return int(length)
+    return lo
+
+
+def fit_length(x: Tensor, length: int) -> Tensor:
+    """``x`` (..., samples) trimmed or zero-padded at the end to ``length`` samples."""
+    n = x.shape[-1]
+    if length < n:
+        return x[..., :length]
+    if length > n:
+        return torch.nn.functional.pad(x, [0, length - n])
+    return x
+
+
+def declared(signature: inspect.Signature) -> Callable[[F], F]:
+    """Decorate an ``__init__(self, *args, **kwargs)`` with the constructor ``signature``
+    (without ``self``): ``inspect.signature`` of the class then shows those parameters, and
+    :func:`bind` binds calls to them as a written-out signature would."""
+
+    def deco(init: F) -> F:
+        this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        init.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[this, *signature.parameters.values()]
+        )
+        return init
+
+    return deco
+
+
+def bind(init: Callable[..., None], self: object, args: tuple, kwargs: dict) -> dict[str, Any]:
+    """The arguments of a call to a :func:`declared` ``__init__``, defaults filled in, by
+    name (without ``self``); a wrong call raises ``TypeError`` as Python does."""
+    bound = inspect.signature(init).bind(self, *args, **kwargs)
+    bound.apply_defaults()
+    params = dict(bound.arguments)
+    del params["self"]
+    return params
+
+
+#: The string parameters with a fixed set of values, by name (any transform).
+CHOICES: dict[str, tuple] = {
+    "pad_mode": PAD_MODES,
+    "output_format": OUTPUT_FORMATS,
+    "backend": BACKENDS,
+    "normalization_type": NORMALIZATION_TYPES,
+    "freq_scale": filters.FREQ_SCALES,
+    "bandwidth": filters.BANDWIDTH_RULES,
+}
+
+_NONE = type(None)
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """What a constructor parameter of a transform accepts (see :meth:`Transform.param_spec`).
+
+    Attributes
+    ----------
+    name : str
+    types : tuple of type
+        The accepted Python types (``object``: anything; ``NoneType`` when None is accepted).
+    default : Any
+        The default (``inspect.Parameter.empty`` when required).
+    choices : tuple
+        The accepted values of a string parameter (empty: any value of ``types``).
+    """
+
+    name: str
+    types: tuple[type, ...]
+    default: Any = inspect.Parameter.empty
+    choices: tuple = ()
+
+    @property
+    def accepts_none(self) -> bool:
+        return _NONE in self.types or self.default is None or object in self.types
+
+    @property
+    def kind(self) -> str:
+        """``'bool'``, ``'int'``, ``'float'``, ``'str'``, ``'floats'`` (a sequence of numbers)
+        or ``'any'``."""
+        core = set(self.types) - {_NONE}
+        for kind, want in (("bool", {bool}), ("int", {int}), ("float", {float}),
+                           ("float", {float, int}), ("str", {str}), ("floats", {list, tuple})):
+            if core == want:
+                return kind
+        return "any"
+
+    def describe(self) -> str:
+        """What the parameter takes, in words: ``'an integer'``, ``'one of 'a', 'b''``..."""
+        if self.choices:
+            return f"one of {', '.join(map(repr, self.choices))}"
+        return {"bool": "true or false", "int": "an integer", "float": "a number",
+                "str": "a string", "floats": "a list of numbers"}.get(self.kind, "a value")
+
+    def coerce(self, value: Any) -> Any:
+        """``value`` converted to the parameter's type: ``1``/``yes``/``on`` and ``0``/``no``/
+        ``off`` for booleans, a whole ``512.0`` for an integer, an integer for a number.
+        Raises :class:`ParameterError` (``"<name> takes an integer"``) when it cannot be.
+        Choices are left to the transform, which names them in its own error."""
+        kind = self.kind
+        if value is None:
+            if self.accepts_none or kind == "any":  # an open type: the transform decides
+                return None
+        elif kind == "bool":
+            if isinstance(value, bool):
+                return value
+            low = str(value).lower()
+            if low in ("1", "yes", "on", "true", "0", "no", "off", "false"):
+                return low in ("1", "yes", "on", "true")
+        elif kind == "int":
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and (
+                value == int(value)
+            ):
+                return int(value)
+        elif kind == "float":
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                return float(value)
+        elif kind == "str":
+            if isinstance(value, str):
+                return value
+        elif kind == "floats":
+            if isinstance(value, (list, tuple)) and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value
+            ):
+                return [float(v) for v in value]
+        else:
+            return value
+        raise ParameterError(f"{self.name} takes {self.describe()}")
+
+
+def _accepted_types(annotation: Any) -> tuple[type, ...]:
+    """The Python types an annotation (a typing object, not text) accepts."""
+    if annotation in (inspect.Parameter.empty, Any):
+        return (object,)
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        out: list[type] = []
+        for arg in typing.get_args(annotation):
+            out.extend(t for t in _accepted_types(arg) if t not in out)
+        return tuple(out)
+    if origin is not None:  # Sequence[float], tuple[...]: a list or tuple from TOML
+        return (list, tuple) if origin in (collections.abc.Sequence, list, tuple) else (origin,)
+    if annotation is float:
+        return (float, int)
+    return (annotation,) if isinstance(annotation, type) else (object,)
 
 
 class Transform(nn.Module):
@@ -30,6 +258,38 @@ class Transform(nn.Module):
             k: (v.tolist() if isinstance(v, np.ndarray) else v) for k, v in self._config.items()
         }
         return {"transform": type(self).__name__, "params": params}
+
+    @classmethod
+    def param_spec(cls) -> dict[str, ParamSpec]:
+        """The schema of this transform's constructor: parameter name -> :class:`ParamSpec`.
+
+        Read from the constructor's declared signature and its (evaluated) type hints, the
+        same with or without ``from __future__ import annotations``; parameters passed on
+        through ``**kwargs`` come from :meth:`delegated_spec`.
+        """
+        init = cls.__init__
+        module = vars(sys.modules[cls.__module__])
+        try:
+            hints = typing.get_type_hints(init)
+        except (NameError, TypeError):
+            hints = {}
+        spec: dict[str, ParamSpec] = {}
+        for p in inspect.signature(cls).parameters.values():
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            ann = hints.get(p.name, p.annotation)
+            if isinstance(ann, str):  # a declared signature from a postponed-annotation module
+                ann = eval(ann, module)  # noqa: S307 (the module's own annotation)
+            spec[p.name] = ParamSpec(p.name, _accepted_types(ann), p.default,
+                                     CHOICES.get(p.name, ()))
+        for name, extra in cls.delegated_spec().items():
+            spec.setdefault(name, extra)
+        return spec
+
+    @classmethod
+    def delegated_spec(cls) -> dict[str, ParamSpec]:
+        """Parameters this transform accepts through ``**kwargs`` and passes on (none)."""
+        return {}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> Transform:

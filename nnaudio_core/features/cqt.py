@@ -24,6 +24,7 @@ with the kernel path to ~2e-5 (relative); ``sparsity > 0`` drops more of each ke
 spectrum, like librosa, for speed.
 """
 
+import inspect
 from typing import Any, Optional
 
 import numpy as np
@@ -33,10 +34,16 @@ from torch import Tensor, nn
 from nnaudio_core import checks, filters
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features.base import Transform
-from nnaudio_core.features.stft import BACKENDS, OUTPUT_FORMATS, PAD_MODES, _check_choice
-
-NORMALIZATION_TYPES = ("librosa", "convolutional", "wrap")
+from nnaudio_core.features.base import (
+    BACKENDS,
+    NORMALIZATION_TYPES,
+    OUTPUT_FORMATS,
+    PAD_MODES,
+    Transform,
+    bind,
+    check_choice,
+    declared,
+)
 
 # frames per FFT segment: long segments amortise the kernel span (n_fft) of overlap
 SEGMENT_FRAMES = 64
@@ -130,10 +137,10 @@ class VariableQ(Transform):
         super().__init__()
         self._remember_config(locals())
         filters.check_bandwidth(bandwidth)
-        _check_choice("pad_mode", pad_mode, PAD_MODES)
-        _check_choice("output_format", output_format, OUTPUT_FORMATS)
-        _check_choice("normalization_type", normalization_type, NORMALIZATION_TYPES)
-        _check_choice("backend", backend, BACKENDS)
+        check_choice("pad_mode", pad_mode, PAD_MODES)
+        check_choice("output_format", output_format, OUTPUT_FORMATS)
+        check_choice("normalization_type", normalization_type, NORMALIZATION_TYPES)
+        check_choice("backend", backend, BACKENDS)
         if backend == "fft" and trainable:
             raise ParameterError("backend='fft' cannot train kernels; use backend='conv'")
         checks.check_variable_q(
@@ -220,6 +227,7 @@ class VariableQ(Transform):
             else:
                 self.register_buffer("cqt_kernels_real", real)
                 self.register_buffer("cqt_kernels_imag", imag)
+        self._kernels_built(kernels)
 
     def frequencies(self) -> np.ndarray:
         """Centre frequency of each bin in Hz, shape (n_bins,)."""
@@ -273,6 +281,25 @@ class VariableQ(Transform):
             m *= 2
 
     @torch.jit.unused
+    def long_segment_choice(self, n_frames: int) -> tuple[int, str, int]:
+        """The eager-CPU plan's segment length for the long kernels on ``n_frames`` frames:
+        ``(folded length m, matrix buffer name, negative rows)``, by a cost model of the
+        FFTs and the sparse product (the iCQT's adjoint makes the same choice)."""
+        hop, span, k = self.hop_length, self._long_span, self._long_bins
+        best = None
+        for m, name, neg, nnz in self._long:
+            seg_frames = (hop * m - span) // hop + 1
+            if seg_frames < 1:
+                continue
+            n_seg = -(-n_frames // seg_frames)
+            n = hop * m
+            cost = n_seg * (n * np.log2(n) + 6.0 * nnz + k * m * np.log2(m))
+            if best is None or cost < best[0]:
+                best = (cost, m, name, neg)
+        assert best is not None
+        return best[1], best[2], best[3]
+
+    @torch.jit.unused
     def _real_imag_cpu(self, padded: Tensor) -> tuple[Tensor, Tensor]:
         """:meth:`real_imag` by the eager-CPU plan (see :meth:`_build_cpu_plan`)."""
         hop = self.hop_length
@@ -281,18 +308,7 @@ class VariableQ(Transform):
         imags: list[Tensor] = []
         if self._long_bins:
             span, k = self._long_span, self._long_bins
-            best = None
-            for m, name, neg, nnz in self._long:  # cost model: FFTs + sparse product
-                seg_frames = (hop * m - span) // hop + 1
-                if seg_frames < 1:
-                    continue
-                n_seg = -(-n_frames // seg_frames)
-                n = hop * m
-                cost = n_seg * (n * np.log2(n) + 6.0 * nnz + k * m * np.log2(m))
-                if best is None or cost < best[0]:
-                    best = (cost, m, name, neg)
-            assert best is not None
-            _, m, name, neg = best
+            m, name, neg = self.long_segment_choice(n_frames)
             off = self._long_offset
             seg = padded[:, off : off + (n_frames - 1) * hop + span]
             empty = self.src[:0]
@@ -362,17 +378,10 @@ class VariableQ(Transform):
         x2, lead = AF.pack_batch(x)
         x2 = x2.to(self.lengths.dtype)  # the dtype rule, see nnaudio_core.features.stft
         real, imag = self.real_imag(x2)
-        if norm_type == "librosa":
-            scale = torch.sqrt(self.lengths).reshape(-1, 1)
+        if norm_type != "convolutional":
+            scale = self.output_scale(norm_type)
             real = real * scale
             imag = imag * scale
-        elif norm_type == "wrap":
-            real = real * 2.0
-            imag = imag * 2.0
-        elif norm_type != "convolutional":
-            raise ValueError(
-                f"normalization_type='{norm_type}' is not one of librosa, convolutional, wrap"
-            )
         if fmt == "Magnitude":
             power = real * real + imag * imag
             if self.trainable:
@@ -384,8 +393,54 @@ class VariableQ(Transform):
             phase = torch.atan2(imag, real)
             out = torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
         else:
-            raise ValueError(f"output_format='{fmt}' is not one of Magnitude, Complex, Phase")
+            raise ParameterError(f"output_format='{fmt}' is not one of Magnitude, Complex, Phase")
         return AF.unpack_batch(out, lead)
+
+    def output_scale(self, normalization_type: Optional[str] = None) -> Tensor:
+        """Per-bin factor, shape (n_bins, 1), that :meth:`forward` applies to the correlation
+        with the kernels: ``sqrt(filter length)`` (``'librosa'``), 2 (``'wrap'``) or 1
+        (``'convolutional'``); ``None`` means this module's ``normalization_type``."""
+        norm_type = self.normalization_type if normalization_type is None else normalization_type
+        if norm_type == "librosa":
+            return torch.sqrt(self.lengths).reshape(-1, 1)
+        if norm_type == "wrap":
+            return self.lengths.new_full((self.n_bins, 1), 2.0)
+        if norm_type == "convolutional":
+            return self.lengths.new_ones((self.n_bins, 1))
+        raise ParameterError(
+            f"normalization_type='{norm_type}' is not one of librosa, convolutional, wrap"
+        )
+
+    @torch.jit.unused
+    def _kernels_built(self, kernels: np.ndarray) -> None:
+        """Called once by ``__init__`` with the complex kernel bank, shape (n_bins, n_fft),
+        which is not kept. A subclass that needs the bank (the operator of
+        :class:`~nnaudio_core.features.icqt.iCQT`) overrides this."""
+
+    @classmethod
+    def engine_params(cls, params: dict[str, Any]) -> dict[str, Any]:
+        """:class:`VariableQ` keyword arguments equal to this class's constructor ``params``.
+
+        nnAudio's compatibility keywords are translated: ``trainable_STFT``/``trainable_CQT``
+        make the kernels trainable; ``earlydownsample`` is dropped; ``basis_norm`` is the
+        kernel norm, and in the ``CQT2010`` classes ``norm`` (bool) says whether to apply
+        ``normalization_type`` at all.
+        """
+        p = dict(params)
+        if cls.norm_is_flag:
+            if not p.pop("norm", True):
+                p["normalization_type"] = "convolutional"
+            p["norm"] = p.pop("basis_norm", 1)
+        elif p.get("basis_norm") is not None:
+            p["norm"] = p.pop("basis_norm")
+        if p.pop("trainable_STFT", False) | p.pop("trainable_CQT", False):
+            p["trainable"] = True
+        for key in ("basis_norm", "earlydownsample", "trainable_STFT", "trainable_CQT"):
+            p.pop(key, None)
+        return p
+
+    #: True in the ``CQT2010`` classes, where ``norm`` is a flag and ``basis_norm`` the norm
+    norm_is_flag = False
 
     def extra_repr(self) -> str:
         return (
@@ -394,6 +449,60 @@ class VariableQ(Transform):
         )
 
 
+# --- the nnAudio2-named classes: VariableQ's parameters, in each class's order ------------
+
+_P = inspect.Parameter
+#: every parameter a constant-/variable-Q class may take, with its annotation and default:
+#: VariableQ's own, then nnAudio's compatibility keywords
+Q_PARAMETERS: dict[str, inspect.Parameter] = {
+    **{n: p for n, p in inspect.signature(VariableQ).parameters.items()},
+    "basis_norm": _P("basis_norm", _P.POSITIONAL_OR_KEYWORD, default=1, annotation=Optional[float]),
+    "earlydownsample": _P("earlydownsample", _P.POSITIONAL_OR_KEYWORD, default=True,
+                          annotation=bool),
+    "trainable_STFT": _P("trainable_STFT", _P.POSITIONAL_OR_KEYWORD, default=False,
+                         annotation=bool),
+    "trainable_CQT": _P("trainable_CQT", _P.POSITIONAL_OR_KEYWORD, default=False,
+                        annotation=bool),
+}
+_NORM_FLAG = _P("norm", _P.POSITIONAL_OR_KEYWORD, default=True, annotation=bool)
+_HEAD = "sr hop_length fmin fmax n_bins "
+_CQT1992V2 = (
+    _HEAD + "bins_per_octave filter_scale norm window center pad_mode trainable output_format "
+    "normalization_type backend sparsity bandwidth verbose"
+)
+
+
+def q_signature(names: str, *extra: inspect.Parameter, **defaults: Any) -> inspect.Signature:
+    """The constructor signature (without ``self``) of the parameters ``names`` (space
+    separated, in order) from :data:`Q_PARAMETERS` or ``extra`` (which win), with
+    ``defaults`` replacing their defaults."""
+    pool = {**Q_PARAMETERS, **{p.name: p for p in extra}}
+    params = [pool[n] for n in names.split()]
+    return inspect.Signature(
+        [p.replace(default=defaults[p.name]) if p.name in defaults else p for p in params]
+    )
+
+
+def q_class(signature: inspect.Signature):  # noqa: ANN202 (a class decorator)
+    """Give a :class:`VariableQ` subclass the constructor ``signature``: it binds its
+    arguments to it (positional or keyword, as a written-out signature would), builds the
+    engine from :meth:`VariableQ.engine_params` and remembers the bound values."""
+
+    def deco(cls: type[VariableQ]) -> type[VariableQ]:
+        @declared(signature)
+        def __init__(self: VariableQ, *args: Any, **kwargs: Any) -> None:
+            params = bind(cls.__init__, self, args, kwargs)
+            VariableQ.__init__(self, **cls.engine_params(params))
+            self._remember_config(params)
+
+        __init__.__qualname__ = f"{cls.__qualname__}.__init__"
+        cls.__init__ = __init__  # type: ignore[method-assign]
+        return cls
+
+    return deco
+
+
+@q_class(q_signature(_CQT1992V2, bandwidth="nnaudio"))
 class CQT1992v2(VariableQ):
     """Constant-Q transform (nnAudio2's ``CQT1992v2``): :class:`VariableQ` with ``gamma = 0``.
 
@@ -406,51 +515,16 @@ class CQT1992v2(VariableQ):
     full rate.
     """
 
-    def __init__(
-        self,
-        sr: float = 22050,
-        hop_length: int = 512,
-        fmin: float = 32.70,
-        fmax: Optional[float] = None,
-        n_bins: int = 84,
-        bins_per_octave: int = 12,
-        filter_scale: float = 1,
-        norm: Optional[float] = 1,
-        window: filters.WindowSpec = "hann",
-        center: bool = True,
-        pad_mode: str = "reflect",
-        trainable: bool = False,
-        output_format: str = "Magnitude",
-        normalization_type: str = "librosa",
-        backend: str = "auto",
-        sparsity: float = 0.0,
-        bandwidth: str = "nnaudio",
-        verbose: bool = True,
-    ) -> None:
-        super().__init__(
-            sr=sr,
-            hop_length=hop_length,
-            fmin=fmin,
-            fmax=fmax,
-            n_bins=n_bins,
-            bins_per_octave=bins_per_octave,
-            filter_scale=filter_scale,
-            gamma=0.0,
-            norm=norm,
-            window=window,
-            center=center,
-            pad_mode=pad_mode,
-            trainable=trainable,
-            output_format=output_format,
-            normalization_type=normalization_type,
-            backend=backend,
-            sparsity=sparsity,
-            bandwidth=bandwidth,
-            verbose=verbose,
-        )
-        self._remember_config(locals())
 
-
+@q_class(
+    q_signature(
+        _HEAD + "filter_scale bins_per_octave norm basis_norm window pad_mode trainable "
+        "output_format earlydownsample normalization_type center backend sparsity bandwidth "
+        "verbose",
+        _NORM_FLAG,
+        bandwidth="nnaudio",
+    )
+)
 class CQT2010v2(VariableQ):
     """Constant-Q transform with nnAudio2's ``CQT2010v2`` interface.
 
@@ -464,62 +538,23 @@ class CQT2010v2(VariableQ):
     ``normalization_type`` scaling".
     """
 
-    def __init__(
-        self,
-        sr: float = 22050,
-        hop_length: int = 512,
-        fmin: float = 32.70,
-        fmax: Optional[float] = None,
-        n_bins: int = 84,
-        filter_scale: float = 1,
-        bins_per_octave: int = 12,
-        norm: bool = True,
-        basis_norm: Optional[float] = 1,
-        window: filters.WindowSpec = "hann",
-        pad_mode: str = "reflect",
-        trainable: bool = False,
-        output_format: str = "Magnitude",
-        earlydownsample: bool = True,
-        normalization_type: str = "librosa",
-        center: bool = True,
-        backend: str = "auto",
-        sparsity: float = 0.0,
-        bandwidth: str = "nnaudio",
-        verbose: bool = True,
-    ) -> None:
-        super().__init__(
-            sr=sr,
-            hop_length=hop_length,
-            fmin=fmin,
-            fmax=fmax,
-            n_bins=n_bins,
-            bins_per_octave=bins_per_octave,
-            filter_scale=filter_scale,
-            gamma=0.0,
-            norm=basis_norm,
-            window=window,
-            center=center,
-            pad_mode=pad_mode,
-            trainable=trainable,
-            output_format=output_format,
-            normalization_type=normalization_type if norm else "convolutional",
-            backend=backend,
-            sparsity=sparsity,
-            bandwidth=bandwidth,
-            verbose=verbose,
-        )
-        self._remember_config(locals())
+    norm_is_flag = True
 
 
+@q_class(q_signature(_CQT1992V2, bandwidth="librosa"))
 class CQT(CQT1992v2):
     """Our constant-Q transform: :class:`CQT1992v2` with ``bandwidth='librosa'`` by default,
     numerically ``librosa.cqt(..., tuning=0.0)`` (same parameters as :class:`CQT1992v2`)."""
 
-    def __init__(self, *args: Any, bandwidth: str = "librosa", **kwargs: Any) -> None:
-        super().__init__(*args, bandwidth=bandwidth, **kwargs)
-        self._remember_config({**self._config, "bandwidth": bandwidth})
 
-
+@q_class(
+    q_signature(
+        _HEAD + "trainable_STFT trainable_CQT bins_per_octave filter_scale output_format norm "
+        "window center pad_mode normalization_type backend bandwidth verbose",
+        fmin=220,
+        bandwidth="nnaudio",
+    )
+)
 class CQT1992(VariableQ):
     """nnAudio's original ``CQT1992`` class (STFT times spectral kernels), on the same engine.
 
@@ -531,101 +566,19 @@ class CQT1992(VariableQ):
     trainable (there is no separate STFT stage to train).
     """
 
-    def __init__(
-        self,
-        sr: float = 22050,
-        hop_length: int = 512,
-        fmin: float = 220,
-        fmax: Optional[float] = None,
-        n_bins: int = 84,
-        trainable_STFT: bool = False,
-        trainable_CQT: bool = False,
-        bins_per_octave: int = 12,
-        filter_scale: float = 1,
-        output_format: str = "Magnitude",
-        norm: Optional[float] = 1,
-        window: filters.WindowSpec = "hann",
-        center: bool = True,
-        pad_mode: str = "reflect",
-        normalization_type: str = "librosa",
-        backend: str = "auto",
-        bandwidth: str = "nnaudio",
-        verbose: bool = True,
-    ) -> None:
-        super().__init__(
-            sr=sr,
-            hop_length=hop_length,
-            fmin=fmin,
-            fmax=fmax,
-            n_bins=n_bins,
-            bins_per_octave=bins_per_octave,
-            filter_scale=filter_scale,
-            gamma=0.0,
-            norm=norm,
-            window=window,
-            center=center,
-            pad_mode=pad_mode,
-            trainable=bool(trainable_STFT or trainable_CQT),
-            output_format=output_format,
-            normalization_type=normalization_type,
-            backend=backend,
-            bandwidth=bandwidth,
-            verbose=verbose,
-        )
-        self._remember_config(locals())
 
-
+@q_class(
+    q_signature(
+        _HEAD + "bins_per_octave norm basis_norm window pad_mode trainable_STFT filter_scale "
+        "trainable_CQT output_format earlydownsample normalization_type center backend "
+        "bandwidth verbose",
+        _NORM_FLAG,
+        bandwidth="nnaudio",
+    )
+)
 class CQT2010(CQT2010v2):
     """nnAudio's original ``CQT2010`` class, with its keywords (``trainable_STFT``,
     ``trainable_CQT``, ``earlydownsample``, ``norm``/``basis_norm`` as in
     :class:`CQT2010v2`), on the same exact engine as :class:`CQT2010v2`."""
 
-    def __init__(
-        self,
-        sr: float = 22050,
-        hop_length: int = 512,
-        fmin: float = 32.70,
-        fmax: Optional[float] = None,
-        n_bins: int = 84,
-        bins_per_octave: int = 12,
-        norm: bool = True,
-        basis_norm: Optional[float] = 1,
-        window: filters.WindowSpec = "hann",
-        pad_mode: str = "reflect",
-        trainable_STFT: bool = False,
-        filter_scale: float = 1,
-        trainable_CQT: bool = False,
-        output_format: str = "Magnitude",
-        earlydownsample: bool = True,
-        normalization_type: str = "librosa",
-        center: bool = True,
-        backend: str = "auto",
-        bandwidth: str = "nnaudio",
-        verbose: bool = True,
-    ) -> None:
-        super().__init__(
-            sr=sr,
-            hop_length=hop_length,
-            fmin=fmin,
-            fmax=fmax,
-            n_bins=n_bins,
-            filter_scale=filter_scale,
-            bins_per_octave=bins_per_octave,
-            norm=norm,
-            basis_norm=basis_norm,
-            window=window,
-            pad_mode=pad_mode,
-            trainable=bool(trainable_STFT or trainable_CQT),
-            output_format=output_format,
-            earlydownsample=earlydownsample,
-            normalization_type=normalization_type,
-            center=center,
-            backend=backend,
-            bandwidth=bandwidth,
-            verbose=verbose,
-        )
-        self._remember_config(locals())
 
-
-# the inverse lives in its own module; imported last because it builds on VariableQ
-from nnaudio_core.features.icqt import iCQT  # noqa: E402, F401

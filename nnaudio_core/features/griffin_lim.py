@@ -27,8 +27,16 @@ from torch import Tensor
 
 from nnaudio_core import checks, filters
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features.base import Transform
-from nnaudio_core.features.stft import PAD_MODES, STFT, _check_choice, _resolve_lengths
+from nnaudio_core.features.base import (
+    PAD_MODES,
+    Transform,
+    check_choice,
+    fit_length,
+    require_frames,
+    resolve_lengths,
+    working_length,
+)
+from nnaudio_core.features.stft import STFT
 
 _EPS = 1e-16
 # complex values per chunk of items iterated together (~2 MB: one core's L2 cache)
@@ -56,13 +64,13 @@ def spectral_convergence(
     """
     if estimate.shape != magnitude.shape:
         if stft is None:
-            raise ValueError(
+            raise ParameterError(
                 f"estimate of shape {tuple(estimate.shape)} is not a magnitude of shape "
                 f"{tuple(magnitude.shape)}; pass stft= to compare a waveform"
             )
         estimate = stft(estimate, output_format="Magnitude")
         if estimate.shape[-2:] != magnitude.shape[-2:]:
-            raise ValueError(
+            raise ParameterError(
                 f"the waveform's STFT has shape {tuple(estimate.shape[-2:])}, the target "
                 f"{tuple(magnitude.shape[-2:])}: check n_fft/hop_length and the length"
             )
@@ -123,14 +131,14 @@ class Griffin_Lim(Transform):
     ) -> None:
         super().__init__()
         self._remember_config(locals())
-        _check_choice("pad_mode", pad_mode, PAD_MODES)
+        check_choice("pad_mode", pad_mode, PAD_MODES)
         checks.check_frames(n_fft, win_length, hop_length)
         checks.check_window(window)
         if n_iter < 1:
             raise ParameterError(f"n_iter={n_iter} must be >= 1")
         if not 0.0 <= momentum < 1.0:
             raise ParameterError(f"momentum={momentum} must be in [0, 1)")
-        win_length, hop_length = _resolve_lengths(n_fft, win_length, hop_length)
+        win_length, hop_length = resolve_lengths(n_fft, win_length, hop_length)
         self.stft = STFT(
             n_fft=n_fft,
             win_length=win_length,
@@ -151,18 +159,6 @@ class Griffin_Lim(Transform):
     def frequencies(self) -> np.ndarray:
         """Bin indices (Griffin-Lim has no sample rate), shape (n_fft // 2 + 1,)."""
         return np.arange(self.n_fft // 2 + 1, dtype=np.float64)
-
-    def _signal_length(self, n_frames: int, length: Optional[int]) -> int:
-        """Length that gives ``n_frames`` frames: ``length`` when it does, else the shortest."""
-        hop = self.hop_length
-        if self.center:
-            lo, hi = hop * (n_frames - 1), hop * n_frames - 1
-            lo = max(lo, 1)
-        else:
-            lo, hi = self.n_fft + hop * (n_frames - 1), self.n_fft + hop * n_frames - 1
-        if length is not None and lo <= length <= hi:
-            return int(length)
-        return lo
 
     def _project(self, Z: Tensor, n_work: int) -> Tuple[Tensor, Tensor]:
         """Waveform ``iSTFT(Z)`` of ``n_work`` samples and its STFT, for a complex ``Z``
@@ -219,23 +215,24 @@ class Griffin_Lim(Transform):
         """
         n_half = self.n_fft // 2 + 1
         if S.dim() < 2 or S.shape[-2] != n_half:
-            raise ValueError(
+            raise ParameterError(
                 f"Griffin_Lim expects a magnitude of shape (..., {n_half}, frames), "
                 f"got {tuple(S.shape)}"
             )
         if torch.is_complex(S):
-            raise ValueError("Griffin_Lim expects a real magnitude, got a complex tensor")
+            raise ParameterError("Griffin_Lim expects a real magnitude, got a complex tensor")
+        require_frames(S.shape[-1], "Griffin_Lim")
         if S.dim() == 2:
             S = S.unsqueeze(0)
         lead: List[int] = list(S.shape[:-2])
         n_frames = S.shape[-1]
         # the dtype rule, see nnaudio_core.features.stft
         mag = S.reshape(-1, n_half, n_frames).to(self.stft.window_mask.dtype)
-        n_work = self._signal_length(n_frames, length)
+        n_work = working_length(n_frames, length, self.n_fft, self.hop_length, self.center)
         iters = self.n_iter if n_iter is None else int(n_iter)
         if init_angles is not None:
             if init_angles.shape[-1] != 2 or init_angles.shape[-3:-1] != mag.shape[-2:]:
-                raise ValueError(
+                raise ParameterError(
                     f"init_angles of shape {tuple(init_angles.shape)} do not match the "
                     f"magnitude {tuple(S.shape)} (expected (..., bins, frames, 2))"
                 )
@@ -262,11 +259,8 @@ class Griffin_Lim(Transform):
             hist = torch.cat([part[1] for part in parts])
         else:
             x, hist = self._iterate(mag, angles, n_work, iters, tol, keep_history, in_place)
-        out_len = n_work if length is None else length
-        if out_len < n_work:
-            x = x[:, :out_len]
-        elif out_len > n_work:
-            x = torch.nn.functional.pad(x, [0, out_len - n_work])
+        out_len = n_work if length is None else int(length)
+        x = fit_length(x, out_len)
         return x.reshape(lead + [out_len]), hist.reshape(lead + [hist.shape[-1]])
 
     def _iterate(

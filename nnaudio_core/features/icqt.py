@@ -25,6 +25,7 @@ PCG iterations (~1 s on 2 CPU cores) instead of ~22 dB after 32 plain Landweber 
 
 from __future__ import annotations
 
+import inspect
 import math
 import warnings
 from typing import Any, List, Optional, Tuple
@@ -33,12 +34,19 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nnaudio_core import filters
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features.base import Transform
-from nnaudio_core.features.cqt import NORMALIZATION_TYPES, VariableQ
-from nnaudio_core.features.stft import BACKENDS, PAD_MODES, _check_choice
+from nnaudio_core.features import cqt
+from nnaudio_core.features.base import (
+    Transform,
+    bind,
+    declared,
+    fit_length,
+    require_frames,
+    working_length,
+)
+from nnaudio_core.features.cqt import VariableQ, q_signature
+from nnaudio_core.features.vqt import VQT
 
 
 def max_hop_length(sr: float, f_max: float, bins_per_octave: int = 12) -> int:
@@ -58,6 +66,30 @@ def max_hop_length(sr: float, f_max: float, bins_per_octave: int = 12) -> int:
     """
     spacing = f_max * (1.0 - 2.0 ** (-1.0 / bins_per_octave))
     return max(1, int(math.floor(sr / spacing)))
+
+
+class _Operator(VariableQ):
+    """The frozen forward of an :class:`iCQT`: a :class:`VariableQ` that keeps its kernel
+    bank until the iCQT has tabulated its preconditioner from it."""
+
+    def _kernels_built(self, kernels: np.ndarray) -> None:
+        self.kernel_bank = kernels
+
+
+#: the transforms whose configs :meth:`iCQT.from_config` accepts
+INVERTIBLE = (VariableQ, cqt.CQT1992v2, cqt.CQT, cqt.CQT1992, cqt.CQT2010v2, cqt.CQT2010, VQT)
+
+_ICQT_SIGNATURE = q_signature(
+    "sr hop_length fmin fmax n_bins bins_per_octave filter_scale norm window center pad_mode "
+    "normalization_type gamma backend sparsity bandwidth n_iter tol out_of_band_weight verbose",
+    inspect.Parameter("n_iter", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=16,
+                      annotation=int),
+    inspect.Parameter("tol", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=1e-4,
+                      annotation=float),
+    inspect.Parameter("out_of_band_weight", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                      default=100.0, annotation=float),
+    bandwidth="nnaudio",
+)
 
 
 class iCQT(Transform):
@@ -127,85 +159,41 @@ class iCQT(Transform):
     supported. Not scriptable (``torch.autograd.Function``).
     """
 
-    def __init__(
-        self,
-        sr: float = 22050,
-        hop_length: int = 512,
-        fmin: float = 32.70,
-        fmax: Optional[float] = None,
-        n_bins: int = 84,
-        bins_per_octave: int = 12,
-        filter_scale: float = 1,
-        norm: Optional[float] = 1,
-        window: filters.WindowSpec = "hann",
-        center: bool = True,
-        pad_mode: str = "reflect",
-        normalization_type: str = "librosa",
-        gamma: float = 0.0,
-        backend: str = "auto",
-        sparsity: float = 0.0,
-        bandwidth: str = "nnaudio",
-        n_iter: int = 16,
-        tol: float = 1e-4,
-        out_of_band_weight: float = 100.0,
-        verbose: bool = True,
-    ) -> None:
+    @declared(_ICQT_SIGNATURE)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
-        self._remember_config(locals())
-        _check_choice("pad_mode", pad_mode, PAD_MODES)
-        _check_choice("normalization_type", normalization_type, NORMALIZATION_TYPES)
-        _check_choice("backend", backend, BACKENDS)
+        params = bind(iCQT.__init__, self, args, kwargs)
+        self._remember_config(params)
+        n_iter = params.pop("n_iter")
+        tol = params.pop("tol")
+        out_of_band_weight = params.pop("out_of_band_weight")
         if n_iter < 1:
             raise ParameterError(f"n_iter={n_iter} must be >= 1")
         if tol < 0:
             raise ParameterError(f"tol={tol} must be >= 0")
         if not out_of_band_weight > 0:
             raise ParameterError(f"out_of_band_weight={out_of_band_weight} must be > 0")
-        self.cqt = VariableQ(
-            sr=sr,
-            hop_length=hop_length,
-            fmin=fmin,
-            fmax=fmax,
-            n_bins=n_bins,
-            bins_per_octave=bins_per_octave,
-            filter_scale=filter_scale,
-            gamma=gamma,
-            norm=norm,
-            window=window,
-            center=center,
-            pad_mode=pad_mode,
-            trainable=False,
-            output_format="Complex",
-            normalization_type=normalization_type,
-            backend=backend,
-            sparsity=sparsity,
-            bandwidth=bandwidth,
-        )
+        self.cqt = _Operator(**params, trainable=False, output_format="Complex")
         self.cqt.requires_grad_(False)
-        self.sr = sr
+        self.sr = params["sr"]
         self.hop_length = self.cqt.hop_length
         self.n_bins = self.cqt.n_bins
         self.n_fft = self.cqt.n_fft
-        self.center = center
-        self.pad_mode = pad_mode
+        self.center = self.cqt.center
+        self.pad_mode = self.cqt.pad_mode
         self.n_iter = int(n_iter)
         self.tol = float(tol)
 
         freqs = self.cqt.frequencies()
-        kernels, lengths, n_fft = filters.variable_q_kernels(
-            freqs, sr, filter_scale, gamma, window, norm, bandwidth, bins_per_octave
-        )
-        if normalization_type == "librosa":
-            scale2 = lengths
-        elif normalization_type == "wrap":
-            scale2 = np.full(lengths.shape, 4.0)
-        else:
-            scale2 = np.ones(lengths.shape)
+        sr = self.sr
+        n_fft = self.n_fft
+        scale2 = self._output_scale().double().numpy()[:, 0] ** 2
         # |G_k|^2 on a grid 4x finer than the kernel span: the lowest kernels are narrow
         n_grid = 4 * n_fft
         diag_full = np.zeros(n_grid)
         for k in range(freqs.size):
-            diag_full += scale2[k] * np.abs(np.fft.fft(kernels[k], n=n_grid)) ** 2
+            diag_full += scale2[k] * np.abs(np.fft.fft(self.cqt.kernel_bank[k], n=n_grid)) ** 2
+        del self.cqt.kernel_bank
         diag_full /= self.hop_length
         # a real signal sees the mean of +f and -f
         diag_sym = 0.5 * (diag_full + np.roll(diag_full[::-1], 1))
@@ -240,6 +228,7 @@ class iCQT(Transform):
                     self._long_h[name] = mat.to_sparse_csr()
 
         # invertibility: bins spaced wider than the frame rate are undersampled
+        bins_per_octave = params["bins_per_octave"]
         spacing = freqs * (1.0 - 2.0 ** (-1.0 / bins_per_octave))
         self.undersampled_bins = np.nonzero(spacing > sr / self.hop_length)[0]
         self._warning: Optional[str] = None
@@ -267,31 +256,21 @@ class iCQT(Transform):
         """
         name = config.get("transform", cls.__name__)
         params = dict(config.get("params", config) if "transform" in config else config)
-        if name in ("CQT2010v2", "CQT2010"):
-            basis_norm = params.pop("basis_norm", 1)
-            if not params.pop("norm", True):
-                params["normalization_type"] = "convolutional"
-            params["norm"] = basis_norm
-        elif name == "VQT" and params.get("basis_norm") is not None:
-            params["norm"] = params.pop("basis_norm")
-        elif name not in (cls.__name__, "CQT1992v2", "CQT1992", "CQT", "VariableQ", "VQT"):
-            raise ParameterError(f"config describes a {name}, which iCQT cannot invert")
-        if name in ("CQT", "VariableQ"):
-            params.setdefault("bandwidth", "librosa")  # those classes' default
         if name != cls.__name__:
-            if params.get("trainable_STFT") or params.get("trainable_CQT"):
-                params["trainable"] = True
-            if params.get("trainable", False):
+            source = {c.__name__: c for c in INVERTIBLE}.get(name)
+            if source is None:
+                raise ParameterError(f"config describes a {name}, which iCQT cannot invert")
+            bound = inspect.signature(source).bind(**params)
+            bound.apply_defaults()  # the source class's defaults, e.g. CQT's bandwidth
+            params = source.engine_params(dict(bound.arguments))
+            if params.pop("trainable", False):
                 warnings.warn(
                     "iCQT inverts the kernels rebuilt from the config; trained kernel "
                     "weights are not used",
                     UserWarning,
                     stacklevel=2,
                 )
-            for key in ("trainable", "output_format", "earlydownsample", "basis_norm"):
-                params.pop(key, None)
-            for key in ("trainable_STFT", "trainable_CQT"):
-                params.pop(key, None)
+            params.pop("output_format", None)
         params.update(overrides)
         return cls(**params)
 
@@ -315,10 +294,7 @@ class iCQT(Transform):
 
     def _output_scale(self) -> Tensor:
         """Per-bin factor (n_bins, 1) the forward applies after the correlation."""
-        norm_type = self.cqt.normalization_type
-        if norm_type == "librosa":
-            return torch.sqrt(self.cqt.lengths).reshape(-1, 1)
-        return self.cqt.lengths.new_full((self.n_bins, 1), 2.0 if norm_type == "wrap" else 1.0)
+        return self.cqt.output_scale()
 
     def _correlate_adjoint(self, real: Tensor, imag: Tensor, n_samples: int) -> Tensor:
         """Adjoint of ``self.cqt.real_imag`` (eager-CPU plan) for (batch, n_bins, frames)
@@ -334,7 +310,7 @@ class iCQT(Transform):
         b = 0
         if cqt._long_bins:
             k, span, off = cqt._long_bins, cqt._long_span, cqt._long_offset
-            m, name, neg = self._long_choice(n_frames)
+            m, name, neg = cqt.long_segment_choice(n_frames)
             seg_len = (n_frames - 1) * hop + span
             grad[:, off : off + seg_len] += AF.correlate_fft_adjoint(
                 real[:, :k], imag[:, :k], self._long_h[name], k, span, hop, m, neg, seg_len
@@ -350,22 +326,6 @@ class iCQT(Transform):
             b += nb
         (g,) = torch.autograd.grad(padded, z, grad)
         return g
-
-    def _long_choice(self, n_frames: int) -> Tuple[int, str, int]:
-        """The forward's segment length for ``n_frames`` (same cost model as the CQT)."""
-        hop, span, k = self.hop_length, self.cqt._long_span, self.cqt._long_bins
-        best = None
-        for m, name, neg, nnz in self.cqt._long:
-            seg_frames = (hop * m - span) // hop + 1
-            if seg_frames < 1:
-                continue
-            n_seg = -(-n_frames // seg_frames)
-            n = hop * m
-            cost = n_seg * (n * np.log2(n) + 6.0 * nnz + k * m * np.log2(m))
-            if best is None or cost < best[0]:
-                best = (cost, m, name, neg)
-        assert best is not None
-        return best[1], best[2], best[3]
 
     def _normal(self, p: Tensor) -> Tensor:
         """``(A^T A + R) p`` for ``p`` of shape (batch, samples)."""
@@ -432,25 +392,6 @@ class iCQT(Transform):
             rz = rz_new
         return x
 
-    def _working_length(self, n_frames: int, length: Optional[int]) -> int:
-        """Signal length to solve for: ``length`` when it gives ``n_frames`` frames."""
-        hop = self.hop_length
-        if self.center:
-            lo, hi = hop * (n_frames - 1), hop * n_frames - 1
-            if self.pad_mode == "reflect":
-                lo = max(lo, self.n_fft // 2 + 1)
-            lo = max(lo, 1)
-        else:
-            lo, hi = self.n_fft + hop * (n_frames - 1), self.n_fft + hop * n_frames - 1
-        if lo > hi:
-            raise ValueError(
-                f"{n_frames} frames cannot come from center={self.center}, "
-                f"pad_mode='{self.pad_mode}' with n_fft={self.n_fft}, hop_length={hop}"
-            )
-        if length is not None and lo <= length <= hi:
-            return int(length)
-        return lo
-
     def forward(
         self, C: Tensor, length: Optional[int] = None, n_iter: Optional[int] = None
     ) -> Tensor:
@@ -476,28 +417,24 @@ class iCQT(Transform):
         if torch.is_complex(C):
             C = torch.view_as_real(C)
         if C.dim() < 3 or C.shape[-1] != 2 or C.shape[-3] != self.n_bins:
-            raise ValueError(
+            raise ParameterError(
                 f"iCQT expects a Complex CQT of shape (..., {self.n_bins}, frames, 2), "
                 f"got {tuple(C.shape)}"
             )
+        require_frames(C.shape[-2], "iCQT")
         if C.dim() == 3:
             C = C.unsqueeze(0)
         lead: List[int] = list(C.shape[:-3])
         n_frames = C.shape[-2]
         c2 = C.reshape(-1, self.n_bins, n_frames, 2).to(self.inv_diagonal.dtype)
-        n_work = self._working_length(n_frames, length)
+        reflect = self.center and self.pad_mode == "reflect"
+        n_work = working_length(n_frames, length, self.n_fft, self.hop_length, self.center,
+                                self.n_fft // 2 + 1 if reflect else 1)
         iters = self.n_iter if n_iter is None else int(n_iter)
         x = _PCGInverse.apply(c2, self, n_work, iters, self.tol)
         if length is None:
-            if self.center:
-                length = self.hop_length * (n_frames - 1)
-            else:
-                length = self.n_fft + self.hop_length * (n_frames - 1)
-        if length < n_work:
-            x = x[:, :length]
-        elif length > n_work:
-            x = torch.nn.functional.pad(x, [0, length - n_work])
-        return x.reshape(lead + [int(length)])
+            length = self.hop_length * (n_frames - 1) + (0 if self.center else self.n_fft)
+        return fit_length(x, int(length)).reshape(lead + [int(length)])
 
     def extra_repr(self) -> str:
         return (

@@ -12,7 +12,7 @@ from torch import Tensor, nn
 from nnaudio_core import checks, filters
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features.base import Transform
+from nnaudio_core.features.base import ParamSpec, Transform
 from nnaudio_core.features.stft import STFT
 
 
@@ -109,6 +109,11 @@ class MelSpectrogram(Transform):
         else:
             self.register_buffer("mel_basis", basis_t)
 
+    @classmethod
+    def delegated_spec(cls) -> dict[str, ParamSpec]:
+        """``backend``, passed on to :class:`STFT`."""
+        return {"backend": STFT.param_spec()["backend"]}
+
     def frequencies(self) -> np.ndarray:
         """Centre frequency of each mel band in Hz, shape (n_mels,)."""
         return self._freqs.copy()
@@ -198,6 +203,11 @@ class MFCC(Transform):
         self.top_db = None if top_db is None else float(top_db)
         dct = filters.dct_matrix(n_mfcc, self.melspec.n_mels)
         self.register_buffer("dct", torch.from_numpy(dct.astype(np.float32)))
+
+    @classmethod
+    def delegated_spec(cls) -> dict[str, ParamSpec]:
+        """:class:`MelSpectrogram`'s parameters, passed on to it."""
+        return MelSpectrogram.param_spec()
 
     def frequencies(self) -> np.ndarray:
         """MFCCs have no frequency axis: coefficient indices 0..n_mfcc-1."""

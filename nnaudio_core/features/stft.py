@@ -18,8 +18,9 @@ integer) audio into a default module gives float32 output, never an error.
 
 from __future__ import annotations
 
+import inspect
 import warnings
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 import torch
@@ -27,29 +28,16 @@ from torch import Tensor, nn
 
 from nnaudio_core import checks, filters
 from nnaudio_core import functional as AF
-from nnaudio_core.errors import ParameterError
-from nnaudio_core.features.base import Transform
-
-OUTPUT_FORMATS = ("Magnitude", "Complex", "Phase")
-PAD_MODES = ("reflect", "constant")
-BACKENDS = ("auto", "fft", "conv")
-
-
-def _check_choice(name: str, value: object, choices: tuple) -> None:
-    if value not in choices:
-        raise ParameterError(f"{name}={value!r} is not one of {', '.join(map(repr, choices))}")
-
-
-def _resolve_lengths(
-    n_fft: int, win_length: Optional[int], hop_length: Optional[int]
-) -> tuple[int, int]:
-    if n_fft < 1:
-        raise ParameterError(f"n_fft={n_fft} must be >= 1")
-    win_length = n_fft if win_length is None else int(win_length)
-    hop_length = max(1, win_length // 4) if hop_length is None else int(hop_length)
-    if hop_length < 1:
-        raise ParameterError(f"hop_length={hop_length} must be >= 1")
-    return win_length, hop_length
+from nnaudio_core.errors import NonInvertibleError, ParameterError
+from nnaudio_core.features.base import (
+    BACKENDS,
+    OUTPUT_FORMATS,
+    PAD_MODES,
+    Transform,
+    check_choice,
+    require_frames,
+    resolve_lengths,
+)
 
 
 def _tensor(a: np.ndarray) -> Tensor:
@@ -67,7 +55,7 @@ def _warn_analysis_only(what: str, freq_scale: str) -> None:
     warnings.warn(
         f"{what} with freq_scale={freq_scale!r}: non-uniform frequency scales are "
         f"analysis-only; the inverse is only exact for freq_scale='no' and raises "
-        f"RuntimeError when called",
+        f"NonInvertibleError (a RuntimeError) when called",
         UserWarning,
         stacklevel=3,
     )
@@ -75,12 +63,12 @@ def _warn_analysis_only(what: str, freq_scale: str) -> None:
 
 def _inverse_checks(freq_scale: str, n_bins: int, n_fft: int) -> None:
     if freq_scale != "no":
-        raise RuntimeError(
+        raise NonInvertibleError(
             f"inverse STFT is only exact for freq_scale='no', this transform has "
             f"freq_scale='{freq_scale}'; invert a freq_scale='no' STFT or use Griffin-Lim"
         )
     if n_bins != n_fft // 2 + 1:
-        raise RuntimeError(
+        raise NonInvertibleError(
             f"inverse STFT needs all n_fft // 2 + 1 = {n_fft // 2 + 1} bins, got {n_bins}; "
             f"leave freq_bins=None"
         )
@@ -100,13 +88,14 @@ def _inverse(
     n_fft = window.shape[0]
     n_half = n_fft // 2 + 1
     if X.dim() < 3 or X.shape[-1] != 2:
-        raise ValueError(
+        raise ParameterError(
             "inverse STFT expects a Complex spectrogram of shape (..., freq_bins, frames, 2)"
         )
     if X.shape[-3] == n_fft and n_fft != n_half:
         X = X[..., :n_half, :, :]  # two-sided input (onesided=False): keep the positive half
     if X.shape[-3] != n_half:
-        raise ValueError(f"inverse STFT expects {n_half} frequency bins, got {X.shape[-3]}")
+        raise ParameterError(f"inverse STFT expects {n_half} frequency bins, got {X.shape[-3]}")
+    require_frames(X.shape[-2], "inverse STFT")
     if X.dim() == 3:
         X = X.unsqueeze(0)
     X = X.to(window.dtype)  # the dtype rule: see the module docstring
@@ -193,15 +182,15 @@ class STFT(Transform):
     ) -> None:
         super().__init__()
         self._remember_config(locals())
-        _check_choice("freq_scale", freq_scale, filters.FREQ_SCALES)
-        _check_choice("pad_mode", pad_mode, PAD_MODES)
-        _check_choice("output_format", output_format, OUTPUT_FORMATS)
-        _check_choice("backend", backend, BACKENDS)
+        check_choice("freq_scale", freq_scale, filters.FREQ_SCALES)
+        check_choice("pad_mode", pad_mode, PAD_MODES)
+        check_choice("output_format", output_format, OUTPUT_FORMATS)
+        check_choice("backend", backend, BACKENDS)
         checks.check_stft(
             n_fft, win_length, hop_length, sr, window, freq_scale, fmin, fmax, freq_bins,
             kernel_path=trainable or backend == "conv" or freq_scale != "no",
         )
-        win_length, hop_length = _resolve_lengths(n_fft, win_length, hop_length)
+        win_length, hop_length = resolve_lengths(n_fft, win_length, hop_length)
         freq_bins = n_fft // 2 + 1 if freq_bins is None else int(freq_bins)
         if freq_bins < 1 or (freq_scale == "no" and freq_bins > n_fft // 2 + 1):
             raise ParameterError(
@@ -308,7 +297,9 @@ class STFT(Transform):
         elif fmt == "Phase":
             out = torch.atan2(imag, real)
         else:
-            raise ValueError(f"output_format='{fmt}' is not one of 'Magnitude', 'Complex', 'Phase'")
+            raise ParameterError(
+                f"output_format='{fmt}' is not one of 'Magnitude', 'Complex', 'Phase'"
+            )
         return out
 
     @torch.jit.export
@@ -322,7 +313,8 @@ class STFT(Transform):
         """Waveform from a ``'Complex'`` STFT (overlap-add with window-sum-square division).
 
         Exact (float32 round-off) for ``freq_scale='no'`` with all ``n_fft // 2 + 1`` bins;
-        raises ``RuntimeError`` naming ``freq_scale`` for any other grid.
+        raises :class:`~nnaudio_core.errors.NonInvertibleError` (a ``RuntimeError``) naming
+        ``freq_scale`` for any other grid.
 
         Parameters
         ----------
@@ -367,7 +359,8 @@ class iSTFT(Transform):
     n_fft, win_length, hop_length, window, center, sr : as :class:`STFT`
     freq_bins, fmin, fmax : accepted for nnAudio compatibility; inversion needs the full grid
     freq_scale : str
-        Must be ``'no'`` for :meth:`forward` (``RuntimeError`` naming ``freq_scale`` otherwise).
+        Must be ``'no'`` for :meth:`forward` (otherwise ``NonInvertibleError``, a
+        ``RuntimeError``, naming ``freq_scale``).
     trainable_kernels : bool
         Learn the synthesis kernels (kernel path, ``conv_transpose1d``).
     trainable_window : bool
@@ -401,8 +394,8 @@ class iSTFT(Transform):
     ) -> None:
         super().__init__()
         self._remember_config(locals())
-        _check_choice("freq_scale", freq_scale, filters.FREQ_SCALES)
-        _check_choice("backend", backend, BACKENDS)
+        check_choice("freq_scale", freq_scale, filters.FREQ_SCALES)
+        check_choice("backend", backend, BACKENDS)
         if backend == "fft" and trainable_kernels:
             raise ParameterError("backend='fft' cannot train kernels; use backend='conv'")
         checks.check_stft(
@@ -411,7 +404,7 @@ class iSTFT(Transform):
         )
         if freq_scale != "no":
             _warn_analysis_only("iSTFT", freq_scale)
-        win_length, hop_length = _resolve_lengths(n_fft, win_length, hop_length)
+        win_length, hop_length = resolve_lengths(n_fft, win_length, hop_length)
         self.n_fft = n_fft
         self.hop_length = hop_length
         self.freq_scale = freq_scale
@@ -435,6 +428,38 @@ class iSTFT(Transform):
             else:
                 self.register_buffer("icos", _kernel(icos, False))
                 self.register_buffer("isin", _kernel(isin, False))
+
+    #: the STFT parameters an inverse takes over (:meth:`from_stft`)
+    SHARED_WITH_STFT = (
+        "n_fft", "win_length", "freq_bins", "hop_length", "window", "freq_scale", "center",
+        "fmin", "fmax", "sr", "verbose", "backend",
+    )
+
+    @classmethod
+    def from_stft(cls, stft: STFT | dict[str, Any], **overrides: Any) -> iSTFT:
+        """The inverse of an :class:`STFT`: same ``n_fft``, ``win_length``, ``hop_length``,
+        ``window``, ``center``, ``freq_scale`` (``fmin``, ``fmax``, ``freq_bins``), ``sr`` and
+        ``backend``.
+
+        Parameters
+        ----------
+        stft : STFT, or its ``get_config()`` (``{"transform": "STFT", "params": {...}}``,
+            or the ``params`` alone; parameters left out take STFT's defaults)
+        **overrides
+            iSTFT parameters to set instead (e.g. ``center=False``, ``trainable_window``).
+        """
+        if isinstance(stft, STFT):
+            params = dict(stft._config)
+        else:
+            if stft.get("transform", "STFT") != "STFT":
+                raise ParameterError(f"iSTFT inverts an STFT, not a {stft['transform']}")
+            given = stft.get("params", stft) if "transform" in stft else stft
+            defaults = {
+                n: p.default for n, p in inspect.signature(STFT).parameters.items()
+            }
+            params = {**defaults, **given}
+        kw = {k: params[k] for k in cls.SHARED_WITH_STFT if k in params}
+        return cls(**{**kw, **overrides})
 
     def frequencies(self) -> np.ndarray:
         """Frequency (Hz) of each expected input bin, shape (n_fft // 2 + 1,)."""

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
-from nnaudio_core import filters
-from nnaudio_core.features.cqt import VariableQ
+from nnaudio_core.features.cqt import VariableQ, q_class, q_signature
 
 
+@q_class(
+    q_signature(
+        "sr hop_length fmin fmax n_bins filter_scale bins_per_octave norm window gamma center "
+        "pad_mode trainable output_format normalization_type backend sparsity bandwidth "
+        "basis_norm earlydownsample verbose",
+        bandwidth="nnaudio",
+        basis_norm=None,
+    )
+)
 class VQT(VariableQ):
     """Variable-Q transform (nnAudio2's ``VQT``), as ``librosa.vqt(..., tuning=0.0)``.
 
@@ -34,50 +40,3 @@ class VQT(VariableQ):
     ------
     ``(..., samples) -> (..., n_bins, frames)`` (``(..., n_bins, frames, 2)`` for Complex).
     """
-
-    def __init__(
-        self,
-        sr: float = 22050,
-        hop_length: int = 512,
-        fmin: float = 32.70,
-        fmax: Optional[float] = None,
-        n_bins: int = 84,
-        filter_scale: float = 1,
-        bins_per_octave: int = 12,
-        norm: Optional[float] = 1,
-        window: filters.WindowSpec = "hann",
-        gamma: float = 0.0,
-        center: bool = True,
-        pad_mode: str = "reflect",
-        trainable: bool = False,
-        output_format: str = "Magnitude",
-        normalization_type: str = "librosa",
-        backend: str = "auto",
-        sparsity: float = 0.0,
-        bandwidth: str = "nnaudio",
-        basis_norm: Optional[float] = None,
-        earlydownsample: bool = True,
-        verbose: bool = True,
-    ) -> None:
-        super().__init__(
-            sr=sr,
-            hop_length=hop_length,
-            fmin=fmin,
-            fmax=fmax,
-            n_bins=n_bins,
-            bins_per_octave=bins_per_octave,
-            filter_scale=filter_scale,
-            gamma=gamma,
-            norm=norm if basis_norm is None else basis_norm,
-            window=window,
-            center=center,
-            pad_mode=pad_mode,
-            trainable=trainable,
-            output_format=output_format,
-            normalization_type=normalization_type,
-            backend=backend,
-            sparsity=sparsity,
-            bandwidth=bandwidth,
-            verbose=verbose,
-        )
-        self._remember_config(locals())

@@ -9,7 +9,7 @@ import signals
 import torch
 from support import snr_db
 
-from nnaudio_core import STFT, iSTFT
+from nnaudio_core import STFT, NonInvertibleError, ParameterError, iSTFT
 
 # (n_fft, hop_length, win_length, window)
 ROUND_TRIP_CONFIGS = [
@@ -141,11 +141,11 @@ def test_inverse_refused_off_the_fft_grid(freq_scale):
              fmax=7000.0, iSTFT=True)
     Xs = m(y)
     assert Xs.shape == X.shape  # same number of bins, but not the FFT grid
-    with pytest.raises(RuntimeError, match="freq_scale") as info:
+    with pytest.raises(NonInvertibleError, match="freq_scale") as info:
         m.inverse(Xs)
     assert freq_scale in str(info.value)
     inv = iSTFT(n_fft=512, hop_length=128, sr=16000, freq_scale=freq_scale)
-    with pytest.raises(RuntimeError, match="freq_scale") as info:
+    with pytest.raises(NonInvertibleError, match="freq_scale") as info:
         inv(X)
     assert freq_scale in str(info.value)
 
@@ -153,15 +153,15 @@ def test_inverse_refused_off_the_fft_grid(freq_scale):
 def test_inverse_refused_with_truncated_bins():
     m = STFT(n_fft=512, hop_length=128, freq_bins=200, iSTFT=True)
     X = m(torch.randn(1, 4000))
-    with pytest.raises(RuntimeError, match="257"):
+    with pytest.raises(NonInvertibleError, match="257"):
         m.inverse(X)
 
 
 def test_istft_rejects_wrong_bin_count_and_format():
     inv = iSTFT(n_fft=512, hop_length=128)
-    with pytest.raises(ValueError, match="257"):
+    with pytest.raises(ParameterError, match="257"):
         inv(torch.zeros(1, 200, 10, 2))
-    with pytest.raises(ValueError, match="Complex"):
+    with pytest.raises(ParameterError, match="Complex"):
         inv(torch.zeros(1, 257, 10))
 
 
@@ -176,3 +176,26 @@ def test_inverse_is_linear_and_batched():
         assert snr_db(x[b], rec[b]) >= 100.0
         torch.testing.assert_close(rec[b : b + 1], m.inverse(X[b : b + 1], length=6000),
                                    rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("as_config", [False, True], ids=["module", "config"])
+def test_istft_from_stft_inverts_a_non_default_stft(as_config):
+    """from_stft takes over n_fft, win_length, hop_length, window and center: a hamming,
+    uncentred STFT with win_length < n_fft comes back to float32 round-off."""
+    x = torch.from_numpy(signals.speech_like(16000))[None]
+    stft = STFT(n_fft=400, win_length=300, hop_length=80, window="hamming", center=False,
+                sr=16000)
+    inv = iSTFT.from_stft(stft.get_config() if as_config else stft)
+    assert (inv.n_fft, inv.hop_length, inv.center, inv.sr) == (400, 80, False, 16000)
+    y = inv(stft(x), length=x.shape[-1])
+    # uncentred: the first and last n_fft samples are not fully covered by windows
+    inner = slice(400, x.shape[-1] - 400)
+    torch.testing.assert_close(y[..., inner], x[..., inner], atol=1e-4, rtol=0)
+
+
+def test_istft_from_stft_overrides_and_refuses_other_transforms():
+    stft = STFT(n_fft=256, hop_length=64)
+    assert iSTFT.from_stft(stft, center=False).center is False
+    assert iSTFT.from_stft({"n_fft": 512}).hop_length == 128  # STFT's defaults fill in
+    with pytest.raises(ParameterError, match="MelSpectrogram"):
+        iSTFT.from_stft({"transform": "MelSpectrogram", "params": {}})
