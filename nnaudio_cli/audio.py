@@ -243,6 +243,17 @@ def _detail(noise: list[str], any_line: bool = True) -> str:
     return lines[0] if lines and any_line else ""
 
 
+def open_sound(path: str | os.PathLike) -> tuple[sf.SoundFile | None, str]:
+    """Open ``path`` with libsndfile: ``(file, "")``, or ``(None, reason)`` when it cannot be
+    opened (the reason is a failed row's, with what the decoder printed folded in)."""
+    with decoder_messages() as noise:
+        try:
+            return sf.SoundFile(path), ""
+        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+            error = e
+    return None, _open_reason(error, noise)
+
+
 def _open_reason(exc: BaseException, noise: list[str] | None = None) -> str:
     """Reason for a file libsndfile cannot open (without the path it repeats).
 
@@ -337,14 +348,9 @@ def decode_task(
     info = SourceInfo(key=key)
     try:
         _stat(path, info)
-        with decoder_messages() as noise:
-            try:
-                f = sf.SoundFile(path)
-                error = None
-            except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-                error = e
-        if error is not None:
-            return DecodeResult(info, "failed", reason=_open_reason(error, noise))
+        f, reason = open_sound(path)
+        if f is None:
+            return DecodeResult(info, "failed", reason=reason)
         with f:
             info.sr = int(f.samplerate)
             info.channels = int(f.channels)
@@ -403,14 +409,9 @@ def stream_file(
     why = riff_truncation(path, os.path.getsize(path))
     if why:
         raise InputError(why)
-    with decoder_messages() as noise:
-        try:
-            sound = sf.SoundFile(path)
-            error = None
-        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-            error = e
-    if error is not None:
-        raise InputError(_open_reason(error, noise))
+    sound, reason = open_sound(path)
+    if sound is None:
+        raise InputError(reason)
     with sound as f:
         sr_in = int(f.samplerate)
         channels = 1 if mono else int(f.channels)

@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pytest
 import soundfile as sf
-from support import invoke
+from support import invoke, snr_db
 
 SR = 22050
 
@@ -197,24 +197,28 @@ def test_segmented_istft_equals_one_shot(tmp_path: Path) -> None:
     assert np.max(np.abs(a - stereo)) < 1e-4
 
 
-def test_segmented_icqt_is_close_to_one_shot(tmp_path: Path) -> None:
-    src = tmp_path / "in"
-    src.mkdir()
-    sf.write(src / "long.wav", tone(6.0, 220, seed=5), SR, subtype="FLOAT")
-    feats = tmp_path / "cqt.h5"
+def complex_cqt(src: Path, feats: Path) -> Path:
+    """Complex CQT (72 bins from 55 Hz, hop 96) of ``src``: invertible by iCQT."""
     r = run(["extract", src, feats, "-q", "-j", "0", "-c", "cqt84", "--set",
              'output_format="Complex"', "--set", "fmin=55.0", "--set", "n_bins=72",
              "--set", "hop_length=96"])
     assert r.exit_code == 0, r.stderr
+    return feats
+
+
+def test_segmented_icqt_is_close_to_one_shot(tmp_path: Path) -> None:
+    src = tmp_path / "in"
+    src.mkdir()
+    sf.write(src / "long.wav", tone(6.0, 220, seed=5), SR, subtype="FLOAT")
+    feats = complex_cqt(src, tmp_path / "cqt.h5")
     one, seg = tmp_path / "one", tmp_path / "seg"
     assert run(["invert", feats, one, "-q", "--segment-seconds", "60"]).exit_code == 0
     assert run(["invert", feats, seg, "-q", "--segment-seconds", "2"]).exit_code == 0
     a, _ = sf.read(one / "long.wav", dtype="float32")
     b, _ = sf.read(seg / "long.wav", dtype="float32")
     ref = tone(6.0, 220, seed=5)
-    snr = lambda r, e: 10 * np.log10(np.sum(r**2) / np.sum((r - e) ** 2))  # noqa: E731
-    assert snr(ref, a) >= 30 and snr(ref, b) >= 30
-    assert snr(a, b) >= 30
+    assert snr_db(ref, a) >= 30 and snr_db(ref, b) >= 30
+    assert snr_db(a, b) >= 30
 
 
 def test_batched_equal_length_keys_match_single_inversion(tmp_path: Path) -> None:
@@ -224,11 +228,7 @@ def test_batched_equal_length_keys_match_single_inversion(tmp_path: Path) -> Non
     src.mkdir()
     for name, seconds, f0 in (("a.wav", 0.5, 220), ("b.wav", 0.7, 330), ("c.wav", 0.5, 262)):
         sf.write(src / name, tone(seconds, f0), SR, subtype="FLOAT")
-    feats = tmp_path / "cqt.h5"
-    r = run(["extract", src, feats, "-q", "-j", "0", "-c", "cqt84", "--set",
-             'output_format="Complex"', "--set", "fmin=55.0", "--set", "n_bins=72",
-             "--set", "hop_length=96"])
-    assert r.exit_code == 0, r.stderr
+    feats = complex_cqt(src, tmp_path / "cqt.h5")
     together, alone = tmp_path / "together", tmp_path / "alone"
     assert run(["invert", feats, together, "-q"]).exit_code == 0
     for key in ("a.wav", "c.wav"):
