@@ -1,0 +1,97 @@
+"""``nnaudio export``: front ends written from presets, read back by their own runtimes
+(onnxruntime, torch.export.load, torch.jit.load) and compared with eager here, independently
+of the command's own check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import signals
+import torch
+from support import invoke
+
+from nnaudio_cli.config import resolve
+from nnaudio_core.features import build
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning")
+
+
+def eager(preset: str, x: np.ndarray) -> np.ndarray:
+    module = build(resolve(preset).as_core_config())
+    with torch.no_grad():
+        return module(torch.from_numpy(x)).numpy()
+
+
+def speech(batch: int, samples: int, sr: int) -> np.ndarray:
+    return np.stack([signals.speech_like(sr, samples / sr + 0.01, seed=s)[:samples]
+                     for s in range(batch)]).astype(np.float32)
+
+
+def assert_close(got: np.ndarray, want: np.ndarray) -> None:
+    assert got.shape == want.shape
+    assert float(np.abs(got - want).max()) <= 1e-4 * float(np.abs(want).max())
+
+
+def test_onnx_mel_front_end_runs_in_onnxruntime(tmp_path: Path) -> None:
+    ort = pytest.importorskip("onnxruntime")
+    out = tmp_path / "mel.onnx"
+    r = invoke("export", "-c", "mel128", "-o", out, "--json")
+    assert r.exit_code == 0, r.stderr
+    report = json.loads(r.stdout)
+    assert report["format"] == "onnx" and report["transform"] == "MelSpectrogram"
+    assert report["input"] == {"name": "audio", "shape": ["batch", "samples"],
+                               "dtype": "float32"}
+    assert report["output"]["shape"] == ["batch", 128, "frames"]
+    assert report["max_error"] <= 1e-4
+    session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["audio"]
+    for batch, samples in ((1, 22050), (4, 30011)):  # dynamic batch and length
+        x = speech(batch, samples, 22050)
+        assert_close(session.run(None, {"audio": x})[0], eager("mel128", x))
+
+
+@pytest.mark.parametrize("suffix", [".pt2", ".ts"])
+def test_torch_formats_round_trip(tmp_path: Path, suffix: str) -> None:
+    out = tmp_path / f"stft{suffix}"
+    r = invoke("export", "-c", "stft_complex", "-o", out)
+    assert r.exit_code == 0, r.stderr
+    assert "input  audio: float32 [batch, samples]" in r.stdout
+    assert "output features: float32 [batch, " in r.stdout
+    runner = (torch.export.load(str(out)).module() if suffix == ".pt2"
+              else torch.jit.load(str(out)))
+    x = speech(3, 17000, 22050)
+    with torch.no_grad():
+        assert_close(runner(torch.from_numpy(x)).numpy(), eager("stft_complex", x))
+
+
+def test_cfp_onnx_needs_float64_and_says_so(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "cfp.onnx"
+    r = invoke("export", "-c", "cfp", "-o", out)
+    assert r.exit_code == 1
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--precision float64" in lines[0] and "nothing was kept" in lines[0]
+    assert not out.exists()
+    r = invoke("export", "-c", "cfp", "-o", out, "--precision", "float64", "--json")
+    assert r.exit_code == 0, r.stderr
+    assert json.loads(r.stdout)["precision"] == "float64" and out.exists()
+
+
+def test_mistakes_are_one_line(tmp_path: Path) -> None:
+    cases = [
+        (["-c", "mel128", "-o", tmp_path / "x.wav"], 2, "unknown front-end format '.wav'"),
+        (["-o", tmp_path / "x.onnx"], 2, "pass --config PRESET or --transform NAME"),
+        (["-c", "mel128", "-o", tmp_path / "no" / "x.pt2"], 1, "does not exist"),
+        (["-c", "mel12", "-o", tmp_path / "x.pt2"], 2, "did you mean 'mel128'"),
+    ]
+    for args, code, needle in cases:
+        r = invoke("export", *args)
+        assert r.exit_code == code, (args, r.stderr)
+        assert len(r.stderr.strip().splitlines()) == 1 and needle in r.stderr, r.stderr
+    (tmp_path / "x.ts").write_bytes(b"keep")
+    r = invoke("export", "-c", "mel128", "-o", tmp_path / "x.ts")
+    assert r.exit_code == 2 and "--overwrite" in r.stderr
+    assert (tmp_path / "x.ts").read_bytes() == b"keep"
