@@ -123,10 +123,11 @@ class _CFPBase(Transform):
         n = self.n_fft
         x = x.to(self.window.dtype)  # the dtype rule, see features.stft
         padded = AF.pad_signal(x, n, self.center, "constant")
-        n_frames = 1 + (padded.shape[-1] - n) // self.hop_length
         left = (n - self.window_size) // 2  # the window sits centred in the N-sample frame
-        span = padded[:, left : left + (n_frames - 1) * self.hop_length + self.window_size]
-        frames = span.unfold(-1, self.window_size, self.hop_length) * self.window
+        # N-sample frames, then the window's span inside each: no length arithmetic, so
+        # torch.export keeps the length dynamic
+        frames = padded.unfold(-1, n, self.hop_length)[..., left : left + self.window_size]
+        frames = frames * self.window
         # |DFT| of the window-centred N-point frame: a circular shift leaves it unchanged
         mag = torch.fft.rfft(frames, n=n, dim=-1).abs() / torch.linalg.vector_norm(self.window)
         spec0 = torch.cat((mag, mag[..., 1 : n - n // 2].flip(-1)), dim=-1)  # (b, T, N)
