@@ -708,3 +708,24 @@ def octave_kernels(
         left = (span - spans[i]) // 2
         out[i, :, left : left + spans[i]] = bank
     return out, spans
+
+
+def spectral_kernels(kernels: np.ndarray) -> np.ndarray:
+    """Positive-frequency spectra of correlation kernels, for nnAudio's STFT-product CQT.
+
+    nnAudio's ``CQT1992``/``CQT2010`` multiply a rectangular-window STFT (``n_fft`` = the
+    kernel span) by ``fft(basis)[:, :n_fft // 2 + 1]``, where ``basis = conj(kernels)`` in
+    complex64; the FFT runs in single precision, as theirs.
+
+    Parameters
+    ----------
+    kernels : np.ndarray, shape (n_bins, n_fft), complex, correlation form
+
+    Returns
+    -------
+    np.ndarray, shape (n_bins, n_fft // 2 + 1), complex64
+    """
+    from scipy.fft import fft
+
+    n_fft = kernels.shape[-1]
+    return fft(np.conj(kernels).astype(np.complex64), axis=-1)[:, : n_fft // 2 + 1]

@@ -133,6 +133,38 @@ def decimate(x: Tensor, lowpass: Tensor, factor: int) -> Tensor:
     return F.conv1d(x.unsqueeze(1), lowpass, stride=factor, padding=pad).squeeze(1)
 
 
+def stft_product(
+    padded: Tensor,
+    fourier_cos: Tensor,
+    fourier_sin: Tensor,
+    spectra_real: Tensor,
+    spectra_imag: Tensor,
+    hop_length: int,
+) -> Tuple[Tensor, Tensor]:
+    """nnAudio's ``CQT1992``/``CQT2010`` per-octave step: rectangular-window STFT by
+    ``conv1d``, then a complex matrix product with the kernels' positive-frequency spectra.
+
+    Parameters
+    ----------
+    padded : Tensor, shape (batch, samples), already padded
+    fourier_cos, fourier_sin : Tensor, shape (n_fft // 2 + 1, 1, n_fft),
+        ``cos``/``sin(2 pi k n / n_fft)``
+    spectra_real, spectra_imag : Tensor, shape (n_filters, n_fft // 2 + 1), from
+        :func:`nnaudio_core.filters.spectral_kernels`
+
+    Returns
+    -------
+    (real, imag), each (batch, n_filters, frames): ``n_fft`` times the correlation with the
+    kernels, its imaginary part conjugated, less the kernels' negative-frequency leakage
+    """
+    xs = padded.unsqueeze(1)
+    f_real = F.conv1d(xs, fourier_cos, stride=hop_length)
+    f_imag = F.conv1d(xs, fourier_sin, stride=hop_length)
+    real = torch.matmul(spectra_real, f_real) - torch.matmul(spectra_imag, f_imag)
+    imag = torch.matmul(spectra_real, f_imag) + torch.matmul(spectra_imag, f_real)
+    return real, imag
+
+
 def multirate_correlate(
     x: Tensor,
     kernels_real: Tensor,
@@ -146,6 +178,9 @@ def multirate_correlate(
     n_octaves: int,
     n_bins: int,
     pad_mode: str,
+    fourier_cos: Tensor,
+    fourier_sin: Tensor,
+    gain: float = 1.0,
 ) -> Tuple[Tensor, Tensor]:
     """Multirate correlation of ``(batch, samples)`` audio with the octave banks.
 
@@ -161,14 +196,19 @@ def multirate_correlate(
         ``factor == 1``)
     factor : int, early downsampling factor
     hop_length : int, hop of the top octave (after early downsampling)
+    fourier_cos, fourier_sin : empty, or the STFT kernels of :func:`stft_product`: then
+        ``kernels_real``/``kernels_imag`` are the bank's spectra ``(n_filters, 1, n_rfft)``
+        and each octave is computed as nnAudio's ``CQT2010`` (one bank only)
 
     Returns
     -------
     (real, imag), each (batch, n_bins, frames), ``frames = 1 + len(x') // hop_length`` with
-    ``x'`` the early-downsampled input; scaled by ``factor``, as nnAudio
+    ``x'`` the early-downsampled input; times ``gain`` (nnAudio's ``CQT2010v2`` and
+    ``VQT`` pass the early-downsampling factor, its ``CQT2010`` passes 1)
     """
     if factor > 1:
         x = decimate(x, early, factor)
+    spectral = fourier_cos.shape[0] > 0
     span = kernels_real.shape[-1]
     n_banks = len(spans)
     reals: List[Tensor] = []
@@ -184,17 +224,22 @@ def multirate_correlate(
             x = decimate(x, lowpass, 2)
             hop = hop // 2
         bank = min(octave, n_banks - 1)
-        lo = (span - spans[bank]) // 2
-        r0, r1 = bank * n_filters, (bank + 1) * n_filters
-        k_real = kernels_real[r0:r1, :, lo : lo + spans[bank]]
-        k_imag = kernels_imag[r0:r1, :, lo : lo + spans[bank]]
         padded = AF.pad_signal(x, spans[bank], True, pad_mode)
-        real, imag = AF.stft_conv(padded, k_real, -k_imag, hop)
+        if spectral:
+            real, imag = stft_product(
+                padded, fourier_cos, fourier_sin, kernels_real[:, 0], kernels_imag[:, 0], hop
+            )
+        else:
+            lo = (span - spans[bank]) // 2
+            r0, r1 = bank * n_filters, (bank + 1) * n_filters
+            k_real = kernels_real[r0:r1, :, lo : lo + spans[bank]]
+            k_imag = kernels_imag[r0:r1, :, lo : lo + spans[bank]]
+            real, imag = AF.stft_conv(padded, k_real, -k_imag, hop)
         reals.insert(0, real)
         imags.insert(0, imag)
     real = torch.cat(reals, 1)[:, -n_bins:]
     imag = torch.cat(imags, 1)[:, -n_bins:]
-    if factor > 1:
-        real = real * float(factor)
-        imag = imag * float(factor)
+    if gain != 1.0:
+        real = real * gain
+        imag = imag * gain
     return real, imag
