@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Optional
 
 from nnaudio_core import filters
@@ -27,8 +28,15 @@ class VQT(VariableQ):
         ``'librosa'`` equals ``librosa.vqt``.
     basis_norm : float or None
         nnAudio2's name for the kernel norm; when given it replaces ``norm``.
+    backend : str
+        Default ``'nnaudio2'``: nnAudio2's algorithm, ``'conv'`` for ``gamma = 0`` (its VQT is
+        then its ``CQT1992v2``), ``'multirate'`` for ``gamma > 0`` (see
+        :class:`~nnaudio_core.features.cqt.VariableQ`); ``'auto'`` for the exact, fast path.
     earlydownsample : bool
-        Accepted for nnAudio compatibility (the exact engine does not resample).
+        ``'multirate'`` only (see :class:`~nnaudio_core.features.cqt.VariableQ`). nnAudio2's
+        ``VQT(gamma > 0)`` designs its kernels at the input rate even after early
+        downsampling by ``2 ** k``, which tunes its bins ``2 ** k`` too high; the default
+        reproduces that (with a ``UserWarning``), an explicit ``backend='multirate'`` does not.
 
     Shapes
     ------
@@ -52,7 +60,7 @@ class VQT(VariableQ):
         trainable: bool = False,
         output_format: str = "Magnitude",
         normalization_type: str = "librosa",
-        backend: str = "auto",
+        backend: str = "nnaudio2",
         sparsity: float = 0.0,
         bandwidth: str = "nnaudio",
         basis_norm: Optional[float] = None,
@@ -79,5 +87,22 @@ class VQT(VariableQ):
             sparsity=sparsity,
             bandwidth=bandwidth,
             verbose=verbose,
+            earlydownsample=earlydownsample,
         )
         self._remember_config(locals())
+        if self.nnaudio2_numerics and self.multirate and self.mr_factor > 1:
+            warnings.warn(
+                f"nnAudio2's VQT downsamples this input by {self.mr_factor} first but designs "
+                f"its kernels at the original rate, so every bin responds {self.mr_factor} "
+                "times above its labelled frequency; reproduced for nnAudio2 compatibility. "
+                "Pass earlydownsample=False or backend='auto' for correctly tuned bins",
+                UserWarning,
+                stacklevel=2,
+            )
+
+    def _nnaudio2_backend(self, gamma: float) -> str:
+        return "conv" if gamma == 0 else self._multirate_or_auto("multirate")
+
+    def _vqt_kernel_sr(self, gamma: float) -> Optional[float]:
+        # nnAudio2's VQT designs its banks at the input rate, even after early downsampling
+        return self.sr if self.nnaudio2_numerics else None
