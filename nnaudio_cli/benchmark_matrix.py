@@ -7,7 +7,8 @@ Workloads (synthetic piano-like clips, :func:`nnaudio_cli.benchmark.piano_clips`
 * 44.1 kHz x 80,000 samples, batches of 32 (the nnAudio paper's protocol);
 * 22.05 kHz x 60 s (1,323,000 samples), batches of 4.
 
-Transforms: STFT (magnitude), Mel (128), MFCC (20), CQT1992v2 and CQT2010v2 (84 bins from
+Transforms: STFT (magnitude), Mel (128), MFCC (20), CQT1992v2 and CQT2010v2 (ours with
+``backend='auto'``, the fast exact path; 84 bins from
 C1), VQT (gamma 20), with the parameters of :mod:`nnaudio_cli.benchmark`. Implementations:
 ours, librosa (called on the whole batch array: its multichannel path), ``torch.stft``
 (+ our mel matrix; STFT and Mel only) and nnAudio2.

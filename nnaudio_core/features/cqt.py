@@ -99,7 +99,8 @@ class VariableQ(Transform):
         trained on nnAudio2 features sees the same numbers: ``'conv'`` for ``CQT1992v2`` and
         ``VQT(gamma=0)``, ``'multirate'`` for ``CQT2010v2`` and ``VQT(gamma>0)``, nnAudio's
         STFT-times-kernel-spectra form for ``CQT1992``/``CQT2010``; where nnAudio2 has no
-        answer (``center=False``, a hop the octaves cannot share) it is ``'auto'``.
+        answer (``center=False``, a hop the octaves cannot share, ``bandwidth='librosa'``)
+        it is ``'auto'``.
     earlydownsample : bool
         ``'multirate'`` only: first low-pass and decimate the input by ``2 ** k`` where the
         top bin allows (nnAudio's rule, :func:`nnaudio_core.filters.early_downsample_count`).
@@ -122,6 +123,8 @@ class VariableQ(Transform):
     other ``(..., samples)`` -> ``(..., n_bins, frames)``; ``frames = 1 + samples // hop``
     when ``center``. Complex values have librosa's phase convention.
     """
+
+    mr_spans: List[int]  # TorchScript: typed even when empty
 
     def __init__(
         self,
@@ -154,8 +157,8 @@ class VariableQ(Transform):
         _check_choice("normalization_type", normalization_type, NORMALIZATION_TYPES)
         _check_choice("backend", backend, CQ_BACKENDS)
         self.nnaudio2_numerics = backend == "nnaudio2"
-        if backend == "nnaudio2":
-            backend = self._nnaudio2_backend(gamma)
+        if backend == "nnaudio2":  # nnAudio2's numbers exist only with nnAudio's bandwidths
+            backend = self._nnaudio2_backend(gamma) if bandwidth == "nnaudio" else "auto"
         if backend.startswith(("multirate", "stft_product")) and bandwidth != "nnaudio":
             raise ParameterError("backend='multirate' is nnAudio's algorithm: needs "
                                  "bandwidth='nnaudio'")

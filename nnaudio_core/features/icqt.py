@@ -292,6 +292,8 @@ class iCQT(Transform):
                 params.pop(key, None)
             for key in ("trainable_STFT", "trainable_CQT"):
                 params.pop(key, None)
+        if params.get("backend") in ("nnaudio2", "multirate"):
+            params["backend"] = "auto"  # the inverse of the exact transform (nnAudio2's too)
         params.update(overrides)
         return cls(**params)
 
