@@ -251,9 +251,19 @@ class VariableQ(Transform):
             )
             self.register_buffer("spectral_matrix", matrix, persistent=False)
             self._build_cpu_plan(kernels, lengths, sparsity)
-            empty = torch.zeros(0, 1, n_fft)
-            self.register_buffer("cqt_kernels_real", empty, persistent=False)
-            self.register_buffer("cqt_kernels_imag", empty.clone(), persistent=False)
+            # the kernel path runs under torch.export / ONNX, where the segment FFTs'
+            # complex gathers do not convert and their length arithmetic pins the length;
+            # not in the state dict (rebuilt from the config)
+            self.register_buffer(
+                "cqt_kernels_real",
+                torch.from_numpy(kernels.real.astype(np.float32)).unsqueeze(1),
+                persistent=False,
+            )
+            self.register_buffer(
+                "cqt_kernels_imag",
+                torch.from_numpy(kernels.imag.astype(np.float32)).unsqueeze(1),
+                persistent=False,
+            )
         else:
             self._direct: list[tuple[int, int, int, str]] = []
             self._long: list[tuple[int, str, int, int]] = []
@@ -273,6 +283,21 @@ class VariableQ(Transform):
                 self.register_buffer("cqt_kernels_real", real)
                 self.register_buffer("cqt_kernels_imag", imag)
         self._kernels_built(kernels)
+
+    def _apply(self, fn: Any, recurse: bool = True) -> "VariableQ":
+        """``Module.to(dtype)`` would cast the complex (sparse) kernel spectra of the FFT path
+        to a real dtype, silently discarding their imaginary parts: they move with the
+        module's device instead and take the complex dtype of its new float dtype
+        (complex128 for float64, complex64 otherwise)."""
+        saved = {n: b for n, b in self._buffers.items() if b is not None and b.is_complex()}
+        for name in saved:
+            self._buffers[name] = None
+        super()._apply(fn, recurse)
+        real = self.lengths
+        cdtype = torch.complex128 if real.dtype == torch.float64 else torch.complex64
+        for name, buf in saved.items():
+            self._buffers[name] = buf.to(device=real.device, dtype=cdtype)
+        return self
 
     def frequencies(self) -> np.ndarray:
         """Centre frequency of each bin in Hz, shape (n_bins,)."""
@@ -462,7 +487,7 @@ class VariableQ(Transform):
         padded = AF.pad_signal(x, self.n_fft, self.center, self.pad_mode)
         if self.use_fft and AF.is_eager_cpu(padded) and padded.dtype == torch.float32:
             return self._real_imag_cpu(padded)
-        if self.use_fft:
+        if self.use_fft and not AF.is_exporting():
             # the sparse matrix is only touched in eager CPU mode: compilers reject sparse tensors
             matrix = self._sparse_matrix() if AF.is_eager_cpu(padded) else self.values[:0]
             return AF.correlate_fft(
@@ -515,7 +540,8 @@ class VariableQ(Transform):
         elif fmt == "Complex":
             out = torch.stack((real, imag), dim=-1)
         elif fmt == "Phase":
-            phase = torch.atan2(imag, real)
+            # nnAudio2's CQT1992 returns the phase of the conjugate of its Complex output
+            phase = torch.atan2(-imag if self.mr_negate_imag else imag, real)
             out = torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
         else:
             raise ParameterError(f"output_format='{fmt}' is not one of Magnitude, Complex, Phase")
@@ -702,20 +728,6 @@ class CQT1992(VariableQ):
 
     def _nnaudio2_backend(self, gamma: float) -> str:
         return "stft_product" if self._config["center"] else "auto"
-
-    def forward(
-        self,
-        x: Tensor,
-        output_format: Optional[str] = None,
-        normalization_type: Optional[str] = None,
-    ) -> Tensor:
-        """As :meth:`VariableQ.forward`; with nnAudio2's numbers (the STFT-product path) the
-        'Phase' output is that of the conjugate, as nnAudio2's ``CQT1992`` returns it."""
-        out = super().forward(x, output_format, normalization_type)
-        fmt = self.output_format if output_format is None else output_format
-        if fmt == "Phase" and self.mr_negate_imag:
-            out = torch.stack((out[..., 0], -out[..., 1]), dim=-1)
-        return out
 
 
 @q_class(
