@@ -63,14 +63,19 @@ def audio(batch: int, samples: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(rows))
 
 
-X1, X2 = audio(2, 9000), audio(3, 12000)  # the export shape and a second one
+def inputs(m: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The export shape and a second one, both long enough for ``m``."""
+    n = max(9000, shortest(m) + 500)
+    return audio(2, n), audio(3, n + 3011)
 
 
 def shortest(m: torch.nn.Module) -> int:
-    """A length every module accepts: its longest frame (kernel span) in samples."""
+    """A length every module accepts: its longest frame (kernel span) in samples, times the
+    decimation of the lowest octave on nnAudio's multirate path."""
     spans = [getattr(s, a) for s in m.modules() for a in ("n_fft", "N")
              if isinstance(getattr(s, a, None), int)]
-    return max(spans, default=1024)
+    decimation = 2 ** int(getattr(m, "mr_octaves", 0)) * max(1, int(getattr(m, "mr_factor", 1)))
+    return max(spans, default=1024) * (decimation if getattr(m, "multirate", False) else 1)
 
 
 def assert_same(got: Any, want: Any, tol: float = 1e-4) -> None:
@@ -94,6 +99,7 @@ def dynamic(m: torch.nn.Module) -> tuple[dict[int, torch.export.Dim], ...]:
 @pytest.mark.parametrize("name", list(FORWARD))
 def test_torchscript(name: str) -> None:
     m = FORWARD[name]()
+    X1, X2 = inputs(m)
     s = torch.jit.script(m)
     with torch.no_grad():
         for x in (X1, X2):
@@ -103,6 +109,7 @@ def test_torchscript(name: str) -> None:
 @pytest.mark.parametrize("name", list(FORWARD))
 def test_torch_export_dynamic(name: str) -> None:
     m = FORWARD[name]()
+    X1, X2 = inputs(m)
     ep = torch.export.export(m, (X1,), dynamic_shapes=dynamic(m)).module()
     with torch.no_grad():
         for x in (X1, X2):
@@ -113,6 +120,7 @@ def test_torch_export_dynamic(name: str) -> None:
 def test_torch_compile_fullgraph(name: str) -> None:
     torch._dynamo.reset()
     m = FORWARD[name]()
+    X1, X2 = inputs(m)
     c = torch.compile(m, fullgraph=True, dynamic=False)
     with torch.no_grad():
         assert_same(c(X1), m(X1))
@@ -123,6 +131,7 @@ def test_onnx_in_onnxruntime(name: str, tmp_path) -> None:
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     m = FORWARD[name]()
+    X1, X2 = inputs(m)
     dtype = torch.float64 if name in ONNX_IN_FLOAT64 else torch.float32
     m = m.to(dtype)
     path = tmp_path / f"{name}.onnx"
@@ -146,6 +155,7 @@ def test_onnx_in_onnxruntime(name: str, tmp_path) -> None:
 @pytest.mark.parametrize("name", list(FORWARD))
 def test_float64_and_state_dict_round_trip(name: str) -> None:
     m = FORWARD[name]()
+    X1, X2 = inputs(m)
     with torch.no_grad():
         want = m(X1)
         want64 = tuple(w.double() for w in want) if isinstance(want, tuple) else want.double()
