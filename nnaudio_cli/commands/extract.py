@@ -161,6 +161,10 @@ def run(
         )
         if merges and code in (EXIT_OK, EXIT_PARTIAL):
             code = _merge(target, shard.count, merge_timeout, overwrite or resume, quiet)
+        elif shard is not None and shard.source == "torchrun" and code == EXIT_PARTIAL:
+            # torchrun stops every rank when one exits non-zero; the failed inputs are
+            # listed above and in the shard, and rank 0 exits 3 after merging them
+            code = EXIT_OK
         return code
     except KeyboardInterrupt:  # before the run started: nothing to keep
         if decoder is not None:
