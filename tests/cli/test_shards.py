@@ -287,6 +287,7 @@ def test_slurm_job_array(data, tmp_path):
     if up.returncode != 0:
         lines = (up.stderr.strip() or up.stdout.strip() or "no output").splitlines()
         pytest.skip(f"Slurm cluster did not start: {lines[-1]}")
+    conf = up.stdout.strip().splitlines()[-1].split("=", 1)[1]
     try:
         out = work / "arr.h5"
         job = work / "job.sh"
@@ -297,7 +298,7 @@ def test_slurm_job_array(data, tmp_path):
             f"exec {sys.executable} -m nnaudio_cli extract {src} {out} {' '.join(ARGS)}\n")
         r = subprocess.run(["sbatch", "--array=0-2", "--wait", "--output",
                             str(work / "task-%a.log"), str(job)], capture_output=True,
-                           text=True, timeout=600, env=clean_env())
+                           text=True, timeout=600, env=clean_env(SLURM_CONF=conf))
         logs = "".join(p.read_text() for p in sorted(work.glob("task-*.log")))
         assert all(shard_path(out, i, 3).is_file() for i in range(3)), (r.stderr, logs)
         r = merge("--expect", 3, out)
