@@ -201,7 +201,8 @@ def _merge(target: Path, count: int, timeout: float, overwrite: bool, quiet: boo
     """Rank 0 under torchrun: wait for every shard, then write the virtual master."""
     from nnaudio_cli.merge import wait_and_merge
 
-    summary = wait_and_merge(target, count, timeout, overwrite, note=_note)
+    summary = wait_and_merge(target, count, timeout, overwrite,
+                             note=(lambda msg: None) if quiet else _note)
     if not quiet:
         print(f"nnaudio: merged {summary.shards} shards into {shown_key(str(target))}: "
               f"{summary.ok}/{summary.inputs} inputs", file=sys.stderr)
