@@ -44,6 +44,7 @@ from nnaudio_cli.store import (
     STR,
     FeatureWriter,
     OutputError,
+    _attr,
     fsync_path,
     partial_path,
     read_index,
@@ -88,14 +89,6 @@ class MergeSummary:
     rows: int = 0
     virtual: bool = True
     failures: list[dict[str, str]] = field(default_factory=list)
-
-
-def _attr(v: Any) -> Any:
-    if isinstance(v, bytes):
-        return v.decode("utf-8")
-    if isinstance(v, np.generic):
-        return v.item()
-    return v
 
 
 def missing_shards(output: Path, count: int) -> list[int]:

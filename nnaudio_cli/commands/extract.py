@@ -25,9 +25,7 @@ from nnaudio_cli.text import shown_key
 NAME = "extract"
 EPILOG = examples(
     "nnaudio extract data/ feats.h5 -c mel128",
-    "nnaudio extract data/ cqt.h5 -t cqt --set n_bins=96 --sr 16000 --device cuda",
     "nnaudio extract data/ feats.h5 -c mel128 --resume --json > summary.json",
-    "nnaudio extract data/ feats.h5 -c mel128 --shard 0/4   # writes feats.shard-0-of-4.h5",
     "torchrun --nproc-per-node 8 -m nnaudio_cli extract data/ feats.h5 -c mel128",
 )
 
