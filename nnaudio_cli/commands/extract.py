@@ -26,7 +26,7 @@ NAME = "extract"
 EPILOG = examples(
     "nnaudio extract data/ feats.h5 -c mel128",
     "nnaudio extract data/ feats.h5 -c mel128 --resume --json > summary.json",
-    "torchrun --nproc-per-node 8 -m nnaudio_cli extract data/ feats.h5 -c mel128",
+    "nnaudio extract data/ feats.h5 -c mel128 --shard 0/4   # writes feats.shard-0-of-4.h5",
 )
 
 
