@@ -261,7 +261,6 @@ def test_torchrun_two_processes_on_cpu(data, tmp_path):
            "--merge-timeout", "120"]
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=clean_env())
     assert out.is_file(), r.stderr[-3000:]
-    assert "merged 2 shards" in r.stderr, r.stderr[-3000:]
     # rank 1 exits 0 although its shard holds the broken file (a non-zero rank would make
     # torchrun stop rank 0); rank 0 exits 3 after merging, which torchrun reports as 1
     assert r.returncode == 1, r.stderr[-3000:]
