@@ -783,6 +783,13 @@ class MultirateLayout(NamedTuple):
     hop_length: int
 
 
+def octaves_share_hop(layout: MultirateLayout) -> bool:
+    """Whether every octave's hop is a whole number of samples: the (early-downsampled) hop
+    is divisible by ``2 ** (n_octaves - 1)``."""
+    step = 2 ** (layout.n_octaves - 1)
+    return layout.hop_length >= step and layout.hop_length % step == 0
+
+
 def multirate_layout(
     sr: float,
     hop_length: int,

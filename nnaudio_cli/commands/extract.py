@@ -14,10 +14,14 @@ import typer
 from nnaudio_cli.errors import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, CliError, error
 from nnaudio_cli.flags import (
     check_verbosity,
+    config_option,
     device_option,
     examples,
     positive_finite,
     quiet_option,
+    set_option,
+    sr_option,
+    transform_option,
     verbose_option,
 )
 from nnaudio_cli.text import shown_key
@@ -51,18 +55,10 @@ def run(
         ..., exists=True, file_okay=False, dir_okay=True, help="Folder searched recursively."
     ),
     output: Path = typer.Argument(..., dir_okay=False, help="HDF5 file to write."),
-    config: Optional[str] = typer.Option(
-        None, "--config", "-c", help="Preset: a TOML path or a name in configs/ (mel128, ...)."
-    ),
-    transform: Optional[str] = typer.Option(
-        None, "--transform", "-t", help="Transform class or name: stft, mel, mfcc, ..."
-    ),
-    set_: List[str] = typer.Option(
-        [], "--set", "-s", help="Override a transform parameter: key=value (repeatable)."
-    ),
-    sr: Optional[float] = typer.Option(
-        None, "--sr", callback=positive_finite("Hz"), help="Target sample rate in Hz."
-    ),
+    config: Optional[str] = config_option(),
+    transform: Optional[str] = transform_option(),
+    set_: List[str] = set_option(),
+    sr: Optional[float] = sr_option(),
     mono: bool = typer.Option(
         True, "--mono/--keep-channels", help="Mix to mono (default) or store every channel."
     ),

@@ -26,6 +26,8 @@ def run(
         ..., metavar="[SHARDS]... OUTPUT",
         help="Shard files, then the merged file to write (with --expect: only OUTPUT).",
     ),
+    quiet: bool = quiet_option(),
+    verbose: bool = verbose_option(),
     expect: Optional[int] = typer.Option(
         None, "--expect", min=1, max=1_000_000, metavar="N",
         help="Merge OUTPUT's N shard files (OUTPUT.shard-I-of-N.h5 next to it); report "
@@ -37,8 +39,6 @@ def run(
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUTPUT."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
-    quiet: bool = quiet_option(),
-    verbose: bool = verbose_option(),
 ) -> int:
     """Merge the shard files of one `nnaudio extract --shard` run into OUTPUT."""
     check_verbosity(quiet, verbose)

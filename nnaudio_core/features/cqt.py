@@ -318,9 +318,8 @@ class VariableQ(Transform):
             )
         except ParameterError:
             return "auto"
-        step = 2 ** (layout.n_octaves - 1)
-        ok = cfg["center"] and cfg["fmax"] is None and layout.hop_length % step == 0
-        return multirate if ok and layout.hop_length >= step else "auto"
+        ok = cfg["center"] and cfg["fmax"] is None and filters.octaves_share_hop(layout)
+        return multirate if ok else "auto"
 
     @torch.jit.unused
     def _build_multirate(
@@ -337,9 +336,13 @@ class VariableQ(Transform):
             spans, n_filters, factor = [kernels.shape[1]], n_bins, 1
             hop, n_octaves = self.hop_length, 1
         else:
-            bank = MR.multirate_bank(
+            layout = filters.multirate_layout(
                 self.sr, self.hop_length, fmin, n_bins, bins_per_octave, filter_scale,
-                gamma, window, norm, earlydownsample, self._vqt_kernel_sr(gamma),
+                earlydownsample,
+            )
+            bank = MR.multirate_bank(
+                layout, fmin, n_bins, bins_per_octave, filter_scale, gamma, window, norm,
+                self._vqt_kernel_sr(gamma),
             )
             kernels, lengths, spans = bank.kernels, bank.lengths, bank.spans
             n_filters, factor = bank.n_filters, bank.layout.factor

@@ -60,8 +60,7 @@ class MultirateBank(NamedTuple):
 
 
 def multirate_bank(
-    sr: float,
-    hop_length: int,
+    layout: filters.MultirateLayout,
     fmin: float,
     n_bins: int,
     bins_per_octave: int,
@@ -69,10 +68,10 @@ def multirate_bank(
     gamma: float = 0.0,
     window: filters.WindowSpec = "hann",
     norm: float | None = 1,
-    earlydownsample: bool = True,
     kernel_sr: float | None = None,
 ) -> MultirateBank:
-    """Build the filters of a multirate CQT/VQT with nnAudio2's parameters.
+    """Build the filters of a multirate CQT/VQT with nnAudio2's parameters, on ``layout``
+    (:func:`nnaudio_core.filters.multirate_layout` of the same ``fmin``, ``n_bins``, ...).
 
     ``kernel_sr``: the rate the banks are designed at, default the early-downsampled rate
     (correct tuning); see :func:`nnaudio_core.filters.octave_kernels` for nnAudio2's
@@ -81,15 +80,13 @@ def multirate_bank(
     Raises :class:`ParameterError` where the octaves cannot share one frame grid: the hop
     (after early downsampling) must be divisible by ``2 ** (n_octaves - 1)``.
     """
-    layout = filters.multirate_layout(
-        sr, hop_length, fmin, n_bins, bins_per_octave, filter_scale, earlydownsample
-    )
-    step = 2 ** (layout.n_octaves - 1)
-    if layout.hop_length < step or layout.hop_length % step:
+    if not filters.octaves_share_hop(layout):
+        step = 2 ** (layout.n_octaves - 1)
         raise ParameterError(
             f"the multirate CQT halves the hop {layout.n_octaves - 1} times: hop_length="
-            f"{hop_length} must be a multiple of {step * layout.factor} for {n_bins} bins at "
-            f"{bins_per_octave} per octave; use backend='auto' (exact) for this hop"
+            f"{layout.hop_length * layout.factor} must be a multiple of {step * layout.factor}"
+            f" for {n_bins} bins at {bins_per_octave} per octave; use backend='auto' (exact) "
+            "for this hop"
         )
     n_filters = min(bins_per_octave, n_bins)
     kernels, spans = filters.octave_kernels(
