@@ -215,3 +215,14 @@ def test_a_virtual_merged_file_reads_the_same_features(features, tmp_path):
             assert np.array_equal(x[b, : lengths[b]].numpy(), expected[key]), key
             seen.append(key)
     assert sorted(seen) == sorted(expected)
+
+
+def test_the_readme_training_loop_runs(features, capsys):
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    quick = readme.split("## Quick start", 1)[1]
+    code = quick.split("```python\n", 1)[1].split("```", 1)[0]
+    assert len(code.strip().splitlines()) <= 16
+    torch.manual_seed(0)
+    exec(code.replace('"example/features.h5"', repr(str(features))), {})
+    losses = [float(ln.rsplit(" ", 1)[1]) for ln in capsys.readouterr().out.splitlines()]
+    assert len(losses) == 3 and all(np.isfinite(losses))
