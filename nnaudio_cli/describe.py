@@ -12,8 +12,27 @@ from rich.table import Table
 from rich.text import Text
 
 from nnaudio_cli.errors import CliError
-from nnaudio_cli.store import open_features
+from nnaudio_cli.store import FeatureFile, open_features, validate_layout
 from nnaudio_cli.text import shown_key, unknown_key  # shown_key also importable from here
+
+
+def unreadable(path: Path, exc: BaseException) -> CliError:
+    """The one-line error for a file that is not a readable feature file (exit 1)."""
+    return CliError(f"{path}: not a readable nnaudio feature file ({' '.join(str(exc).split())})")
+
+
+def open_checked(path: Path) -> FeatureFile:
+    """:func:`open_features` and :func:`validate_layout`, either failing as one line (exit 1)."""
+    try:
+        ff = open_features(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise unreadable(path, e) from None
+    try:
+        validate_layout(ff.h5)
+    except ValueError as e:
+        ff.close()
+        raise CliError(f"{path}: {e}") from None
+    return ff
 
 
 def describe(path: Path) -> dict[str, Any]:

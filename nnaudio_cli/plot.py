@@ -142,19 +142,9 @@ class Features:
 def load(path: Path, key: str) -> Features:
     """Read ``key`` from a feature file; a one-line :class:`CliError` for an unreadable
     file, a failed input (exit 1) or an unknown key (exit 2, with a did-you-mean)."""
-    from nnaudio_cli.store import open_features, validate_layout
+    from nnaudio_cli.describe import open_checked
 
-    try:
-        ff = open_features(path)
-    except (OSError, ValueError, KeyError) as e:
-        raise CliError(
-            f"{path}: not a readable nnaudio feature file ({' '.join(str(e).split())})"
-        ) from None
-    with ff:
-        try:
-            validate_layout(ff.h5)
-        except ValueError as e:
-            raise CliError(f"{path}: {e}") from None
+    with open_checked(path) as ff:
         if key not in ff:
             if key in ff.failed:
                 raise CliError(f"{shown_key(key)}: extraction failed ({ff.failed[key]}); "

@@ -8,7 +8,7 @@ from typing import Optional
 
 import typer
 
-from nnaudio_cli.errors import EXIT_OK, CliError
+from nnaudio_cli.errors import EXIT_OK
 from nnaudio_cli.flags import check_verbosity, examples, quiet_option, verbose_option
 
 NAME = "info"
@@ -32,30 +32,28 @@ def run(
 ) -> int:
     """Show what FEATURES contains and how it was made (--key: one input's row)."""
     check_verbosity(quiet, verbose)
-    from nnaudio_cli.describe import describe, describe_key, render, render_key
+    from nnaudio_cli.describe import (
+        describe,
+        describe_key,
+        open_checked,
+        render,
+        render_key,
+        unreadable,
+    )
 
-    try:
-        desc = describe(features)
-    except (OSError, ValueError, KeyError) as e:
-        raise CliError(
-            f"{features}: not a readable nnaudio feature file ({' '.join(str(e).split())})"
-        ) from None
-    import h5py
-
-    from nnaudio_cli.store import validate_layout
-
-    try:
-        with h5py.File(features, "r") as h5:
-            validate_layout(h5)
-    except (OSError, ValueError) as e:
-        raise CliError(f"{features}: {e}") from None
+    open_checked(features).close()  # unreadable or damaged: one line, exit 1
     if key is not None:
         row = describe_key(features, key)
         if json_out:
             print(json.dumps(row, indent=2))
         else:
             render_key(row)
-    elif json_out:
+        return EXIT_OK
+    try:
+        desc = describe(features)
+    except (OSError, ValueError, KeyError) as e:
+        raise unreadable(features, e) from None
+    if json_out:
         print(json.dumps(desc, indent=2))
     else:
         render(desc, show_all_failed=failed or verbose)
