@@ -66,7 +66,8 @@ class FeatureDataset(Dataset):
         whole inputs.
     transform : callable, optional
         Applied to each features tensor (after cropping), in the worker: e.g.
-        ``lambda x: torch.log1p(x).T``.
+        ``torch.log1p``. :func:`pad_collate` pads the first axis, so keep time first there
+        (a picklable callable when the DataLoader's workers are spawned, not forked).
     short : {'pad', 'skip'}
         What happens to inputs shorter than ``crop_frames``: returned whole, to be padded by
         :func:`pad_collate` (``'pad'``), or left out of the dataset (``'skip'``).

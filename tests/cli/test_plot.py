@@ -160,3 +160,19 @@ def test_missing_matplotlib_is_one_line_exit_1(files, tmp_path, monkeypatch):
     assert r.exit_code == 1
     assert r.stderr == ("nnaudio: error: nnaudio plot needs matplotlib: "
                         "pip install 'nnaudio[plot]'\n")
+
+
+def test_keep_channels_draws_one_panel_per_channel_under_one_colour_bar(tmp_path):
+    src = tmp_path / "audio"
+    src.mkdir()
+    sf.write(src / "st.wav", tone(SR, 0.5, channels=2), SR)
+    h5 = tmp_path / "ch.h5"
+    r = invoke("extract", src, h5, "--config", "mel64_16k", "--keep-channels", "--workers", "0",
+               "-q")
+    assert r.exit_code == 0, r.output
+    fig, summary = draw(load(h5, "st.wav"))
+    assert summary["channels"] == 2 and len(fig.axes) == 3  # two panels and the colour bar
+    assert [ax.get_title(loc="right") for ax in fig.axes[:2]] == ["channel 0", "channel 1"]
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
