@@ -21,7 +21,16 @@ from typing import Any, List, Optional
 import typer
 from typer.core import TyperGroup
 
-from nnaudio_cli.commands import benchmark, export, extract, info, invert, merge, presets
+from nnaudio_cli.commands import (
+    benchmark,
+    export,
+    extract,
+    info,
+    invert,
+    merge,
+    plot,
+    presets,
+)
 from nnaudio_cli.errors import (
     EXIT_FATAL,
     EXIT_INTERRUPTED,
@@ -179,7 +188,7 @@ def _root(
     pass
 
 
-for _module in (extract, merge, info, invert, benchmark, export, presets):
+for _module in (extract, merge, info, invert, benchmark, export, presets, plot):
     app.command(name=_module.NAME, epilog=_module.EPILOG)(_module.run)
 
 

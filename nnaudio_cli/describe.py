@@ -9,9 +9,30 @@ from typing import Any
 import numpy as np
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from nnaudio_cli.store import open_features
-from nnaudio_cli.text import shown_key  # also importable from here
+from nnaudio_cli.errors import CliError
+from nnaudio_cli.store import FeatureFile, open_features, validate_layout
+from nnaudio_cli.text import shown_key, unknown_key  # shown_key also importable from here
+
+
+def unreadable(path: Path, exc: BaseException) -> CliError:
+    """The one-line error for a file that is not a readable feature file (exit 1)."""
+    return CliError(f"{path}: not a readable nnaudio feature file ({' '.join(str(exc).split())})")
+
+
+def open_checked(path: Path) -> FeatureFile:
+    """:func:`open_features` and :func:`validate_layout`, either failing as one line (exit 1)."""
+    try:
+        ff = open_features(path)
+    except (OSError, ValueError, KeyError) as e:
+        raise unreadable(path, e) from None
+    try:
+        validate_layout(ff.h5)
+    except ValueError as e:
+        ff.close()
+        raise CliError(f"{path}: {e}") from None
+    return ff
 
 
 def describe(path: Path) -> dict[str, Any]:
@@ -94,3 +115,60 @@ def render(desc: dict[str, Any], show_all_failed: bool = False, console: Console
             con.print(f"  {shown_key(str(f['key']))}: {reason}", markup=False, soft_wrap=True)
         if len(shown) < len(failures):
             con.print(f"  ... {len(failures) - len(shown)} more (--failed lists all)")
+
+
+def describe_key(path: Path, key: str) -> dict[str, Any]:
+    """One input's index row, JSON-ready: ``key, status, reason, sr, samples, duration,
+    channels, stored_channels, frames, size, mtime`` (and ``mtime_utc``), where its rows lie
+    in ``/features/data`` (``offset``, ``rows``) and the ``shape`` ``ff[key]`` returns (None
+    for a failed input). An unknown key is a usage :class:`CliError` with a did-you-mean."""
+    from datetime import datetime, timezone
+
+    with open_features(path) as ff:
+        keys = list(ff.index["key"])
+        if key not in keys:
+            raise CliError(unknown_key(key, keys, str(path)), usage=True)
+        stored = ff.info(key)
+        order = ("key", "status", "reason", "sr", "samples", "duration", "channels",
+                 "stored_channels", "frames", "size", "mtime")
+        row = {c: stored[c] for c in order if c in stored}
+        row.update({c: v for c, v in stored.items() if c not in row})
+        i = keys.index(key)
+        start, stop = int(ff.offsets[i]), int(ff.offsets[i + 1])
+        shape = list(ff.data.shape[1:])
+        if ff.keep_channels:
+            shape = [int(row["stored_channels"]), *shape]
+        mtime = row.get("mtime")
+        return {
+            "path": str(path),
+            **row,
+            "mtime_utc": (datetime.fromtimestamp(mtime, timezone.utc).isoformat(timespec="seconds")
+                          if isinstance(mtime, float) and np.isfinite(mtime) else None),
+            "offset": start,
+            "rows": stop - start,
+            "shape": [int(row["frames"]), *shape] if row["status"] == "ok" else None,
+        }
+
+
+def render_key(row: dict[str, Any], console: Console | None = None) -> None:
+    """Print :func:`describe_key`'s output as a two-column table."""
+    con = console or Console()
+    t = Table(title=Text(f"{row['path']}: {shown_key(str(row['key']))}"), show_header=False,
+              box=None, pad_edge=False)
+    t.add_column(style="bold")
+    t.add_column()
+    reason = " ".join(str(row.get("reason") or "").split())
+    lines = [
+        ("status", row["status"] + (f" ({reason})" if reason else "")),
+        ("sample rate", f"{row['sr']:g} Hz"),
+        ("samples", f"{row['samples']} per channel"),
+        ("duration", f"{row['duration']:.3f} s"),
+        ("channels", f"{row['channels']} ({row.get('stored_channels', 1)} stored)"),
+        ("frames", str(row["frames"])),
+        ("features", f"rows {row['offset']}..{row['offset'] + row['rows']} of /features/data, "
+                     f"shape {tuple(row['shape']) if row['shape'] else '-'}"),
+        ("source", f"{row['size']} bytes, modified {row['mtime_utc'] or row['mtime']}"),
+    ]
+    for k, v in lines:
+        t.add_row(k, Text(v))  # Text: a reason or key holding [brackets] is not markup
+    con.print(t)

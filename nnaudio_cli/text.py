@@ -18,3 +18,24 @@ def shown_key(key: str) -> str:
     'bad\\nname.wav'
     """
     return key if key.isprintable() else repr(key)
+
+
+def unknown_key(key: str, keys: list[str], where: str) -> str:
+    """The one-line message for a key that ``where`` (a file) does not hold, with the
+    closest stored keys (``difflib``) as a did-you-mean, or an example key when none is close.
+
+    Examples
+    --------
+    >>> unknown_key("tone_a44.wav", ["tone_a440.wav", "chirp.wav"], "f.h5")
+    "no input tone_a44.wav in f.h5; did you mean 'tone_a440.wav'?"
+    """
+    import difflib
+
+    close = difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+    if close:
+        hint = "did you mean " + " or ".join(repr(k) for k in close) + "?"
+    elif keys:
+        hint = f"it holds {len(keys)} inputs, e.g. {shown_key(keys[0])} (nnaudio info lists them)"
+    else:
+        hint = "it holds no inputs"
+    return f"no input {shown_key(key)} in {shown_key(where)}; {hint}"

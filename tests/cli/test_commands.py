@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from nnaudio_cli.app import app
 from nnaudio_cli.config import RATE_PARAM
 
-COMMANDS = ("extract", "merge", "info", "invert", "benchmark", "presets")
+COMMANDS = ("extract", "merge", "info", "invert", "benchmark", "export", "presets", "plot")
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 
