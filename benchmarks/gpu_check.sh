@@ -12,7 +12,7 @@ mkdir -p "$out"
 PY=.venv/bin/python
 $PY -c "import torch; assert torch.cuda.is_available(), 'no CUDA device'; \
 print('GPU:', torch.cuda.get_device_name(0))"
-$PY -m pytest -q -m device tests/test_cli_device.py
+$PY -m pytest -q -m device tests/cli/test_device.py
 $PY -m nnaudio_cli benchmark --pipeline --device cuda --clips 1770 --repeat 3 \
     --presets mel128,cqt84,stft,mfcc --json "$out/gpu-pipeline.json"
 $PY - "$out/gpu-pipeline.json" <<'PYEOF'

@@ -21,7 +21,7 @@ from typing import Any, List, Optional
 import typer
 from typer.core import TyperGroup
 
-from nnaudio_cli.commands import benchmark, export, extract, info, invert, plot, presets
+from nnaudio_cli.commands import benchmark, export, extract, info, invert, merge, plot, presets
 from nnaudio_cli.errors import (
     EXIT_FATAL,
     EXIT_INTERRUPTED,
@@ -179,7 +179,7 @@ def _root(
     pass
 
 
-for _module in (extract, info, invert, benchmark, export, presets, plot):
+for _module in (extract, merge, info, invert, benchmark, export, presets, plot):
     app.command(name=_module.NAME, epilog=_module.EPILOG)(_module.run)
 
 

@@ -42,6 +42,32 @@ def device_option() -> Any:
     return typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
 
 
+def config_option() -> Any:
+    """``--config``/``-c``: a preset (extract, export)."""
+    return typer.Option(
+        None, "--config", "-c", help="Preset: a TOML path or a name in configs/ (mel128, ...)."
+    )
+
+
+def transform_option() -> Any:
+    """``--transform``/``-t``: a transform by name, instead of or overriding a preset."""
+    return typer.Option(
+        None, "--transform", "-t", help="Transform class or name: stft, mel, mfcc, ..."
+    )
+
+
+def set_option() -> Any:
+    """``--set``/``-s key=value`` (repeatable): a transform parameter."""
+    return typer.Option(
+        [], "--set", "-s", help="Override a transform parameter: key=value (repeatable)."
+    )
+
+
+def sr_option(help: str = "Target sample rate in Hz.") -> Any:
+    """``--sr``: a sample rate in Hz (positive and finite)."""
+    return typer.Option(None, "--sr", callback=positive_finite("Hz"), help=help)
+
+
 def examples(*lines: str) -> str:
     """A command's ``--help`` epilog: ``Examples:`` and one indented command per line."""
     return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)

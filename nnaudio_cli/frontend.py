@@ -101,13 +101,16 @@ def format_of(path: Path) -> str:
 
 
 def min_samples(module: Any) -> int:
-    """The shortest input that gives at least two frames: one frame span plus one hop."""
+    """The shortest input that gives at least two frames: one frame span (times the lowest
+    octave's decimation on nnAudio's multirate CQT path) plus one hop."""
     span = 0
     for m in module.modules():
         for name in ("n_fft", "N"):
             value = getattr(m, name, None)
             if isinstance(value, int):
                 span = max(span, value)
+        if getattr(m, "multirate", False):
+            span *= 2 ** int(m.mr_octaves) * max(1, int(m.mr_factor))
     return max(span, 64) + int(getattr(module, "hop_length", 512))
 
 

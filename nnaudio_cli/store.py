@@ -381,6 +381,12 @@ class FeatureFile(Mapping[str, np.ndarray]):
         self.index: dict[str, np.ndarray] = read_index(self.h5)
         self.offsets = self.h5["features/offsets"][()]
         self.data = self.h5["features/data"]
+        if self.data.is_virtual:  # a merged master (nnaudio merge): its shards must be there
+            for src in self.data.virtual_sources():
+                if not (self.path.parent / src.file_name).is_file():
+                    self.h5.close()
+                    raise ValueError(f"{path}: shard file {src.file_name} is missing (the "
+                                     "merged file reads it in place)")
         self._row = {k: i for i, k in enumerate(self.index["key"])}
         self._ok = [k for k, s in zip(self.index["key"], self.index["status"], strict=True)
                     if s == "ok"]

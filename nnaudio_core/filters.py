@@ -8,6 +8,7 @@ Frequencies are in Hz, lengths in samples.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -724,3 +725,180 @@ def cfp_matrices(
     # row i reads lags round(fs / f_{i+1}) .. round(fs / f_{i-1})
     quefrency = _triangles(centres, q_hz, q_lo, q_hi)
     return spectral, quefrency
+
+
+# --- multirate constant-Q (nnAudio2's CQT2010 / CQT2010v2 / VQT algorithm) ---------------
+
+#: Taps of the anti-aliasing low-pass filters of the multirate CQT (nnAudio's choice).
+LOWPASS_TAPS = 256
+#: Relative transition half-width of the halving filter and of the early-downsampling filter.
+HALVING_TRANSITION = 0.001
+EARLY_TRANSITION = 0.03
+
+
+def lowpass_fir(
+    band_center: float, n_taps: int = LOWPASS_TAPS, transition: float = HALVING_TRANSITION
+) -> np.ndarray:
+    """Linear-phase FIR low-pass for downsampling (``scipy.signal.firwin2`` design).
+
+    Gain 1 from 0 to ``band_center / (1 + transition)``, 0 from ``band_center * (1 +
+    transition)`` to Nyquist, linear in between; frequencies are relative to the Nyquist
+    frequency of the signal *before* downsampling (``band_center = 1 / factor`` for a
+    downsampling by ``factor``). The design of nnAudio's ``create_lowpass_filter``.
+
+    Returns
+    -------
+    np.ndarray, shape (n_taps,), float32 (the precision nnAudio stores it in)
+    """
+    if not 0 < band_center * (1 + transition) < 1:
+        raise ParameterError(f"low-pass band edge {band_center} must be inside (0, 1)")
+    from scipy.signal import firwin2
+
+    edges = [0.0, band_center / (1 + transition), band_center * (1 + transition), 1.0]
+    return firwin2(n_taps, edges, [1.0, 1.0, 0.0, 0.0]).astype(np.float32)
+
+
+def early_downsample_count(
+    nyquist: float, filter_cutoff: float, hop_length: int, n_octaves: int
+) -> int:
+    """How many times (``k``, factor ``2 ** k``) a multirate CQT may halve the input first.
+
+    As librosa's and nnAudio's rule: as long as the top filter's cutoff stays below
+    ~0.85 of the new Nyquist frequency, keeping one spare octave, and as long as the hop
+    stays divisible by ``2 ** (n_octaves - 1)`` afterwards.
+    """
+    by_band = max(0, int(np.ceil(np.log2(0.85 * nyquist / filter_cutoff)) - 1) - 1)
+    by_hop = max(0, int(np.floor(np.log2(hop_length))) - n_octaves + 1)
+    return min(by_band, by_hop)
+
+
+class MultirateLayout(NamedTuple):
+    """Octave layout of a multirate CQT, see :func:`multirate_layout`."""
+
+    n_octaves: int
+    fmin_top: float
+    fmax_top: float
+    factor: int
+    sr: float
+    hop_length: int
+
+
+def octaves_share_hop(layout: MultirateLayout) -> bool:
+    """Whether every octave's hop is a whole number of samples: the (early-downsampled) hop
+    is divisible by ``2 ** (n_octaves - 1)``."""
+    step = 2 ** (layout.n_octaves - 1)
+    return layout.hop_length >= step and layout.hop_length % step == 0
+
+
+def multirate_layout(
+    sr: float,
+    hop_length: int,
+    fmin: float,
+    n_bins: int,
+    bins_per_octave: int,
+    filter_scale: float = 1.0,
+    earlydownsample: bool = True,
+) -> MultirateLayout:
+    """Octaves, top-octave band and early downsampling of nnAudio's multirate CQT.
+
+    The bins are computed ``bins_per_octave`` at a time from the top: one bank of
+    ``min(bins_per_octave, n_bins)`` filters (the top octave, whose highest filter is the
+    top bin) is applied to the input, then to the input halved ``1, 2, ...,
+    n_octaves - 1`` times. With ``earlydownsample`` the input is first reduced by
+    ``factor = 2 ** k`` (:func:`early_downsample_count`, cutoff of the top filter
+    ``fmax_top * (1 + 0.75 / Q)``, Hann's bandwidth as nnAudio assumes for any window).
+
+    Returns
+    -------
+    MultirateLayout with fields ``n_octaves``; ``fmin_top``, ``fmax_top`` (Hz, lowest and
+    highest centre frequency of the top-octave bank); ``factor`` (early downsampling, 1 if
+    none); ``sr`` and ``hop_length`` after early downsampling (the kernels' rate and the top
+    octave's hop).
+    """
+    n_octaves = int(np.ceil(float(n_bins) / bins_per_octave))
+    remainder = n_bins % bins_per_octave
+    top_of_first = fmin * 2 ** (n_octaves - 1)
+    steps = (bins_per_octave if remainder == 0 else remainder) - 1
+    fmax_top = top_of_first * 2 ** (steps / bins_per_octave)
+    fmin_top = fmax_top / 2 ** (1 - 1 / bins_per_octave)
+    if fmax_top > sr / 2:
+        raise ParameterError(
+            f"the top bin ({fmax_top:.1f} Hz) is above the Nyquist frequency {sr / 2:.1f} Hz: "
+            "lower n_bins or raise sr"
+        )
+    factor = 1
+    if earlydownsample:
+        q = float(filter_scale) / (2 ** (1 / bins_per_octave) - 1)
+        cutoff = fmax_top * (1 + 0.5 * 1.5 / q)
+        factor = 2 ** early_downsample_count(sr // 2, cutoff, hop_length, n_octaves)
+    if factor > 1:
+        sr = sr / float(factor)
+        hop_length = hop_length // factor
+    return MultirateLayout(n_octaves, fmin_top, fmax_top, factor, sr, hop_length)
+
+
+def octave_kernels(
+    layout: MultirateLayout,
+    n_filters: int,
+    bins_per_octave: int,
+    filter_scale: float = 1.0,
+    gamma: float = 0.0,
+    window: WindowSpec = "hann",
+    norm: float | None = 1,
+    sr: float | None = None,
+) -> tuple[np.ndarray, list[int]]:
+    """The filter banks of a multirate constant-/variable-Q transform, one per octave.
+
+    Octave ``i`` (0 = top) analyses the input downsampled by ``2 ** i`` (after the early
+    downsampling of ``layout``) with ``n_filters`` nnAudio kernels (:func:`variable_q_kernels`,
+    ``bandwidth='nnaudio'``) from ``layout.fmin_top / 2 ** i`` at ``sr / 2 ** i``.
+    For ``gamma = 0`` every octave's bank is the same, so only one is returned.
+    ``sr`` defaults to ``layout.sr``, the rate the top bank really runs at. (nnAudio2's
+    ``VQT`` designs its banks at the original rate even after early downsampling by ``2 ** k``,
+    which tunes every bin ``k`` octaves too high; passing the original ``sr`` reproduces it.)
+
+    Returns
+    -------
+    kernels : np.ndarray, shape (n_banks, n_filters, span), complex128, correlation form;
+        bank ``i`` is centred in the common ``span`` (the largest bank's power-of-two span)
+    spans : list of int, the own span of each bank (its kernels sit in columns
+        ``(span - spans[i]) // 2`` to ``(span + spans[i]) // 2``)
+    """
+    n_banks = layout.n_octaves if gamma > 0 else 1
+    sr = layout.sr if sr is None else sr
+    banks = []
+    for i in range(n_banks):
+        freqs = cqt_frequencies(n_filters, layout.fmin_top * 2.0**-i, bins_per_octave)
+        kernels, _, n_fft = variable_q_kernels(
+            freqs, sr / 2**i, filter_scale, gamma, window, norm, "nnaudio",
+            bins_per_octave,
+        )
+        banks.append(kernels)
+    spans = [bank.shape[1] for bank in banks]
+    span = max(spans)
+    out = np.zeros((n_banks, n_filters, span), dtype=np.complex128)
+    for i, bank in enumerate(banks):
+        left = (span - spans[i]) // 2
+        out[i, :, left : left + spans[i]] = bank
+    return out, spans
+
+
+def spectral_kernels(kernels: np.ndarray) -> np.ndarray:
+    """Positive-frequency spectra of correlation kernels, for nnAudio's STFT-product CQT.
+
+    nnAudio's ``CQT1992``/``CQT2010`` multiply a rectangular-window STFT (``n_fft`` = the
+    kernel span) by ``fft(basis)[:, :n_fft // 2 + 1]``, where ``basis = conj(kernels)`` in
+    complex64; the FFT runs in single precision, as theirs.
+
+    Parameters
+    ----------
+    kernels : np.ndarray, shape (n_bins, n_fft), complex, correlation form
+
+    Returns
+    -------
+    np.ndarray, shape (n_bins, n_fft // 2 + 1), complex64
+    """
+    from scipy.fft import fft
+
+    n_fft = kernels.shape[-1]
+    return fft(np.conj(kernels).astype(np.complex64), axis=-1)[:, : n_fft // 2 + 1]

@@ -125,6 +125,20 @@ def _is_compiling() -> bool:
     return torch.compiler.is_compiling()
 
 
+@torch.jit.unused
+def _is_exporting() -> bool:
+    return torch.compiler.is_exporting()
+
+
+def is_exporting() -> bool:
+    """True while ``torch.export`` (and so ``torch.onnx.export(dynamo=True)``) traces: the
+    transforms then take their real-valued kernel paths, which export with a dynamic length
+    and convert to ONNX (False in TorchScript)."""
+    if torch.jit.is_scripting():
+        return False
+    return _is_exporting()
+
+
 def is_eager_cpu(x: Tensor) -> bool:
     """True for CPU tensors outside TorchScript, ``torch.compile`` and ``torch.export``:
     where CPU-only fast paths (cache blocking, sparse products) are used."""

@@ -109,7 +109,8 @@ def core_module(core: Any, transform: str, sr: float, cqt_pad: str = "reflect") 
             "pad_mode": "reflect"}
     cqt = {"hop_length": HOP, "fmin": FMIN, "n_bins": N_BINS,
            "bins_per_octave": BINS_PER_OCTAVE, "center": True, "pad_mode": cqt_pad,
-           "output_format": "Magnitude", "verbose": False}
+           "output_format": "Magnitude", "verbose": False,
+           "backend": "auto"}  # our fast exact path (the classes default to nnAudio2's)
     if transform == "stft":
         return core.STFT(sr=sr, output_format="Magnitude", verbose=False, **stft)
     if transform == "mel":

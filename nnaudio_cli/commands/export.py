@@ -10,7 +10,16 @@ from typing import List, Optional
 import typer
 
 from nnaudio_cli.errors import EXIT_OK, CliError
-from nnaudio_cli.flags import check_verbosity, examples, quiet_option, verbose_option
+from nnaudio_cli.flags import (
+    check_verbosity,
+    config_option,
+    examples,
+    quiet_option,
+    set_option,
+    sr_option,
+    transform_option,
+    verbose_option,
+)
 
 NAME = "export"
 EPILOG = examples(
@@ -25,24 +34,18 @@ def run(
         ..., "--output", "-o", dir_okay=False,
         help="File to write: .onnx (onnxruntime), .pt2 (torch.export) or .ts/.pt (TorchScript).",
     ),
-    config: Optional[str] = typer.Option(
-        None, "--config", "-c", help="Preset name (configs/NAME.toml) or a TOML file."
-    ),
-    transform: Optional[str] = typer.Option(
-        None, "--transform", "-t", help="Transform name (instead of, or overriding, a preset)."
-    ),
-    set_: List[str] = typer.Option(
-        [], "--set", "-s", help="Override a transform parameter: key=value (repeatable)."
-    ),
-    sr: Optional[float] = typer.Option(None, "--sr", help="Sample rate in Hz."),
+    quiet: bool = quiet_option(),
+    verbose: bool = verbose_option(),
+    config: Optional[str] = config_option(),
+    transform: Optional[str] = transform_option(),
+    set_: List[str] = set_option(),
+    sr: Optional[float] = sr_option("Sample rate in Hz (default: the preset's)."),
     precision: str = typer.Option(
         "float32", "--precision",
         help="Compute in float32 (default) or float64 inside the front end (I/O stay float32).",
     ),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing file."),
     json_out: bool = typer.Option(False, "--json", help="Print the report as JSON."),
-    quiet: bool = quiet_option(),
-    verbose: bool = verbose_option(),
 ) -> int:
     """Write the transform of a preset as a front end with a dynamic batch and length."""
     check_verbosity(quiet, verbose)

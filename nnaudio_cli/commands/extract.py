@@ -14,10 +14,14 @@ import typer
 from nnaudio_cli.errors import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, CliError, error
 from nnaudio_cli.flags import (
     check_verbosity,
+    config_option,
     device_option,
     examples,
     positive_finite,
     quiet_option,
+    set_option,
+    sr_option,
+    transform_option,
     verbose_option,
 )
 from nnaudio_cli.text import shown_key
@@ -25,8 +29,8 @@ from nnaudio_cli.text import shown_key
 NAME = "extract"
 EPILOG = examples(
     "nnaudio extract data/ feats.h5 -c mel128",
-    "nnaudio extract data/ cqt.h5 -t cqt --set n_bins=96 --sr 16000 --device cuda",
     "nnaudio extract data/ feats.h5 -c mel128 --resume --json > summary.json",
+    "nnaudio extract data/ feats.h5 -c mel128 --shard 0/4   # writes feats.shard-0-of-4.h5",
 )
 
 
@@ -51,18 +55,10 @@ def run(
         ..., exists=True, file_okay=False, dir_okay=True, help="Folder searched recursively."
     ),
     output: Path = typer.Argument(..., dir_okay=False, help="HDF5 file to write."),
-    config: Optional[str] = typer.Option(
-        None, "--config", "-c", help="Preset: a TOML path or a name in configs/ (mel128, ...)."
-    ),
-    transform: Optional[str] = typer.Option(
-        None, "--transform", "-t", help="Transform class or name: stft, mel, mfcc, ..."
-    ),
-    set_: List[str] = typer.Option(
-        [], "--set", "-s", help="Override a transform parameter: key=value (repeatable)."
-    ),
-    sr: Optional[float] = typer.Option(
-        None, "--sr", callback=positive_finite("Hz"), help="Target sample rate in Hz."
-    ),
+    config: Optional[str] = config_option(),
+    transform: Optional[str] = transform_option(),
+    set_: List[str] = set_option(),
+    sr: Optional[float] = sr_option(),
     mono: bool = typer.Option(
         True, "--mono/--keep-channels", help="Mix to mono (default) or store every channel."
     ),
@@ -96,12 +92,33 @@ def run(
         NanPolicy.reject, "--nan-policy",
         help="Inputs with NaN/Inf samples: reject (failed row) or zero (replaced by 0).",
     ),
+    shard_text: Optional[str] = typer.Option(
+        None, "--shard", metavar="I/N",
+        help="Extract shard I of N (from 0; balanced by duration) into "
+        "OUTPUT.shard-I-of-N.h5. Default: from torchrun (RANK/WORLD_SIZE) or Slurm "
+        "(SLURM_ARRAY_TASK_ID/COUNT, SLURM_PROCID/NTASKS), else no shard.",
+    ),
+    merge_timeout: float = typer.Option(
+        600.0, "--merge-timeout", min=0, max=1e7,
+        help="Under torchrun: seconds rank 0 waits for the other shards, then merges them "
+        "into OUTPUT.",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> int:
     """Compute features of every audio file under INPUT_DIR and write them to OUTPUT."""
     check_verbosity(quiet, verbose)
+    shard = _shard(shard_text)
+    target = output  # the merged file under torchrun (rank 0 writes it)
+    merges = shard is not None and shard.source == "torchrun" and shard.index == 0
+    if shard is not None:
+        from nnaudio_cli.extract.shard import shard_path
+
+        output = shard_path(output, shard.index, shard.count)
+        if merges and target.exists() and not (overwrite or resume):
+            raise CliError(f"{target} exists; pass --overwrite to replace it or --resume",
+                           usage=True)
     if resume and overwrite:
         raise CliError("--resume and --overwrite exclude each other", usage=True)
     if output.exists() and not (overwrite or resume):
@@ -126,12 +143,23 @@ def run(
 
         cfg = resolve(config, transform, list(set_), sr)
         dev = resolve_device(device)
+        if device.strip().lower() == "auto":
+            from nnaudio_cli.extract.shard import rank_device
+
+            dev = rank_device(dev, shard)
         argv = list((ctx.find_root().obj or {}).get("argv", []))
-        return _run(
+        code = _run(
             decoder, n_workers, input_dir, output, cfg, dev, mono, batch_seconds,
             segment_seconds, compression.value, threads, json_out, quiet, verbose, resume,
-            overwrite, nan_policy.value, argv,
+            overwrite, nan_policy.value, argv, shard,
         )
+        if merges and code in (EXIT_OK, EXIT_PARTIAL):
+            code = _merge(target, shard.count, merge_timeout, overwrite or resume, quiet)
+        elif shard is not None and shard.source == "torchrun" and code == EXIT_PARTIAL:
+            # torchrun stops every rank when one exits non-zero; the failed inputs are
+            # listed above and in the shard, and rank 0 exits 3 after merging them
+            code = EXIT_OK
+        return code
     except KeyboardInterrupt:  # before the run started: nothing to keep
         if decoder is not None:
             decoder.close()
@@ -145,6 +173,34 @@ def run(
 
 def _note(msg: str) -> None:
     print(f"nnaudio: note: {msg}", file=sys.stderr, flush=True)
+
+
+def _shard(text: Optional[str]) -> Any:
+    """The shard of this run: ``--shard I/N``, else the launcher's environment, else None."""
+    from nnaudio_cli.extract.shard import Shard, from_environment, parse_shard
+
+    try:
+        env = from_environment(os.environ)
+        if text is None:
+            return env
+        index, count = parse_shard(text)
+    except ValueError as e:
+        raise CliError(f"--shard: {e}" if text is not None else str(e), usage=True) from None
+    if env is None:
+        return Shard(index, count)
+    return Shard(index, count, "--shard", env.local_rank, env.local_world)
+
+
+def _merge(target: Path, count: int, timeout: float, overwrite: bool, quiet: bool) -> int:
+    """Rank 0 under torchrun: wait for every shard, then write the virtual master."""
+    from nnaudio_cli.merge import wait_and_merge
+
+    summary = wait_and_merge(target, count, timeout, overwrite,
+                             note=(lambda msg: None) if quiet else _note)
+    if not quiet:
+        print(f"nnaudio: merged {summary.shards} shards into {shown_key(str(target))}: "
+              f"{summary.ok}/{summary.inputs} inputs", file=sys.stderr)
+    return EXIT_PARTIAL if summary.failed else EXIT_OK
 
 
 def _run(
@@ -166,6 +222,7 @@ def _run(
     overwrite: bool,
     nan_policy: str,
     argv: List[str],
+    shard: Any = None,
 ) -> int:
     import torch
 
@@ -174,7 +231,9 @@ def _run(
     from nnaudio_cli.progress import make_reporter
     from nnaudio_core import ParameterError
 
-    torch.set_num_threads(threads or default_threads(dev))
+    # launched ranks on one node share its cores
+    local_world = shard.local_world if shard is not None else 1
+    torch.set_num_threads(threads or max(1, default_threads(dev) // local_world))
     if verbose:
         params = ", ".join(f"{k}={v!r}" for k, v in sorted(cfg.params.items()))
         _note(f"{cfg.transform}({params}) at {cfg.sr:g} Hz from {cfg.source}; device {dev}, "
@@ -194,6 +253,7 @@ def _run(
         overwrite=overwrite,
         nan_policy=nan_policy,
         note=_note,
+        shard=None if shard is None else (shard.index, shard.count),
     )
     try:
         summary = run_extract(opts, make_reporter(quiet), decoder)

@@ -39,6 +39,7 @@ from nnaudio_cli.extract.decode import (
 )
 from nnaudio_cli.extract.discover import Header, find_audio, read_headers
 from nnaudio_cli.extract.parts import PartStore, ResumeError, remove_parts
+from nnaudio_cli.extract.shard import plan_hash, shard_batches
 from nnaudio_cli.progress import Reporter
 from nnaudio_cli.store import LAYOUT_VERSION, OutputError
 
@@ -84,6 +85,9 @@ class ExtractOptions:
     overwrite: bool = False
     nan_policy: str = "reject"
     note: Callable[[str], Any] = lambda msg: None
+    #: ``(index, count)``: extract only that shard of the inputs (see
+    #: :mod:`~nnaudio_cli.extract.shard`); ``output`` is then the shard's own file
+    shard: tuple[int, int] | None = None
 
 
 @dataclass
@@ -519,6 +523,15 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
     seg_seconds = opts.segment_seconds or opts.batch_seconds
     seg_samples = max(int(seg_seconds * sr), engine.n_fft + engine.hop, 1)
     plan = plan_batches(costs, batch_samples, seg_samples)
+    all_keys = keys
+    shard_attrs: dict[str, Any] = {}
+    if opts.shard is not None:  # whole batches of the one plan: the same bytes as one run
+        index, count = opts.shard
+        shard_attrs = {"shard_index": index, "shard_count": count,
+                       "shard_plan": plan_hash(all_keys, plan, count),
+                       "n_inputs_total": len(all_keys)}
+        plan = shard_batches(plan, costs, index, count)
+        keys = [all_keys[i] for b in plan for i in b.clips]
     keep = not opts.mono
     chash = config_hash(engine.config, keep)
     rhash = resume_hash(chash, seg_samples, opts.nan_policy, batch_samples)
@@ -542,9 +555,9 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
             previous = opts.output if opts.output.is_file() else None
             summary.resumed = store.load(_stat_all(opts.input_dir, keys), previous)
         interrupts.check()
-        extraction = Extraction(opts, engine, keys, headers, store, decoder, reporter, summary,
-                                seg_samples, batch_samples)
-        todo = _todo(plan, keys, store)
+        extraction = Extraction(opts, engine, all_keys, headers, store, decoder, reporter,
+                                summary, seg_samples, batch_samples)
+        todo = _todo(plan, all_keys, store)
         reporter.start(sum(len(b.clips) for b in todo))
         try:
             for _ in range(VERIFY_ROUNDS):
@@ -552,7 +565,7 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
                 lost = store.verify_sources()
                 if not lost:
                     break
-                todo = _todo(plan, keys, store)
+                todo = _todo(plan, all_keys, store)
             else:
                 raise ExtractError(f"parts in {store.folder} keep failing verification; the "
                                    "disk may be faulty")
@@ -572,7 +585,7 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
         summary.wall_seconds = time.perf_counter() - t_start
         attrs = _root_attrs(opts, engine, summary)
         attrs.update(resume_hash=rhash, segment_samples=seg_samples,
-                     nan_policy=opts.nan_policy, batch_samples=batch_samples)
+                     nan_policy=opts.nan_policy, batch_samples=batch_samples, **shard_attrs)
         try:
             assemble(opts.output, keys, store.sources, engine.row_shape, opts.compression,
                      attrs, engine.frequencies)

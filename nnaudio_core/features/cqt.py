@@ -25,7 +25,8 @@ spectrum, like librosa, for speed.
 """
 
 import inspect
-from typing import Any, Optional
+import warnings
+from typing import Any, List, Optional
 
 import numpy as np
 import torch
@@ -34,6 +35,7 @@ from torch import Tensor, nn
 from nnaudio_core import checks, filters
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
+from nnaudio_core.features import multirate as MR
 from nnaudio_core.features.base import (
     BACKENDS,
     NORMALIZATION_TYPES,
@@ -44,6 +46,10 @@ from nnaudio_core.features.base import (
     check_choice,
     declared,
 )
+
+# 'multirate': nnAudio's octave-by-octave algorithm (features/multirate.py); 'nnaudio2': the
+# algorithm nnAudio2's class of the same name uses (each class resolves it, see _nnaudio2_backend)
+CQ_BACKENDS = (*BACKENDS, "multirate", "nnaudio2")
 
 # frames per FFT segment: long segments amortise the kernel span (n_fft) of overlap
 SEGMENT_FRAMES = 64
@@ -91,7 +97,22 @@ class VariableQ(Transform):
     normalization_type : {'librosa', 'convolutional', 'wrap'}
         ``'librosa'`` multiplies by ``sqrt(filter length)`` (equals ``librosa.vqt``);
         ``'convolutional'`` is the plain correlation; ``'wrap'`` doubles it (nnAudio).
-    backend : {'auto', 'fft', 'conv'}
+    backend : {'auto', 'fft', 'conv', 'multirate', 'nnaudio2'}
+        How the transform is computed. ``'auto'``/``'fft'``: the exact transform by segment
+        FFTs (fast; ``'auto'`` picks the eager-CPU plan where it applies); ``'conv'``: the
+        exact transform by strided ``conv1d`` (nnAudio2's ``CQT1992v2``, bit for bit with
+        ``bandwidth='nnaudio'``); ``'multirate'``: nnAudio's octave-by-octave approximation
+        (:mod:`nnaudio_core.features.multirate`, needs ``bandwidth='nnaudio'``, ``center``,
+        and a hop divisible by ``2 ** (octaves - 1)``). ``'nnaudio2'`` (the default of the
+        nnAudio2-named classes): what nnAudio2's class of the same name computes, so a model
+        trained on nnAudio2 features sees the same numbers: ``'conv'`` for ``CQT1992v2`` and
+        ``VQT(gamma=0)``, ``'multirate'`` for ``CQT2010v2`` and ``VQT(gamma>0)``, nnAudio's
+        STFT-times-kernel-spectra form for ``CQT1992``/``CQT2010``; where nnAudio2 has no
+        answer (``center=False``, a hop the octaves cannot share, ``bandwidth='librosa'``)
+        it is ``'auto'``.
+    earlydownsample : bool
+        ``'multirate'`` only: first low-pass and decimate the input by ``2 ** k`` where the
+        top bin allows (nnAudio's rule, :func:`nnaudio_core.filters.early_downsample_count`).
     sparsity : float
         FFT path only: drop the smallest kernel-spectrum values adding up to this fraction of
         each kernel's L1 mass (librosa uses 0.01); 0 keeps everything above 1e-5 of the peak.
@@ -111,6 +132,8 @@ class VariableQ(Transform):
     other ``(..., samples)`` -> ``(..., n_bins, frames)``; ``frames = 1 + samples // hop``
     when ``center``. Complex values have librosa's phase convention.
     """
+
+    mr_spans: List[int]  # TorchScript: typed even when empty
 
     def __init__(
         self,
@@ -133,6 +156,7 @@ class VariableQ(Transform):
         sparsity: float = 0.0,
         bandwidth: str = "librosa",
         verbose: bool = True,
+        earlydownsample: bool = True,
     ) -> None:
         super().__init__()
         self._remember_config(locals())
@@ -140,7 +164,13 @@ class VariableQ(Transform):
         check_choice("pad_mode", pad_mode, PAD_MODES)
         check_choice("output_format", output_format, OUTPUT_FORMATS)
         check_choice("normalization_type", normalization_type, NORMALIZATION_TYPES)
-        check_choice("backend", backend, BACKENDS)
+        check_choice("backend", backend, CQ_BACKENDS)
+        self.nnaudio2_numerics = backend == "nnaudio2"
+        if backend == "nnaudio2":  # nnAudio2's numbers exist only with nnAudio's bandwidths
+            backend = self._nnaudio2_backend(gamma) if bandwidth == "nnaudio" else "auto"
+        if backend.startswith(("multirate", "stft_product")) and bandwidth != "nnaudio":
+            raise ParameterError("backend='multirate' is nnAudio's algorithm: needs "
+                                 "bandwidth='nnaudio'")
         if backend == "fft" and trainable:
             raise ParameterError("backend='fft' cannot train kernels; use backend='conv'")
         checks.check_variable_q(
@@ -182,7 +212,22 @@ class VariableQ(Transform):
         self.trainable = trainable
         self.output_format = output_format
         self.normalization_type = normalization_type
-        self.use_fft = not trainable and backend != "conv"
+        self.use_fft = not trainable and backend in ("auto", "fft")
+        # multirate / STFT-product state (empty unless backend is one of those)
+        self.multirate = False
+        self.mr_spans: List[int] = []
+        self.mr_filters = self.mr_octaves = self.mr_factor = self.mr_hop = 0
+        self.mr_gain = 1.0
+        self.mr_negate_imag = False
+        self.divisor = 1.0
+        for name in ("mr_lowpass", "mr_early", "mr_fourier_cos", "mr_fourier_sin"):
+            self.register_buffer(name, torch.zeros(0, 1, 1), persistent=False)
+        if backend in ("multirate", "stft_product", "stft_product_multirate"):
+            kernels, lengths = self._build_multirate(
+                backend, freqs, kernels, lengths, fmin, bins_per_octave, filter_scale, gamma,
+                window, norm, earlydownsample,
+            )
+            self.n_fft = self.mr_spans[0]
         self.register_buffer("lengths", torch.from_numpy(lengths.astype(np.float32)))
         if self.use_fft:
             src, dst, values, m = filters.sparse_spectral_kernels(
@@ -206,9 +251,19 @@ class VariableQ(Transform):
             )
             self.register_buffer("spectral_matrix", matrix, persistent=False)
             self._build_cpu_plan(kernels, lengths, sparsity)
-            empty = torch.zeros(0, 1, n_fft)
-            self.register_buffer("cqt_kernels_real", empty, persistent=False)
-            self.register_buffer("cqt_kernels_imag", empty.clone(), persistent=False)
+            # the kernel path runs under torch.export / ONNX, where the segment FFTs'
+            # complex gathers do not convert and their length arithmetic pins the length;
+            # not in the state dict (rebuilt from the config)
+            self.register_buffer(
+                "cqt_kernels_real",
+                torch.from_numpy(kernels.real.astype(np.float32)).unsqueeze(1),
+                persistent=False,
+            )
+            self.register_buffer(
+                "cqt_kernels_imag",
+                torch.from_numpy(kernels.imag.astype(np.float32)).unsqueeze(1),
+                persistent=False,
+            )
         else:
             self._direct: list[tuple[int, int, int, str]] = []
             self._long: list[tuple[int, str, int, int]] = []
@@ -229,9 +284,99 @@ class VariableQ(Transform):
                 self.register_buffer("cqt_kernels_imag", imag)
         self._kernels_built(kernels)
 
+    def _apply(self, fn: Any, recurse: bool = True) -> "VariableQ":
+        """``Module.to(dtype)`` would cast the complex (sparse) kernel spectra of the FFT path
+        to a real dtype, silently discarding their imaginary parts: they move with the
+        module's device instead and take the complex dtype of its new float dtype
+        (complex128 for float64, complex64 otherwise)."""
+        saved = {n: b for n, b in self._buffers.items() if b is not None and b.is_complex()}
+        for name in saved:
+            self._buffers[name] = None
+        super()._apply(fn, recurse)
+        real = self.lengths
+        cdtype = torch.complex128 if real.dtype == torch.float64 else torch.complex64
+        for name, buf in saved.items():
+            self._buffers[name] = buf.to(device=real.device, dtype=cdtype)
+        return self
+
     def frequencies(self) -> np.ndarray:
         """Centre frequency of each bin in Hz, shape (n_bins,)."""
         return self._freqs.copy()
+
+    def _nnaudio2_backend(self, gamma: float) -> str:
+        """What ``backend='nnaudio2'`` means for this class (nnAudio2's own algorithm)."""
+        return "conv"
+
+    def _multirate_or_auto(self, multirate: str) -> str:
+        """``multirate`` where nnAudio2's multirate algorithm is defined for this module's
+        parameters (centred frames, a hop every octave can share), else ``'auto'`` (exact)."""
+        cfg = self._config
+        try:
+            layout = filters.multirate_layout(
+                cfg["sr"], cfg["hop_length"], cfg["fmin"], cfg["n_bins"],
+                cfg["bins_per_octave"], cfg["filter_scale"], cfg["earlydownsample"],
+            )
+        except ParameterError:
+            return "auto"
+        ok = cfg["center"] and cfg["fmax"] is None and filters.octaves_share_hop(layout)
+        return multirate if ok else "auto"
+
+    @torch.jit.unused
+    def _build_multirate(
+        self, backend: str, freqs: np.ndarray, kernels: np.ndarray, lengths: np.ndarray,
+        fmin: float, bins_per_octave: int, filter_scale: float, gamma: float,
+        window: filters.WindowSpec, norm: Optional[float], earlydownsample: bool,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Set up the multirate (or nnAudio STFT-product) path; returns the kernels to
+        store (banks, or their spectra) and the lengths of the ``'librosa'`` scaling."""
+        if not self.center:
+            raise ParameterError(f"backend={backend!r} needs center=True")
+        n_bins = freqs.size
+        if backend == "stft_product":  # nnAudio's CQT1992: one full-rate bank
+            spans, n_filters, factor = [kernels.shape[1]], n_bins, 1
+            hop, n_octaves = self.hop_length, 1
+        else:
+            layout = filters.multirate_layout(
+                self.sr, self.hop_length, fmin, n_bins, bins_per_octave, filter_scale,
+                earlydownsample,
+            )
+            bank = MR.multirate_bank(
+                layout, fmin, n_bins, bins_per_octave, filter_scale, gamma, window, norm,
+                self._vqt_kernel_sr(gamma),
+            )
+            kernels, lengths, spans = bank.kernels, bank.lengths, bank.spans
+            n_filters, factor = bank.n_filters, bank.layout.factor
+            hop, n_octaves = bank.layout.hop_length, bank.layout.n_octaves
+            self.mr_lowpass = torch.from_numpy(bank.lowpass)[None, None]
+            if factor > 1:
+                self.mr_early = torch.from_numpy(bank.early)[None, None]
+            if self._vqt_kernel_sr(gamma) is not None and factor > 1:
+                warnings.warn(
+                    f"nnAudio2's VQT downsamples this input by {factor} first but designs its "
+                    f"kernels at the original rate, so every bin responds {factor} times "
+                    "above its labelled frequency; reproduced for nnAudio2 compatibility. "
+                    "Pass earlydownsample=False or backend='auto' for correctly tuned bins",
+                    UserWarning,
+                    stacklevel=4,
+                )
+        self.multirate = True
+        self.mr_spans, self.mr_filters, self.mr_factor = spans, n_filters, factor
+        self.mr_hop, self.mr_octaves = hop, n_octaves
+        self.mr_gain = float(factor)
+        if backend != "multirate":  # nnAudio's STFT x kernel spectra (CQT1992, CQT2010)
+            n = spans[0]
+            cos, sin = filters.fourier_kernels(np.arange(n // 2 + 1.0), n, n, np.ones(n))
+            self.mr_fourier_cos = torch.from_numpy(cos.astype(np.float32)).unsqueeze(1)
+            self.mr_fourier_sin = torch.from_numpy(sin.astype(np.float32)).unsqueeze(1)
+            kernels = filters.spectral_kernels(kernels)
+            self.divisor = float(n)
+            self.mr_gain = 1.0  # nnAudio's CQT2010 does not rescale by the early factor
+            self.mr_negate_imag = backend == "stft_product"  # CQT1992: v2's sign; CQT2010 not
+        return kernels, lengths
+
+    def _vqt_kernel_sr(self, gamma: float) -> Optional[float]:
+        """The rate the multirate banks are designed at (None: the true one)."""
+        return None
 
     @torch.jit.unused
     def _build_cpu_plan(self, kernels: np.ndarray, lengths: np.ndarray, sparsity: float) -> None:
@@ -334,10 +479,18 @@ class VariableQ(Transform):
         -------
         (real, imag), each ``(batch', n_bins, frames)``
         """
+        if self.multirate:
+            real, imag = MR.multirate_correlate(
+                x, self.cqt_kernels_real, self.cqt_kernels_imag, self.mr_spans,
+                self.mr_filters, self.mr_lowpass, self.mr_early, self.mr_factor, self.mr_hop,
+                self.mr_octaves, self.n_bins, self.pad_mode, self.mr_fourier_cos,
+                self.mr_fourier_sin, self.mr_gain,
+            )
+            return real, -imag if self.mr_negate_imag else imag
         padded = AF.pad_signal(x, self.n_fft, self.center, self.pad_mode)
         if self.use_fft and AF.is_eager_cpu(padded) and padded.dtype == torch.float32:
             return self._real_imag_cpu(padded)
-        if self.use_fft:
+        if self.use_fft and not AF.is_exporting():
             # the sparse matrix is only touched in eager CPU mode: compilers reject sparse tensors
             matrix = self._sparse_matrix() if AF.is_eager_cpu(padded) else self.values[:0]
             return AF.correlate_fft(
@@ -390,7 +543,8 @@ class VariableQ(Transform):
         elif fmt == "Complex":
             out = torch.stack((real, imag), dim=-1)
         elif fmt == "Phase":
-            phase = torch.atan2(imag, real)
+            # nnAudio2's CQT1992 returns the phase of the conjugate of its Complex output
+            phase = torch.atan2(-imag if self.mr_negate_imag else imag, real)
             out = torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
         else:
             raise ParameterError(f"output_format='{fmt}' is not one of Magnitude, Complex, Phase")
@@ -399,12 +553,13 @@ class VariableQ(Transform):
     def output_scale(self, normalization_type: Optional[str] = None) -> Tensor:
         """Per-bin factor, shape (n_bins, 1), that :meth:`forward` applies to the correlation
         with the kernels: ``sqrt(filter length)`` (``'librosa'``), 2 (``'wrap'``) or 1
-        (``'convolutional'``); ``None`` means this module's ``normalization_type``."""
+        (``'convolutional'``), the first two divided by the STFT length on nnAudio's
+        STFT-product path; ``None`` means this module's ``normalization_type``."""
         norm_type = self.normalization_type if normalization_type is None else normalization_type
         if norm_type == "librosa":
-            return torch.sqrt(self.lengths).reshape(-1, 1)
+            return torch.sqrt(self.lengths).reshape(-1, 1) / self.divisor
         if norm_type == "wrap":
-            return self.lengths.new_full((self.n_bins, 1), 2.0)
+            return self.lengths.new_full((self.n_bins, 1), 2.0 / self.divisor)
         if norm_type == "convolutional":
             return self.lengths.new_ones((self.n_bins, 1))
         raise ParameterError(
@@ -422,7 +577,7 @@ class VariableQ(Transform):
         """:class:`VariableQ` keyword arguments equal to this class's constructor ``params``.
 
         nnAudio's compatibility keywords are translated: ``trainable_STFT``/``trainable_CQT``
-        make the kernels trainable; ``earlydownsample`` is dropped; ``basis_norm`` is the
+        make the kernels trainable; ``basis_norm`` is the
         kernel norm, and in the ``CQT2010`` classes ``norm`` (bool) says whether to apply
         ``normalization_type`` at all.
         """
@@ -435,7 +590,7 @@ class VariableQ(Transform):
             p["norm"] = p.pop("basis_norm")
         if p.pop("trainable_STFT", False) | p.pop("trainable_CQT", False):
             p["trainable"] = True
-        for key in ("basis_norm", "earlydownsample", "trainable_STFT", "trainable_CQT"):
+        for key in ("basis_norm", "trainable_STFT", "trainable_CQT"):
             p.pop(key, None)
         return p
 
@@ -445,7 +600,7 @@ class VariableQ(Transform):
     def extra_repr(self) -> str:
         return (
             f"n_bins={self.n_bins}, hop_length={self.hop_length}, n_fft={self.n_fft}, "
-            f"path={'fft' if self.use_fft else 'conv'}"
+            f"path={'multirate' if self.multirate else 'fft' if self.use_fft else 'conv'}"
         )
 
 
@@ -457,8 +612,6 @@ _P = inspect.Parameter
 Q_PARAMETERS: dict[str, inspect.Parameter] = {
     **{n: p for n, p in inspect.signature(VariableQ).parameters.items()},
     "basis_norm": _P("basis_norm", _P.POSITIONAL_OR_KEYWORD, default=1, annotation=Optional[float]),
-    "earlydownsample": _P("earlydownsample", _P.POSITIONAL_OR_KEYWORD, default=True,
-                          annotation=bool),
     "trainable_STFT": _P("trainable_STFT", _P.POSITIONAL_OR_KEYWORD, default=False,
                          annotation=bool),
     "trainable_CQT": _P("trainable_CQT", _P.POSITIONAL_OR_KEYWORD, default=False,
@@ -502,7 +655,7 @@ def q_class(signature: inspect.Signature):  # noqa: ANN202 (a class decorator)
     return deco
 
 
-@q_class(q_signature(_CQT1992V2, bandwidth="nnaudio"))
+@q_class(q_signature(_CQT1992V2, bandwidth="nnaudio", backend="nnaudio2"))
 class CQT1992v2(VariableQ):
     """Constant-Q transform (nnAudio2's ``CQT1992v2``): :class:`VariableQ` with ``gamma = 0``.
 
@@ -523,28 +676,35 @@ class CQT1992v2(VariableQ):
         "verbose",
         _NORM_FLAG,
         bandwidth="nnaudio",
+        backend="nnaudio2",
     )
 )
 class CQT2010v2(VariableQ):
-    """Constant-Q transform with nnAudio2's ``CQT2010v2`` interface.
+    """Constant-Q transform with nnAudio2's ``CQT2010v2`` interface and numbers.
 
-    nnAudio's 2010 variant approximates the CQT by filtering and downsampling octave by
-    octave. Here the same numbers as :class:`CQT1992v2` (same ``bandwidth`` rule, default
-    ``'nnaudio'``) are computed exactly by the FFT path, which is already cheaper than the
-    multirate approximation, so ``earlydownsample`` is accepted for compatibility and has no
-    effect. nnAudio2's multirate output differs from the exact one by its resampling error
-    (see the README's nnAudio2 section for the measured figure). ``basis_norm`` is the kernel norm
+    By default (``backend='nnaudio2'``) it is nnAudio's multirate algorithm
+    (:mod:`nnaudio_core.features.multirate`: the top octave's kernels applied to the input
+    halved octave by octave, after early downsampling where ``earlydownsample`` allows),
+    equal to nnAudio2 2.0.3's ``CQT2010v2`` to float32 round-off. It approximates the exact
+    CQT (:class:`CQT1992v2`) to a median 0.3-0.8% per bin. ``backend='auto'`` computes the
+    exact transform instead (faster on CPU). Where nnAudio2 cannot compute it
+    (``center=False``, ``fmax`` given, a hop that is not a multiple of ``2 ** (octaves -
+    1)``) the default falls back to ``'auto'``. ``basis_norm`` is the kernel norm
     (nnAudio's name for ``norm``); ``norm`` (bool) keeps nnAudio's meaning of "apply the
     ``normalization_type`` scaling".
     """
 
     norm_is_flag = True
 
+    def _nnaudio2_backend(self, gamma: float) -> str:
+        return self._multirate_or_auto("multirate")
 
-@q_class(q_signature(_CQT1992V2, bandwidth="librosa"))
+
+@q_class(q_signature(_CQT1992V2, bandwidth="librosa", backend="auto"))
 class CQT(CQT1992v2):
-    """Our constant-Q transform: :class:`CQT1992v2` with ``bandwidth='librosa'`` by default,
-    numerically ``librosa.cqt(..., tuning=0.0)`` (same parameters as :class:`CQT1992v2`)."""
+    """Our constant-Q transform: :class:`CQT1992v2` with ``bandwidth='librosa'`` and
+    ``backend='auto'`` (exact, fast) by default, numerically ``librosa.cqt(..., tuning=0.0)``
+    (same parameters as :class:`CQT1992v2`)."""
 
 
 @q_class(
@@ -553,18 +713,24 @@ class CQT(CQT1992v2):
         "window center pad_mode normalization_type backend bandwidth verbose",
         fmin=220,
         bandwidth="nnaudio",
+        backend="nnaudio2",
     )
 )
 class CQT1992(VariableQ):
-    """nnAudio's original ``CQT1992`` class (STFT times spectral kernels), on the same engine.
+    """nnAudio's original ``CQT1992`` class (STFT times spectral kernels).
 
     Takes nnAudio's keywords (``sr, hop_length, fmin=220, fmax, n_bins, trainable_STFT,
     trainable_CQT, bins_per_octave, filter_scale, output_format, norm, window, center,
-    pad_mode``). nnAudio computes it as an STFT multiplied by the kernels' spectra; the
-    numbers are the correlation with the same kernels, so here it is :class:`CQT1992v2`
-    (``bandwidth='nnaudio'``). ``trainable_STFT`` or ``trainable_CQT`` makes the kernels
-    trainable (there is no separate STFT stage to train).
+    pad_mode``). By default (``backend='nnaudio2'``) computed as nnAudio does: a
+    rectangular-window STFT (``conv1d``) times the kernels' positive-frequency spectra,
+    equal to nnAudio2's ``CQT1992`` to float32 round-off; it differs from the exact
+    correlation (:class:`CQT1992v2`, ``backend='conv'``/``'auto'``) by the kernels'
+    negative-frequency leakage (~1e-5 of the peak). ``trainable_STFT`` or ``trainable_CQT``
+    makes the kernel spectra trainable (the STFT stage is fixed).
     """
+
+    def _nnaudio2_backend(self, gamma: float) -> str:
+        return "stft_product" if self._config["center"] else "auto"
 
 
 @q_class(
@@ -574,11 +740,19 @@ class CQT1992(VariableQ):
         "bandwidth verbose",
         _NORM_FLAG,
         bandwidth="nnaudio",
+        backend="nnaudio2",
     )
 )
 class CQT2010(CQT2010v2):
     """nnAudio's original ``CQT2010`` class, with its keywords (``trainable_STFT``,
     ``trainable_CQT``, ``earlydownsample``, ``norm``/``basis_norm`` as in
-    :class:`CQT2010v2`), on the same exact engine as :class:`CQT2010v2`."""
+    :class:`CQT2010v2`). By default (``backend='nnaudio2'``) nnAudio's numbers: the
+    multirate algorithm of :class:`CQT2010v2` with each octave computed as STFT times kernel
+    spectra, which conjugates the phase (imaginary part of the opposite sign to
+    ``CQT2010v2``) and, after early downsampling by ``2 ** k``, leaves the output
+    ``2 ** k`` times smaller, as nnAudio2's ``CQT2010``."""
+
+    def _nnaudio2_backend(self, gamma: float) -> str:
+        return self._multirate_or_auto("stft_product_multirate")
 
 

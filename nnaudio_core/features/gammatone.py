@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, List, Optional
+from typing import Any, List
 
 import numpy as np
 import torch
@@ -12,8 +12,8 @@ from torch import Tensor, nn
 from nnaudio_core import checks, filters
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features.base import Transform
-from nnaudio_core.features.stft import STFT
+from nnaudio_core.features.base import Transform, bind, declared
+from nnaudio_core.features.mel import band_signature, band_stft
 
 
 class Gammatonegram(Transform):
@@ -28,14 +28,11 @@ class Gammatonegram(Transform):
 
     Parameters
     ----------
-    sr : float
-        Sample rate in Hz.
-    n_fft, win_length, hop_length, window, center, pad_mode : as :class:`STFT`
-        (``hop_length`` defaults to 512 as in nnAudio).
+    sr, n_fft, win_length, hop_length, window, center, pad_mode, power, trainable_STFT :
+        as :class:`~nnaudio_core.features.mel.MelSpectrogram` (the same signature, nnAudio2's,
+        with ``n_bins`` and ``trainable_bins`` for ``n_mels`` and ``trainable_mel``).
     n_bins : int
         Number of gammatone bands (nnAudio2's default 64).
-    power : float
-        Exponent of the magnitude (2: power, 1: magnitude).
     htk, norm : accepted for nnAudio compatibility, **no effect**
         nnAudio2 documents them as mel-triangle options but never uses them (its output is
         the same for every value); we give the same output and a ``UserWarning`` when they
@@ -45,8 +42,6 @@ class Gammatonegram(Transform):
         ``fmin=0`` (the default) puts the first band at 0 Hz, as in nnAudio2.
     trainable_bins : bool
         Learn the filter bank (``gammatone_basis`` becomes an ``nn.Parameter``).
-    trainable_STFT : bool
-        Learn the Fourier kernels (STFT kernel path).
     verbose : bool
         Accepted for nnAudio compatibility; nothing is printed.
     **kwargs
@@ -62,28 +57,14 @@ class Gammatonegram(Transform):
     Values are (magnitude ** power) in the units of the input squared (power 2).
     """
 
-    def __init__(
-        self,
-        sr: float = 22050,
-        n_fft: int = 2048,
-        win_length: Optional[int] = None,
-        n_bins: int = 64,
-        hop_length: int = 512,
-        window: filters.WindowSpec = "hann",
-        center: bool = True,
-        pad_mode: str = "reflect",
-        power: float = 2.0,
-        htk: bool = False,
-        fmin: float = 0.0,
-        fmax: Optional[float] = None,
-        norm: Any = 1,
-        trainable_bins: bool = False,
-        trainable_STFT: bool = False,
-        verbose: bool = True,
-        **kwargs: Any,
-    ) -> None:
+    @declared(band_signature("n_bins", 64, "trainable_bins"))
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__()
-        self._remember_config({**locals(), **kwargs})
+        p = bind(Gammatonegram.__init__, self, args, kwargs)
+        kwargs = p.pop("kwargs")
+        self._remember_config({**p, **kwargs})
+        sr, n_fft, n_bins, power = p["sr"], p["n_fft"], p["n_bins"], p["power"]
+        fmin, fmax, htk, norm = p["fmin"], p["fmax"], p["htk"], p["norm"]
         unknown = set(kwargs) - {"backend"}
         if unknown:
             raise ParameterError(f"unknown Gammatonegram parameter(s) {', '.join(sorted(unknown))}")
@@ -99,19 +80,7 @@ class Gammatonegram(Transform):
                 UserWarning,
                 stacklevel=2,
             )
-        self.stft = STFT(
-            n_fft=n_fft,
-            win_length=win_length,
-            hop_length=hop_length,
-            window=window,
-            freq_scale="no",
-            center=center,
-            pad_mode=pad_mode,
-            sr=sr,
-            trainable=trainable_STFT,
-            output_format="Magnitude",
-            backend=kwargs.get("backend", "auto"),
-        )
+        self.stft = band_stft(p, kwargs)
         self.sr = sr
         self.power = float(power)
         self.hop_length = self.stft.hop_length
@@ -120,7 +89,7 @@ class Gammatonegram(Transform):
         self._freqs = filters.erb_space(n_bins, float(fmin), top)
         basis = filters.gammatone_filterbank(sr_v, n_fft, n_bins, float(fmin), top)
         basis_t = torch.from_numpy(basis.astype(np.float32))
-        if trainable_bins:
+        if p["trainable_bins"]:
             self.gammatone_basis = nn.Parameter(basis_t)
         else:
             self.register_buffer("gammatone_basis", basis_t)
@@ -132,12 +101,7 @@ class Gammatonegram(Transform):
     def _bands(self, padded: Tensor) -> Tensor:
         """Band energies of an already padded ``(batch', samples)`` segment:
         ``(batch', n_bins, frames)``."""
-        real, imag = self.stft.real_imag(padded)
-        spec = real * real + imag * imag
-        if self.stft.trainable:
-            spec = spec + 1e-8  # keeps the root differentiable at 0, as STFT's Magnitude
-        if self.power != 2.0:
-            spec = AF.root_power(spec, self.power / 2.0)
+        spec = self.stft.power_spectrum(padded, self.power)
         return torch.einsum("kf,bft->bkt", self.gammatone_basis, spec)
 
     def forward(self, x: Tensor) -> Tensor:

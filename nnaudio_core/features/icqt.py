@@ -271,6 +271,9 @@ class iCQT(Transform):
                     stacklevel=2,
                 )
             params.pop("output_format", None)
+            params.pop("earlydownsample", None)  # the inverse is of the exact transform
+        if params.get("backend") in ("nnaudio2", "multirate"):
+            params["backend"] = "auto"  # the inverse of the exact transform (nnAudio2's too)
         params.update(overrides)
         return cls(**params)
 

@@ -16,6 +16,24 @@ from nnaudio_core.features.base import ParamSpec, Transform
 from nnaudio_core.features.stft import STFT
 
 
+def band_stft(params: dict[str, Any], kwargs: dict[str, Any]) -> STFT:
+    """The inner :class:`STFT` of a filter-bank spectrogram (mel, gammatone) from its
+    constructor arguments: the uniform grid, Magnitude, ``backend`` from ``kwargs``."""
+    return STFT(
+        n_fft=params["n_fft"],
+        win_length=params["win_length"],
+        hop_length=params["hop_length"],
+        window=params["window"],
+        freq_scale="no",
+        center=params["center"],
+        pad_mode=params["pad_mode"],
+        sr=params["sr"],
+        trainable=params["trainable_STFT"],
+        output_format="Magnitude",
+        backend=kwargs.get("backend", "auto"),
+    )
+
+
 class MelSpectrogram(Transform):
     """Mel-frequency spectrogram (nnAudio2's ``MelSpectrogram``).
 
@@ -82,19 +100,7 @@ class MelSpectrogram(Transform):
                 f"unknown MelSpectrogram parameter(s) {', '.join(sorted(unknown))}"
             )
         checks.check_mel(sr, n_fft, n_mels, fmin, fmax, htk, power)
-        self.stft = STFT(
-            n_fft=n_fft,
-            win_length=win_length,
-            hop_length=hop_length,
-            window=window,
-            freq_scale="no",
-            center=center,
-            pad_mode=pad_mode,
-            sr=sr,
-            trainable=trainable_STFT,
-            output_format="Magnitude",
-            backend=kwargs.get("backend", "auto"),
-        )
+        self.stft = band_stft(locals(), kwargs)
         self.power = float(power)
         self.sr = sr
         self.hop_length = self.stft.hop_length
@@ -120,12 +126,7 @@ class MelSpectrogram(Transform):
 
     def _mel(self, padded: Tensor) -> Tensor:
         """Mel spectrogram of an already padded ``(batch', samples)`` segment."""
-        real, imag = self.stft.real_imag(padded)
-        spec = real * real + imag * imag
-        if self.stft.trainable:
-            spec = spec + 1e-8
-        if self.power != 2.0:
-            spec = AF.root_power(spec, self.power / 2.0)
+        spec = self.stft.power_spectrum(padded, self.power)
         if spec.stride(-1) == 1:  # (bins, frames) memory: filters on the left
             return torch.matmul(self.mel_basis, spec)
         # frame-major memory (FFT path): one GEMM over all frames, no transposing copy
@@ -219,3 +220,17 @@ class MFCC(Transform):
         mel = self.melspec.packed(x2)
         db = AF.power_to_db(mel, self.ref, self.amin, self.top_db)
         return AF.unpack_batch(torch.matmul(self.dct, db), lead)
+
+
+def band_signature(bands: str, n_bands: int, trainable: str) -> inspect.Signature:
+    """:class:`MelSpectrogram`'s constructor signature (nnAudio2's, which its
+    ``Gammatonegram`` shares) with the band count and the trainable-bank flag renamed."""
+    rename = {"n_mels": (bands, n_bands), "trainable_mel": (trainable, False)}
+    params = []
+    init = inspect.signature(MelSpectrogram.__init__, eval_str=True)  # real annotations
+    for p in list(init.parameters.values())[1:]:
+        if p.name in rename:
+            name, default = rename[p.name]
+            p = p.replace(name=name, default=default)
+        params.append(p)
+    return inspect.Signature(params)

@@ -264,6 +264,17 @@ class STFT(Transform):
             )
         return AF.stft_conv(padded, self.wcos, self.wsin, self.hop_length)
 
+    def power_spectrum(self, padded: Tensor, power: float = 2.0) -> Tensor:
+        """``|X| ** power`` of an already padded ``(batch', samples)`` waveform, shape
+        ``(batch', freq_bins, frames)`` (the input of the mel and gammatone banks)."""
+        real, imag = self.real_imag(padded)
+        spec = real * real + imag * imag
+        if self.trainable:
+            spec = spec + 1e-8  # keeps the root differentiable at 0, as 'Magnitude'
+        if power != 2.0:
+            spec = AF.root_power(spec, power / 2.0)
+        return spec
+
     def forward(self, x: Tensor, output_format: Optional[str] = None) -> Tensor:
         """Spectrogram of ``x``.
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Optional
+
 from nnaudio_core.features.cqt import VariableQ, q_class, q_signature
 
 
@@ -12,6 +14,7 @@ from nnaudio_core.features.cqt import VariableQ, q_class, q_signature
         "basis_norm earlydownsample verbose",
         bandwidth="nnaudio",
         basis_norm=None,
+        backend="nnaudio2",
     )
 )
 class VQT(VariableQ):
@@ -33,10 +36,24 @@ class VQT(VariableQ):
         ``'librosa'`` equals ``librosa.vqt``.
     basis_norm : float or None
         nnAudio2's name for the kernel norm; when given it replaces ``norm``.
+    backend : str
+        Default ``'nnaudio2'``: nnAudio2's algorithm, ``'conv'`` for ``gamma = 0`` (its VQT is
+        then its ``CQT1992v2``), ``'multirate'`` for ``gamma > 0`` (see
+        :class:`~nnaudio_core.features.cqt.VariableQ`); ``'auto'`` for the exact, fast path.
     earlydownsample : bool
-        Accepted for nnAudio compatibility (the exact engine does not resample).
+        ``'multirate'`` only (see :class:`~nnaudio_core.features.cqt.VariableQ`). nnAudio2's
+        ``VQT(gamma > 0)`` designs its kernels at the input rate even after early
+        downsampling by ``2 ** k``, which tunes its bins ``2 ** k`` too high; the default
+        reproduces that (with a ``UserWarning``), an explicit ``backend='multirate'`` does not.
 
     Shapes
     ------
     ``(..., samples) -> (..., n_bins, frames)`` (``(..., n_bins, frames, 2)`` for Complex).
     """
+
+    def _nnaudio2_backend(self, gamma: float) -> str:
+        return "conv" if gamma == 0 else self._multirate_or_auto("multirate")
+
+    def _vqt_kernel_sr(self, gamma: float) -> Optional[float]:
+        # nnAudio2's VQT designs its banks at the input rate, even after early downsampling
+        return self.sr if self.nnaudio2_numerics else None

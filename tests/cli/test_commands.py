@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from nnaudio_cli.app import app
 from nnaudio_cli.config import RATE_PARAM
 
-COMMANDS = ("extract", "info", "invert", "benchmark", "presets", "plot")
+COMMANDS = ("extract", "merge", "info", "invert", "benchmark", "presets", "plot")
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
 

@@ -233,3 +233,18 @@ def test_normalization_types(k: int) -> None:
     for norm, value in want.items():
         got = float(m(x, normalization_type=norm)[0, k, 20:-20].mean())
         assert got == pytest.approx(value, rel=1e-4), (norm, got, value)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_to_dtype_keeps_the_complex_kernel_spectra(dtype: torch.dtype) -> None:
+    """Regression: ``Module.to(torch.float32)`` cast the FFT path's complex sparse kernel
+    spectra to real (dropping their imaginary parts): outputs were 80% off, silently."""
+    m = CQT(sr=SR, hop_length=HOP)
+    x = torch.from_numpy(_signal("piano"))
+    want = m(x)
+    got = m.to(dtype)(x.to(dtype)).float()
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-4 * float(want.abs().max()))
+    assert all(b.is_complex() for n, b in m.named_buffers() if "matrix" in n or "_long" in n)
+    torch.testing.assert_close(m.to(torch.float32)(x), want, rtol=0,
+                               atol=1e-4 * float(want.abs().max()))

@@ -63,7 +63,19 @@ def audio(batch: int, samples: int) -> torch.Tensor:
     return torch.from_numpy(np.stack(rows))
 
 
-X1, X2 = audio(2, 6000), audio(3, 9000)  # the export shape and a second one
+def inputs(m: torch.nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+    """The export shape and a second one, both long enough for ``m``."""
+    n = max(9000, shortest(m) + 500)
+    return audio(2, n), audio(3, n + 3011)
+
+
+def shortest(m: torch.nn.Module) -> int:
+    """A length every module accepts: its longest frame (kernel span) in samples, times the
+    decimation of the lowest octave on nnAudio's multirate path."""
+    spans = [getattr(s, a) for s in m.modules() for a in ("n_fft", "N")
+             if isinstance(getattr(s, a, None), int)]
+    decimation = 2 ** int(getattr(m, "mr_octaves", 0)) * max(1, int(getattr(m, "mr_factor", 1)))
+    return max(spans, default=1024) * (decimation if getattr(m, "multirate", False) else 1)
 
 
 def assert_same(got: Any, want: Any, tol: float = 1e-4) -> None:
@@ -79,14 +91,15 @@ def assert_same(got: Any, want: Any, tol: float = 1e-4) -> None:
     torch.testing.assert_close(got.to(want.dtype), want, rtol=0, atol=tol * scale)
 
 
-def dynamic() -> tuple[dict[int, torch.export.Dim], ...]:
+def dynamic(m: torch.nn.Module) -> tuple[dict[int, torch.export.Dim], ...]:
     return ({0: torch.export.Dim("batch", min=1, max=1024),
-             1: torch.export.Dim("samples", min=4096, max=1 << 24)},)
+             1: torch.export.Dim("samples", min=shortest(m), max=1 << 24)},)
 
 
 @pytest.mark.parametrize("name", list(FORWARD))
 def test_torchscript(name: str) -> None:
     m = FORWARD[name]()
+    X1, X2 = inputs(m)
     s = torch.jit.script(m)
     with torch.no_grad():
         for x in (X1, X2):
@@ -96,7 +109,8 @@ def test_torchscript(name: str) -> None:
 @pytest.mark.parametrize("name", list(FORWARD))
 def test_torch_export_dynamic(name: str) -> None:
     m = FORWARD[name]()
-    ep = torch.export.export(m, (X1,), dynamic_shapes=dynamic()).module()
+    X1, X2 = inputs(m)
+    ep = torch.export.export(m, (X1,), dynamic_shapes=dynamic(m)).module()
     with torch.no_grad():
         for x in (X1, X2):
             assert_same(ep(x), m(x))
@@ -106,6 +120,7 @@ def test_torch_export_dynamic(name: str) -> None:
 def test_torch_compile_fullgraph(name: str) -> None:
     torch._dynamo.reset()
     m = FORWARD[name]()
+    X1, X2 = inputs(m)
     c = torch.compile(m, fullgraph=True, dynamic=False)
     with torch.no_grad():
         assert_same(c(X1), m(X1))
@@ -116,6 +131,7 @@ def test_onnx_in_onnxruntime(name: str, tmp_path) -> None:
     ort = pytest.importorskip("onnxruntime")
     pytest.importorskip("onnxscript")
     m = FORWARD[name]()
+    X1, X2 = inputs(m)
     dtype = torch.float64 if name in ONNX_IN_FLOAT64 else torch.float32
     m = m.to(dtype)
     path = tmp_path / f"{name}.onnx"
@@ -124,7 +140,7 @@ def test_onnx_in_onnxruntime(name: str, tmp_path) -> None:
     with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(m, (X1.to(dtype),), dynamo=True,
-                                    dynamic_shapes=dynamic(), verbose=False)
+                                    dynamic_shapes=dynamic(m), verbose=False)
     quiet.setLevel(level)
     program.save(str(path))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -139,6 +155,7 @@ def test_onnx_in_onnxruntime(name: str, tmp_path) -> None:
 @pytest.mark.parametrize("name", list(FORWARD))
 def test_float64_and_state_dict_round_trip(name: str) -> None:
     m = FORWARD[name]()
+    X1, X2 = inputs(m)
     with torch.no_grad():
         want = m(X1)
         want64 = tuple(w.double() for w in want) if isinstance(want, tuple) else want.double()

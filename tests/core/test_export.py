@@ -7,15 +7,7 @@ import pytest
 import signals
 import torch
 
-from nnaudio_core import (
-    CFP,
-    MFCC,
-    STFT,
-    Combined_Frequency_Periodicity,
-    Gammatonegram,
-    MelSpectrogram,
-    iSTFT,
-)
+from nnaudio_core import features as F
 
 # torch 2.13 deprecates TorchScript; it is still part of the supported surface
 pytestmark = pytest.mark.filterwarnings(
@@ -33,44 +25,44 @@ def audio(batch: int = 2) -> torch.Tensor:
 
 
 MODULES = {
-    "stft-complex": lambda: STFT(n_fft=256, hop_length=64, sr=SR, output_format="Complex"),
-    "stft-magnitude": lambda: STFT(n_fft=256, hop_length=64, sr=SR, output_format="Magnitude"),
-    "stft-log": lambda: STFT(n_fft=256, hop_length=64, sr=SR, freq_scale="log", fmin=60.0,
+    "stft-complex": lambda: F.STFT(n_fft=256, hop_length=64, sr=SR, output_format="Complex"),
+    "stft-magnitude": lambda: F.STFT(n_fft=256, hop_length=64, sr=SR, output_format="Magnitude"),
+    "stft-log": lambda: F.STFT(n_fft=256, hop_length=64, sr=SR, freq_scale="log", fmin=60.0,
                              fmax=7000.0, output_format="Magnitude"),
-    "stft-trainable": lambda: STFT(n_fft=256, hop_length=64, sr=SR, trainable=True),
-    "mel": lambda: MelSpectrogram(sr=SR, n_fft=256, hop_length=64, n_mels=32),
-    "mfcc": lambda: MFCC(sr=SR, n_fft=256, hop_length=64, n_mels=32, n_mfcc=13),
-    "stft-center-false": lambda: STFT(n_fft=256, hop_length=64, center=False, sr=SR),
-    "stft-constant-conv-bins": lambda: STFT(n_fft=256, hop_length=64, pad_mode="constant",
+    "stft-trainable": lambda: F.STFT(n_fft=256, hop_length=64, sr=SR, trainable=True),
+    "mel": lambda: F.MelSpectrogram(sr=SR, n_fft=256, hop_length=64, n_mels=32),
+    "mfcc": lambda: F.MFCC(sr=SR, n_fft=256, hop_length=64, n_mels=32, n_mfcc=13),
+    "stft-center-false": lambda: F.STFT(n_fft=256, hop_length=64, center=False, sr=SR),
+    "stft-constant-conv-bins": lambda: F.STFT(n_fft=256, hop_length=64, pad_mode="constant",
                                             freq_bins=60, backend="conv", sr=SR),
-    "mel-power1-conv": lambda: MelSpectrogram(sr=SR, n_fft=256, hop_length=64, n_mels=32,
+    "mel-power1-conv": lambda: F.MelSpectrogram(sr=SR, n_fft=256, hop_length=64, n_mels=32,
                                               power=1.0, backend="conv"),
-    "mel-trainable": lambda: MelSpectrogram(sr=SR, n_fft=256, hop_length=64, n_mels=32,
+    "mel-trainable": lambda: F.MelSpectrogram(sr=SR, n_fft=256, hop_length=64, n_mels=32,
                                             trainable_mel=True, trainable_STFT=True),
-    "mfcc-no-top-db": lambda: MFCC(sr=SR, n_fft=256, hop_length=64, n_mels=32, n_mfcc=13,
+    "mfcc-no-top-db": lambda: F.MFCC(sr=SR, n_fft=256, hop_length=64, n_mels=32, n_mfcc=13,
                                    top_db=None),
-    "istft": lambda: iSTFT(n_fft=256, hop_length=64, sr=SR),
-    "istft-conv": lambda: iSTFT(n_fft=256, hop_length=64, sr=SR, backend="conv"),
-    "istft-trainable": lambda: iSTFT(n_fft=256, hop_length=64, sr=SR, trainable_kernels=True,
+    "istft": lambda: F.iSTFT(n_fft=256, hop_length=64, sr=SR),
+    "istft-conv": lambda: F.iSTFT(n_fft=256, hop_length=64, sr=SR, backend="conv"),
+    "istft-trainable": lambda: F.iSTFT(n_fft=256, hop_length=64, sr=SR, trainable_kernels=True,
                                      trainable_window=True),
-    "gammatone": lambda: Gammatonegram(sr=SR, n_fft=256, hop_length=64, n_bins=32),
-    "gammatone-trainable": lambda: Gammatonegram(sr=SR, n_fft=256, hop_length=64,
+    "gammatone": lambda: F.Gammatonegram(sr=SR, n_fft=256, hop_length=64, n_bins=32),
+    "gammatone-trainable": lambda: F.Gammatonegram(sr=SR, n_fft=256, hop_length=64,
                                                  n_bins=32, power=1.0, trainable_bins=True,
                                                  trainable_STFT=True),
-    "cfp": lambda: CFP(fs=SR, hop_length=320),
-    "cfp-combined": lambda: Combined_Frequency_Periodicity(fs=SR, g=[0.3, 0.6, 1.0, 0.0]),
+    "cfp": lambda: F.CFP(fs=SR, hop_length=320),
+    "cfp-combined": lambda: F.Combined_Frequency_Periodicity(fs=SR, g=[0.3, 0.6, 1.0, 0.0]),
 }
 
 
 def inputs(name: str) -> tuple[tuple, dict]:
     x = audio()
     if name.startswith("istft"):
-        return (STFT(n_fft=256, hop_length=64, sr=SR)(x),), {"length": N}
+        return (F.STFT(n_fft=256, hop_length=64, sr=SR)(x),), {"length": N}
     return (x,), {}
 
 
 def assert_same(got, want) -> None:
-    if isinstance(want, tuple):  # Combined_Frequency_Periodicity: four outputs
+    if isinstance(want, tuple):  # F.Combined_Frequency_Periodicity: four outputs
         assert isinstance(got, tuple) and len(got) == len(want)
         for g, w in zip(got, want, strict=True):
             assert_same(g, w)
@@ -95,7 +87,7 @@ def test_torchscript_matches_eager(name):
 
 @pytest.mark.parametrize("fmt", ["Complex", "Magnitude", "Phase"])
 def test_torchscript_output_format_override(fmt):
-    m = STFT(n_fft=256, hop_length=64, sr=SR, output_format="Complex")
+    m = F.STFT(n_fft=256, hop_length=64, sr=SR, output_format="Complex")
     s = torch.jit.script(m)
     x = audio()
     out, ref = s(x, fmt), m(x, fmt)
@@ -107,7 +99,7 @@ def test_torchscript_output_format_override(fmt):
 
 @pytest.mark.parametrize("backend", ["auto", "conv"])
 def test_torchscript_stft_inverse(backend):
-    m = STFT(n_fft=256, hop_length=64, sr=SR, iSTFT=True, backend=backend)
+    m = F.STFT(n_fft=256, hop_length=64, sr=SR, iSTFT=True, backend=backend)
     s = torch.jit.script(m)
     x = audio()
     X = s(x)
@@ -119,11 +111,11 @@ def test_torchscript_stft_inverse(backend):
 
 
 def test_torchscript_with_cache_blocks():
-    m = MelSpectrogram(sr=SR, n_fft=256, hop_length=64, n_mels=32)
+    m = F.MelSpectrogram(sr=SR, n_fft=256, hop_length=64, n_mels=32)
     m.stft.cpu_block_samples = 256 * 10  # force several blocks, also in the scripted module
     s = torch.jit.script(m)
     x = audio(3)
-    whole = MelSpectrogram(sr=SR, n_fft=256, hop_length=64, n_mels=32)(x)
+    whole = F.MelSpectrogram(sr=SR, n_fft=256, hop_length=64, n_mels=32)(x)
     assert_same(s(x), whole)
     assert_same(m(x), whole)
 

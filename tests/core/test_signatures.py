@@ -24,13 +24,13 @@ HEAD = "sr hop_length fmin fmax n_bins "
 EXPECTED = {
     "VariableQ": (
         HEAD + "bins_per_octave filter_scale gamma norm window center pad_mode trainable "
-        "output_format normalization_type backend sparsity bandwidth verbose",
+        "output_format normalization_type backend sparsity bandwidth verbose earlydownsample",
         {"bandwidth": "librosa"},
     ),
     "CQT1992v2": (
         HEAD + "bins_per_octave filter_scale norm window center pad_mode trainable "
         "output_format normalization_type backend sparsity bandwidth verbose",
-        {},
+        {"backend": "nnaudio2"},
     ),
     "CQT": (
         HEAD + "bins_per_octave filter_scale norm window center pad_mode trainable "
@@ -41,24 +41,24 @@ EXPECTED = {
         HEAD + "filter_scale bins_per_octave norm basis_norm window pad_mode trainable "
         "output_format earlydownsample normalization_type center backend sparsity bandwidth "
         "verbose",
-        {"norm": True},
+        {"norm": True, "backend": "nnaudio2"},
     ),
     "CQT1992": (
         HEAD + "trainable_STFT trainable_CQT bins_per_octave filter_scale output_format norm "
         "window center pad_mode normalization_type backend bandwidth verbose",
-        {"fmin": 220},
+        {"fmin": 220, "backend": "nnaudio2"},
     ),
     "CQT2010": (
         HEAD + "bins_per_octave norm basis_norm window pad_mode trainable_STFT filter_scale "
         "trainable_CQT output_format earlydownsample normalization_type center backend "
         "bandwidth verbose",
-        {"norm": True},
+        {"norm": True, "backend": "nnaudio2"},
     ),
     "VQT": (
         HEAD + "filter_scale bins_per_octave norm window gamma center pad_mode trainable "
         "output_format normalization_type backend sparsity bandwidth basis_norm "
         "earlydownsample verbose",
-        {"basis_norm": None},
+        {"basis_norm": None, "backend": "nnaudio2"},
     ),
     "iCQT": (
         HEAD + "bins_per_octave filter_scale norm window center pad_mode normalization_type "

@@ -1,0 +1,242 @@
+"""Multirate constant-/variable-Q transform: nnAudio2's ``CQT2010v2``/``VQT`` algorithm.
+
+One bank of kernels spans the top octave. The input is (optionally) low-passed and
+decimated by ``2 ** k`` first (early downsampling), the top bank is correlated with it at
+hop ``hop / 2 ** k``, and then, octave by octave, the signal is low-passed (256-tap FIR,
+cutoff half its Nyquist frequency) and halved, the hop halved, and the same bank (for a VQT
+the octave's own bank) applied again, which gives the next octave down. Both the
+downsampling and the kernel correlation are strided ``conv1d`` calls with the arguments nnAudio
+uses, so the output equals nnAudio2's to float32 round-off.
+
+The kernels are short (the top octave's; at 22.05 kHz, 84 bins from C1: 256 taps instead of
+the exact transform's 16,384), so the transform is cheap, and approximate: the low-pass
+filters' ripple and aliasing (about 1e-3 of the peak) and nnAudio's integer kernel lengths at
+the reduced rates make it differ from the exact CQT (:class:`~nnaudio_core.features.cqt.
+CQT1992v2`) by a median 0.3-0.8% of each bin's magnitude.
+
+Builders (numpy) are :func:`nnaudio_core.filters.multirate_layout`,
+:func:`~nnaudio_core.filters.octave_kernels` and :func:`~nnaudio_core.filters.lowpass_fir`;
+:func:`multirate_bank` assembles them; :func:`multirate_correlate` is the computation.
+"""
+
+from __future__ import annotations
+
+from typing import List, NamedTuple, Tuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from nnaudio_core import filters
+from nnaudio_core import functional as AF
+from nnaudio_core.errors import ParameterError
+
+
+class MultirateBank(NamedTuple):
+    """Everything :func:`multirate_correlate` needs, derived from the CQT parameters.
+
+    Attributes
+    ----------
+    layout : filters.MultirateLayout
+    kernels : np.ndarray, shape (n_banks * n_filters, span), complex128, correlation form
+        (one bank for a CQT, one per octave for a VQT with ``gamma > 0``; top octave first)
+    spans : list of int, each bank's own kernel span (samples)
+    n_filters : int, filters per bank (``min(bins_per_octave, n_bins)``)
+    lowpass : np.ndarray, shape (256,), float32, the halving filter
+    early : np.ndarray, shape (256,) or (0,), float32, the early-downsampling filter
+    lengths : np.ndarray, shape (n_bins,), float64, nnAudio's filter lengths at the early-
+        downsampled rate, ``ceil(Q * sr / (f + gamma / alpha))``: the ``'librosa'``
+        normalisation multiplies bin ``k`` by ``sqrt(lengths[k])``
+    """
+
+    layout: filters.MultirateLayout
+    kernels: np.ndarray
+    spans: List[int]
+    n_filters: int
+    lowpass: np.ndarray
+    early: np.ndarray
+    lengths: np.ndarray
+
+
+def multirate_bank(
+    layout: filters.MultirateLayout,
+    fmin: float,
+    n_bins: int,
+    bins_per_octave: int,
+    filter_scale: float = 1.0,
+    gamma: float = 0.0,
+    window: filters.WindowSpec = "hann",
+    norm: float | None = 1,
+    kernel_sr: float | None = None,
+) -> MultirateBank:
+    """Build the filters of a multirate CQT/VQT with nnAudio2's parameters, on ``layout``
+    (:func:`nnaudio_core.filters.multirate_layout` of the same ``fmin``, ``n_bins``, ...).
+
+    ``kernel_sr``: the rate the banks are designed at, default the early-downsampled rate
+    (correct tuning); see :func:`nnaudio_core.filters.octave_kernels` for nnAudio2's
+    ``VQT``, which passes the original ``sr``.
+
+    Raises :class:`ParameterError` where the octaves cannot share one frame grid: the hop
+    (after early downsampling) must be divisible by ``2 ** (n_octaves - 1)``.
+    """
+    if not filters.octaves_share_hop(layout):
+        step = 2 ** (layout.n_octaves - 1)
+        raise ParameterError(
+            f"the multirate CQT halves the hop {layout.n_octaves - 1} times: hop_length="
+            f"{layout.hop_length * layout.factor} must be a multiple of {step * layout.factor}"
+            f" for {n_bins} bins at {bins_per_octave} per octave; use backend='auto' (exact) "
+            "for this hop"
+        )
+    n_filters = min(bins_per_octave, n_bins)
+    kernels, spans = filters.octave_kernels(
+        layout, n_filters, bins_per_octave, filter_scale, gamma, window, norm, kernel_sr
+    )
+    freqs = filters.cqt_frequencies(n_bins, fmin, bins_per_octave)
+    lengths = filters.wavelet_lengths(
+        freqs, layout.sr, filter_scale, gamma, "nnaudio", bins_per_octave
+    )
+    early = (
+        filters.lowpass_fir(1.0 / layout.factor, transition=filters.EARLY_TRANSITION)
+        if layout.factor > 1
+        else np.zeros(0, dtype=np.float32)
+    )
+    return MultirateBank(
+        layout=layout,
+        kernels=kernels.reshape(-1, kernels.shape[-1]),
+        spans=spans,
+        n_filters=n_filters,
+        lowpass=filters.lowpass_fir(0.5),
+        early=early,
+        lengths=lengths,
+    )
+
+
+def decimate(x: Tensor, lowpass: Tensor, factor: int) -> Tensor:
+    """Low-pass and keep every ``factor``-th sample, as nnAudio (zero-padded ``conv1d``).
+
+    Parameters
+    ----------
+    x : Tensor, shape (batch, samples)
+    lowpass : Tensor, shape (1, 1, taps), odd or even number of taps
+    factor : int
+
+    Returns
+    -------
+    Tensor, shape (batch, (samples + 2 * ((taps - 1) // 2) - taps) // factor + 1); for 256
+    taps and ``factor = 2`` that is ``samples // 2``
+    """
+    pad = (lowpass.shape[-1] - 1) // 2
+    return F.conv1d(x.unsqueeze(1), lowpass, stride=factor, padding=pad).squeeze(1)
+
+
+def stft_product(
+    padded: Tensor,
+    fourier_cos: Tensor,
+    fourier_sin: Tensor,
+    spectra_real: Tensor,
+    spectra_imag: Tensor,
+    hop_length: int,
+) -> Tuple[Tensor, Tensor]:
+    """nnAudio's ``CQT1992``/``CQT2010`` per-octave step: rectangular-window STFT by
+    ``conv1d``, then a complex matrix product with the kernels' positive-frequency spectra.
+
+    Parameters
+    ----------
+    padded : Tensor, shape (batch, samples), already padded
+    fourier_cos, fourier_sin : Tensor, shape (n_fft // 2 + 1, 1, n_fft),
+        ``cos``/``sin(2 pi k n / n_fft)``
+    spectra_real, spectra_imag : Tensor, shape (n_filters, n_fft // 2 + 1), from
+        :func:`nnaudio_core.filters.spectral_kernels`
+
+    Returns
+    -------
+    (real, imag), each (batch, n_filters, frames): ``n_fft`` times the correlation with the
+    kernels, its imaginary part conjugated, less the kernels' negative-frequency leakage
+    """
+    xs = padded.unsqueeze(1)
+    f_real = F.conv1d(xs, fourier_cos, stride=hop_length)
+    f_imag = F.conv1d(xs, fourier_sin, stride=hop_length)
+    real = torch.matmul(spectra_real, f_real) - torch.matmul(spectra_imag, f_imag)
+    imag = torch.matmul(spectra_real, f_imag) + torch.matmul(spectra_imag, f_real)
+    return real, imag
+
+
+def multirate_correlate(
+    x: Tensor,
+    kernels_real: Tensor,
+    kernels_imag: Tensor,
+    spans: List[int],
+    n_filters: int,
+    lowpass: Tensor,
+    early: Tensor,
+    factor: int,
+    hop_length: int,
+    n_octaves: int,
+    n_bins: int,
+    pad_mode: str,
+    fourier_cos: Tensor,
+    fourier_sin: Tensor,
+    gain: float = 1.0,
+) -> Tuple[Tensor, Tensor]:
+    """Multirate correlation of ``(batch, samples)`` audio with the octave banks.
+
+    Parameters
+    ----------
+    x : Tensor, shape (batch, samples), not padded (each octave is padded by half its
+        bank's span, ``pad_mode`` as :func:`nnaudio_core.functional.pad_signal`)
+    kernels_real, kernels_imag : Tensor, shape (n_banks * n_filters, 1, span), real and
+        imaginary parts of the correlation kernels (bank 0: the top octave)
+    spans : each bank's own span (it is centred in the common ``span``)
+    lowpass : Tensor, shape (1, 1, taps), the halving filter
+    early : Tensor, shape (1, 1, taps), the early-downsampling filter (unused if
+        ``factor == 1``)
+    factor : int, early downsampling factor
+    hop_length : int, hop of the top octave (after early downsampling)
+    fourier_cos, fourier_sin : empty, or the STFT kernels of :func:`stft_product`: then
+        ``kernels_real``/``kernels_imag`` are the bank's spectra ``(n_filters, 1, n_rfft)``
+        and each octave is computed as nnAudio's ``CQT2010`` (one bank only)
+
+    Returns
+    -------
+    (real, imag), each (batch, n_bins, frames), ``frames = 1 + len(x') // hop_length`` with
+    ``x'`` the early-downsampled input; times ``gain`` (nnAudio's ``CQT2010v2`` and
+    ``VQT`` pass the early-downsampling factor, its ``CQT2010`` passes 1)
+    """
+    if factor > 1:
+        x = decimate(x, early, factor)
+    spectral = fourier_cos.shape[0] > 0
+    span = kernels_real.shape[-1]
+    n_banks = len(spans)
+    reals: List[Tensor] = []
+    imags: List[Tensor] = []
+    hop = hop_length
+    for octave in range(n_octaves):
+        if octave > 0:
+            if x.shape[-1] < 2:
+                raise ValueError(
+                    f"input too short for {n_octaves} octaves of the multirate CQT; use "
+                    "backend='auto' (exact) for short clips"
+                )
+            x = decimate(x, lowpass, 2)
+            hop = hop // 2
+        bank = min(octave, n_banks - 1)
+        padded = AF.pad_signal(x, spans[bank], True, pad_mode)
+        if spectral:
+            real, imag = stft_product(
+                padded, fourier_cos, fourier_sin, kernels_real[:, 0], kernels_imag[:, 0], hop
+            )
+        else:
+            lo = (span - spans[bank]) // 2
+            r0, r1 = bank * n_filters, (bank + 1) * n_filters
+            k_real = kernels_real[r0:r1, :, lo : lo + spans[bank]]
+            k_imag = kernels_imag[r0:r1, :, lo : lo + spans[bank]]
+            real, imag = AF.stft_conv(padded, k_real, -k_imag, hop)
+        reals.insert(0, real)
+        imags.insert(0, imag)
+    real = torch.cat(reals, 1)[:, -n_bins:]
+    imag = torch.cat(imags, 1)[:, -n_bins:]
+    if gain != 1.0:
+        real = real * gain
+        imag = imag * gain
+    return real, imag
