@@ -226,3 +226,27 @@ def test_the_readme_training_loop_runs(features, capsys):
     exec(code.replace('"example/features.h5"', repr(str(features))), {})
     losses = [float(ln.rsplit(" ", 1)[1]) for ln in capsys.readouterr().out.splitlines()]
     assert len(losses) == 3 and all(np.isfinite(losses))
+
+
+def test_an_nnaudio_merge_master_reads_the_same_as_its_shards(features, tmp_path):
+    src = features.parent / "audio"
+    out = tmp_path / "m.h5"
+    for i in range(2):
+        extract(src, out, "--shard", f"{i}/2")
+    r = invoke("merge", "--expect", 2, out, "-q")
+    assert r.exit_code in (0, 3), r.output
+    with h5py.File(out, "r") as h5:
+        assert h5["features/data"].is_virtual
+    ds = FeatureDataset(out, crop_frames=CROP)
+    assert sorted(ds.keys) == sorted(SECONDS)
+    with open_features(features) as ff:  # the unsharded run of the same inputs
+        full = {k: ff[k] for k in ff}
+    loader = DataLoader(ds, batch_size=2, shuffle=True, num_workers=2, collate_fn=ds.collate,
+                        generator=torch.Generator().manual_seed(2))
+    seen = []
+    for x, lengths, keys in loader:
+        for b, key in enumerate(keys):
+            n = int(lengths[b])
+            assert 0 <= _crop_start(full[key], x[b, :n].numpy()), key
+            seen.append(key)
+    assert sorted(seen) == sorted(SECONDS)
