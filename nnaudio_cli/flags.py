@@ -68,6 +68,11 @@ def sr_option(help: str = "Target sample rate in Hz.") -> Any:
     return typer.Option(None, "--sr", callback=positive_finite("Hz"), help=help)
 
 
+def features_argument() -> Any:
+    """The ``FEATURES`` argument: an existing HDF5 feature file (info, invert, plot)."""
+    return typer.Argument(..., exists=True, dir_okay=False, help="HDF5 feature file.")
+
+
 def examples(*lines: str) -> str:
     """A command's ``--help`` epilog: ``Examples:`` and one indented command per line."""
     return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)

@@ -219,27 +219,14 @@ def draw(
                  "scale": "dB" if use_db else "linear", "vmin": vmin, "vmax": vmax}
 
 
-def plot_features(
-    path: Path,
-    key: str,
-    out: Path,
-    db: Optional[bool] = None,
-    top_db: float = 80.0,
-    width: int = 1000,
-    height: int = 400,
-    dpi: int = 100,
-) -> dict[str, Any]:
+def plot_features(path: Path, key: str, out: Path, **style: Any) -> dict[str, Any]:
     """Draw the features of ``key`` in the feature file ``path`` into the image ``out``.
 
     Parameters
     ----------
-    db : bool, optional
-        dB colour scale (True), the values themselves (False) or, by default, dB where the
-        values are power or magnitude and linear otherwise.
-    top_db : float
-        The dB range below the clip's peak that the colours span.
-    width, height, dpi :
-        The image size in pixels (its format follows ``out``'s extension: png, pdf, svg...).
+    **style :
+        :func:`draw`'s ``db``, ``top_db``, ``width``, ``height`` and ``dpi``; the image's
+        format follows ``out``'s extension (png, pdf, svg...).
 
     Returns
     -------
@@ -250,11 +237,10 @@ def plot_features(
 
     _pyplot()  # the missing-matplotlib message comes before anything is read
     check_parent(out)
-    fig, summary = draw(load(path, key), db=db, top_db=top_db, width=width, height=height,
-                        dpi=dpi)
+    fig, summary = draw(load(path, key), **style)
     plt = _pyplot()
     try:
-        fig.savefig(out, dpi=dpi)
+        fig.savefig(out, dpi=style.get("dpi", 100))
     except ValueError as e:  # an extension matplotlib cannot write
         raise CliError(f"cannot write {shown_key(str(out))}: {e}", usage=True) from None
     except OSError as e:

@@ -9,7 +9,13 @@ from typing import Optional
 import typer
 
 from nnaudio_cli.errors import EXIT_OK
-from nnaudio_cli.flags import check_verbosity, examples, quiet_option, verbose_option
+from nnaudio_cli.flags import (
+    check_verbosity,
+    examples,
+    features_argument,
+    quiet_option,
+    verbose_option,
+)
 
 NAME = "info"
 EPILOG = examples(
@@ -20,7 +26,7 @@ EPILOG = examples(
 
 
 def run(
-    features: Path = typer.Argument(..., exists=True, dir_okay=False, help="HDF5 feature file."),
+    features: Path = features_argument(),
     json_out: bool = typer.Option(False, "--json", help="Print the description as JSON."),
     failed: bool = typer.Option(False, "--failed", help="List every failed input."),
     key: Optional[str] = typer.Option(

@@ -19,6 +19,7 @@ from nnaudio_cli.flags import (
     check_verbosity,
     device_option,
     examples,
+    features_argument,
     quiet_option,
     verbose_option,
 )
@@ -48,7 +49,7 @@ class AudioFormat(str, Enum):
 
 
 def run(
-    features: Path = typer.Argument(..., exists=True, dir_okay=False, help="HDF5 feature file."),
+    features: Path = features_argument(),
     output_dir: Path = typer.Argument(
         ..., file_okay=False,
         help="Folder for the audio files (created if missing; its parent must exist).",

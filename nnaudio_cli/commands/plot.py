@@ -11,6 +11,7 @@ from nnaudio_cli.errors import EXIT_OK
 from nnaudio_cli.flags import (
     check_verbosity,
     examples,
+    features_argument,
     positive_finite,
     quiet_option,
     verbose_option,
@@ -25,7 +26,7 @@ EPILOG = examples(
 
 
 def run(
-    features: Path = typer.Argument(..., exists=True, dir_okay=False, help="HDF5 feature file."),
+    features: Path = features_argument(),
     key: str = typer.Argument(..., help="The input to draw (its relative path, see nnaudio info)."),
     output: Path = typer.Option(
         ..., "--output", "-o", dir_okay=False,
