@@ -115,7 +115,8 @@ def min_samples(module: Any) -> int:
 
 
 def _signal(batch: int, samples: int, sr: float) -> np.ndarray:
-    """Seeded check signal: a chirp over the band plus a little noise, ``(batch, samples)``."""
+    """Seeded check signal: a log chirp (0.5, 40 Hz to 0.45 sr) plus white noise (0.1 rms),
+    ``(batch, samples)``."""
     rng = np.random.default_rng(0)
     t = np.arange(samples) / sr
     f0, f1 = 40.0, 0.45 * sr
