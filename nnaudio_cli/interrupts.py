@@ -7,22 +7,43 @@ CPython would print "Exception ignored ... KeyboardInterrupt" and carry on: the
 ``sys.unraisablehook`` installed here keeps that silent, and the recorded signal makes the
 next :func:`check` (called by the pipeline between batches and while waiting for decoders)
 raise it again, so the run still stops.
+
+One place must not see the exception: C++ code that calls back into Python. ``import torch``
+runs pybind11 module initialisers that do; a ``KeyboardInterrupt`` raised inside one escapes
+as ``pybind11::error_already_set`` and the process aborts (SIGABRT, "terminate called ...").
+:func:`deferred` wraps such blocks: a signal is recorded there and raised when it ends.
 """
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 #: Signals received since :func:`install` (SIGINT/SIGTERM numbers).
 RECEIVED: list[int] = []
+#: Depth of :func:`deferred` blocks: signals are only recorded while it is above 0.
+_DEFERRED = [0]
 
 
 def _handler(signum: int, frame: Any) -> None:
     RECEIVED.append(signum)
-    raise KeyboardInterrupt
+    if not _DEFERRED[0]:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """Record SIGINT/SIGTERM inside the block without raising, then raise
+    :class:`KeyboardInterrupt` when the block ends if one arrived (see the module notes)."""
+    _DEFERRED[0] += 1
+    try:
+        yield
+    finally:
+        _DEFERRED[0] -= 1
+    check()
 
 
 def _unraisable(default: Callable[[Any], None]) -> Callable[[Any], None]:

@@ -138,6 +138,8 @@ def run(
         # the decoder processes (no torch) start now, while this process imports torch
         n_workers = default_workers() if workers is None else workers
         decoder = make_decoder(n_workers)
+        with interrupts.deferred():  # a signal inside torch's C++ initialisers would abort
+            import torch  # noqa: F401
         from nnaudio_cli.config import resolve
         from nnaudio_cli.devices import resolve_device
 
