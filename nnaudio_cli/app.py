@@ -193,5 +193,11 @@ for _module in (extract, merge, info, invert, benchmark, export, presets, plot):
 
 
 def main() -> None:
-    """Entry point for ``python -m nnaudio_cli``."""
-    app()
+    """Entry point of the ``nnaudio`` program (``python -m nnaudio_cli`` and the script). A
+    Ctrl-C before a command has taken over the signals (while the app is still being built)
+    is one line and exit 130, not a traceback."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        error("interrupted; nothing written")
+        raise SystemExit(EXIT_INTERRUPTED) from None
