@@ -190,7 +190,7 @@ class MemoryMeter:
         if self._proc:
             self._stop.set()
             if self._thread is not None:
-                self._thread.join()
+                self._thread.join(timeout=5.0)  # the sampler wakes every interval
             hwm = _status_kb("VmHWM") or 0
             now = _status_kb("VmRSS") or 0
             self.peak_mb = max(self._max_kb, hwm, now) / 1024
