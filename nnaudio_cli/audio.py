@@ -21,7 +21,7 @@ import struct
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -85,8 +85,9 @@ class DecodeResult:
     """Outcome of :func:`decode_task`.
 
     ``status`` is ``"ok"`` (``audio`` holds the clip, shape (channels, samples), float32, at
-    the target rate), ``"long"`` (the file must be streamed with :func:`stream_file`; no
-    audio) or ``"failed"`` (``reason`` says why, one line).
+    the first target rate, and ``resampled`` the clip at every target rate), ``"long"`` (the
+    file must be streamed with :func:`stream_rates`; no audio) or ``"failed"`` (``reason``
+    says why, one line).
     """
 
     info: SourceInfo
@@ -94,6 +95,7 @@ class DecodeResult:
     audio: np.ndarray | None = None
     reason: str = ""
     extra: dict = field(default_factory=dict)
+    resampled: dict[float, np.ndarray] = field(default_factory=dict)
 
 
 def one_line(exc: BaseException) -> str:
@@ -105,6 +107,14 @@ def one_line(exc: BaseException) -> str:
 def resampled_length(samples: int, sr_in: float, sr_out: float) -> int:
     """Approximate length after resampling (for planning only; soxr decides exactly)."""
     return samples if sr_in == sr_out else int(math.ceil(samples * sr_out / sr_in))
+
+
+def rates_of(sr_out: float | Sequence[float]) -> tuple[float, ...]:
+    """Target rates as a tuple without repeats, in the given order."""
+    rates = (sr_out,) if isinstance(sr_out, (int, float)) else tuple(sr_out)
+    if not rates:
+        raise ValueError("no target rate")
+    return tuple(dict.fromkeys(rates))
 
 
 def prepare(x: np.ndarray, sr_in: float, sr_out: float, mono: bool) -> np.ndarray:
@@ -324,7 +334,7 @@ def check_finite(x: np.ndarray, nan_policy: str) -> np.ndarray:
 def decode_task(
     path: str,
     key: str,
-    sr_out: float,
+    sr_out: float | Sequence[float],
     mono: bool,
     long_samples: int,
     nan_policy: str = "reject",
@@ -335,10 +345,11 @@ def decode_task(
     ----------
     path : file to read
     key : its relative path (reported back)
-    sr_out : target rate in Hz
+    sr_out : target rate in Hz, or several: the file is decoded and downmixed once and
+        resampled once per rate
     mono : downmix to one channel
-    long_samples : files whose resampled length times stored channels exceeds this are
-        not decoded here but reported as ``"long"`` (to be streamed in segments)
+    long_samples : files whose resampled length (at the first rate) times stored channels
+        exceeds this are not decoded here but reported as ``"long"`` (to be streamed)
     nan_policy : 'reject' (a file with NaN/Inf samples fails) or 'zero' (they become 0)
 
     Returns
@@ -346,6 +357,7 @@ def decode_task(
     DecodeResult
     """
     info = SourceInfo(key=key)
+    rates = rates_of(sr_out)
     try:
         _stat(path, info)
         f, reason = open_sound(path)
@@ -357,7 +369,7 @@ def decode_task(
             info.samples = int(f.frames)
             info.format = str(f.format)
             out_ch = 1 if mono else info.channels
-            if resampled_length(info.samples, info.sr, sr_out) * out_ch > long_samples:
+            if resampled_length(info.samples, info.sr, rates[0]) * out_ch > long_samples:
                 return DecodeResult(info, "long")
             why = riff_truncation(path, info.size)
             if why:
@@ -379,7 +391,10 @@ def decode_task(
         if info.samples == 0:
             return DecodeResult(info, "failed", reason="no audio samples")
         x = check_finite(x, nan_policy)
-        return DecodeResult(info, "ok", audio=prepare(x, info.sr, sr_out, mono))
+        if mono and x.shape[1] > 1:  # once, for every rate
+            x = x.mean(axis=1, keepdims=True, dtype=np.float32)
+        out = {r: prepare(x, info.sr, r, mono) for r in rates}
+        return DecodeResult(info, "ok", audio=out[rates[0]], resampled=out)
     except InputError as e:
         return DecodeResult(info, "failed", reason=str(e))
     except Exception as e:  # noqa: BLE001 - every decoding problem is a failed row
@@ -397,8 +412,26 @@ def stream_file(
     """Decode and resample a long file block by block with bounded memory.
 
     Yields ``(audio, last)`` with ``audio`` of shape (channels', samples') at ``sr_out``;
-    the concatenation equals :func:`prepare` on the whole file. Updates ``info.samples``
-    to the number of frames actually decoded.
+    the concatenation equals :func:`prepare` on the whole file. See :func:`stream_rates`.
+    """
+    for blocks, last in stream_rates(path, info, (sr_out,), mono, block, nan_policy):
+        yield blocks[sr_out], last
+
+
+def stream_rates(
+    path: str,
+    info: SourceInfo,
+    rates: Sequence[float],
+    mono: bool,
+    block: int = STREAM_BLOCK,
+    nan_policy: str = "reject",
+) -> Iterator[tuple[dict[float, np.ndarray], bool]]:
+    """Decode a long file block by block with bounded memory, resampled to several rates.
+
+    Yields ``({rate: audio}, last)`` with each ``audio`` of shape (channels', samples') at
+    its rate; per rate, the concatenation equals :func:`prepare` on the whole file. The file
+    is read and downmixed once; each rate has its own streaming resampler. Updates
+    ``info.samples`` to the number of frames actually decoded.
 
     Raises
     ------
@@ -406,6 +439,7 @@ def stream_file(
         NaN/Inf samples with ``nan_policy='reject'``, a truncated, corrupt or unreadable file
         (the message is the failed row's reason).
     """
+    rates = rates_of(tuple(rates))
     why = riff_truncation(path, os.path.getsize(path))
     if why:
         raise InputError(why)
@@ -415,10 +449,9 @@ def stream_file(
     with sound as f:
         sr_in = int(f.samplerate)
         channels = 1 if mono else int(f.channels)
-        stream = None
-        if sr_in != sr_out:
-            stream = soxr.ResampleStream(sr_in, sr_out, channels, dtype="float32",
-                                         quality=SOXR_QUALITY)
+        streams = {r: soxr.ResampleStream(sr_in, r, channels, dtype="float32",
+                                          quality=SOXR_QUALITY) if sr_in != r else None
+                   for r in rates}
         decoded = 0
         while True:
             with decoder_messages() as noise:
@@ -439,9 +472,12 @@ def stream_file(
             x = check_finite(x, nan_policy)
             if mono and x.shape[1] > 1:
                 x = x.mean(axis=1, keepdims=True, dtype=np.float32)
-            if stream is not None:
-                x = stream.resample_chunk(np.ascontiguousarray(x), last=last)
-            yield np.ascontiguousarray(x.T, dtype=np.float32), last
+            x = np.ascontiguousarray(x)
+            out = {}
+            for r, stream in streams.items():
+                y = x if stream is None else stream.resample_chunk(x, last=last)
+                out[r] = np.ascontiguousarray(y.T, dtype=np.float32)
+            yield out, last
             if last:
                 break
         info.samples = decoded

@@ -86,12 +86,16 @@ class ExtractConfig:
         Target sample rate in Hz.
     source : str
         Where the preset came from (path), or ``"defaults"``.
+    name : str
+        The feature's name in the output (its group ``/features/NAME``): the preset's file
+        name without ``.toml``, else the transform's class name.
     """
 
     transform: str
     params: dict[str, Any] = field(default_factory=dict)
     sr: float = 22050
     source: str = "defaults"
+    name: str = ""
 
     def as_core_config(self) -> dict[str, Any]:
         """``{"transform": name, "params": {...}}`` for :func:`nnaudio_core.features.build`."""
@@ -286,7 +290,68 @@ def resolve(
     target_sr = int(target_sr) if float(target_sr).is_integer() else float(target_sr)
     if has_sr:
         params[rate] = target_sr
-    return ExtractConfig(transform=name, params=params, sr=target_sr, source=source)
+    feature = _stem(preset) if preset is not None else name
+    return ExtractConfig(transform=name, params=params, sr=target_sr, source=source,
+                         name=feature)
+
+
+def resolve_features(
+    presets: list[str],
+    transform: str | None = None,
+    overrides: list[str] | None = None,
+    sr: float | None = None,
+) -> list[ExtractConfig]:
+    """The features of one extraction pass: one per ``--config`` (or the one
+    ``--transform``), named after their presets.
+
+    With several presets ``--set`` must say which feature it changes
+    (``--set mel128.n_mels=64``); a prefix is accepted with one preset too. ``--sr`` sets
+    every feature's rate.
+
+    Raises
+    ------
+    ConfigError
+        As :func:`resolve`; ``--transform`` with several presets; a ``--set`` without a
+        feature name when there are several; two features with one name.
+    """
+    stems = [_stem(p) for p in presets]
+    if len(presets) <= 1:
+        items = [_unprefixed(item, stems) for item in overrides or []]
+        return [resolve(presets[0] if presets else None, transform, items, sr)]
+    if transform is not None:
+        raise ConfigError("--transform names one feature; with several --config put each "
+                          "transform in its preset", usage=True)
+    seen: set[str] = set()
+    for stem in stems:
+        if stem in seen:
+            raise ConfigError(f"--config {stem} is given twice (each feature needs its own "
+                              "name: copy the preset under another name)", usage=True)
+        seen.add(stem)
+    per: dict[str, list[str]] = {stem: [] for stem in stems}
+    for item in overrides or []:
+        key = item.partition("=")[0].strip()
+        prefix, dot, _ = key.partition(".")
+        if not dot:
+            raise ConfigError(f"--set {item!r}: with several --config say which feature it "
+                              f"changes, e.g. --set {stems[0]}.{item.strip()}", usage=True)
+        if prefix not in per:
+            raise ConfigError(f"--set {item!r}: no feature {prefix!r}; "
+                              f"{did_you_mean(prefix, stems)}features: {', '.join(stems)}",
+                              usage=True)
+        per[prefix].append(item.strip()[len(prefix) + 1:])
+    return [resolve(p, None, per[stem], sr) for p, stem in zip(presets, stems, strict=True)]
+
+
+def _stem(preset: str) -> str:
+    """A preset's feature name: its file name without ``.toml``."""
+    name = Path(preset).name
+    return name[:-5] if name.endswith(".toml") else name
+
+
+def _unprefixed(item: str, names: list[str]) -> str:
+    """``NAME.key=value`` -> ``key=value`` for a ``--set`` naming one of ``names``."""
+    prefix, dot, _ = item.partition("=")[0].strip().partition(".")
+    return item.strip()[len(prefix) + 1:] if dot and prefix in names else item
 
 
 def canonical_json(obj: Any) -> str:

@@ -14,7 +14,6 @@ import typer
 from nnaudio_cli.errors import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, CliError, error
 from nnaudio_cli.flags import (
     check_verbosity,
-    config_option,
     device_option,
     examples,
     positive_finite,
@@ -29,6 +28,8 @@ from nnaudio_cli.text import shown_key
 NAME = "extract"
 EPILOG = examples(
     "nnaudio extract data/ feats.h5 -c mel128",
+    "nnaudio extract data/ feats.h5 -c mel128 -c cqt84 -c mfcc   # one decode, three features",
+    "nnaudio extract data/ feats.h5 -c mel128 --db --dtype float16",
     "nnaudio extract data/ feats.h5 -c mel128 --resume --json > summary.json",
     "nnaudio extract data/ feats.h5 -c mel128 --shard 0/4   # writes feats.shard-0-of-4.h5",
 )
@@ -40,6 +41,14 @@ class Compression(str, Enum):
     lzf = "lzf"
     gzip = "gzip"
     none = "none"
+
+
+class Dtype(str, Enum):
+    """Stored dtype of the features."""
+
+    float32 = "float32"
+    float16 = "float16"
+    bfloat16 = "bfloat16"
 
 
 class NanPolicy(str, Enum):
@@ -55,7 +64,11 @@ def run(
         ..., exists=True, file_okay=False, dir_okay=True, help="Folder searched recursively."
     ),
     output: Path = typer.Argument(..., dir_okay=False, help="HDF5 file to write."),
-    config: Optional[str] = config_option(),
+    config: List[str] = typer.Option(
+        [], "--config", "-c",
+        help="Preset: a TOML path or a name in configs/ (mel128, ...). Repeat it to compute "
+        "several features from one decode; each goes to /features/NAME.",
+    ),
     transform: Optional[str] = transform_option(),
     set_: List[str] = set_option(),
     sr: Optional[float] = sr_option(),
@@ -76,6 +89,27 @@ def run(
         help="Files longer than this are streamed in segments (default: --batch-seconds).",
     ),
     compression: Compression = typer.Option(Compression.lzf, "--compression"),
+    dtype: Dtype = typer.Option(
+        Dtype.float32, "--dtype",
+        help="Stored dtype (readers get float32). float16 overflows above 65504: use --db.",
+    ),
+    db: bool = typer.Option(
+        False, "--db",
+        help="Store decibels: 10*log10(max(x, amin)/ref) of power, 20*log10 of magnitude "
+        "features (librosa's power_to_db), floored --db-top-db below each clip's peak.",
+    ),
+    db_ref: float = typer.Option(1.0, "--db-ref", callback=positive_finite("reference"),
+                                 help="--db reference value (0 dB)."),
+    db_amin: Optional[float] = typer.Option(
+        None, "--db-amin", callback=positive_finite("amin"),
+        help="--db floor of the linear values (default 1e-10 power, 1e-5 magnitude).",
+    ),
+    db_top_db: Optional[float] = typer.Option(
+        80.0, "--db-top-db", callback=positive_finite("dB"),
+        help="--db: dB below each clip's peak where values are floored.",
+    ),
+    no_top_db: bool = typer.Option(False, "--db-no-top-db",
+                                   help="--db without the top_db floor."),
     threads: Optional[int] = typer.Option(
         None, "--threads", min=1, max=1024,
         help="torch CPU threads (default: cores minus the default decoder count; it never "
@@ -140,10 +174,12 @@ def run(
         decoder = make_decoder(n_workers)
         with interrupts.deferred():  # a signal inside torch's C++ initialisers would abort
             import torch  # noqa: F401
-        from nnaudio_cli.config import resolve
+        from nnaudio_cli.config import resolve_features
         from nnaudio_cli.devices import resolve_device
 
-        cfg = resolve(config, transform, list(set_), sr)
+        if not db and (no_top_db or db_ref != 1.0 or db_amin is not None or db_top_db != 80.0):
+            raise CliError("--db-ref, --db-amin and --db-top-db need --db", usage=True)
+        cfgs = resolve_features(list(config), transform, list(set_), sr)
         dev = resolve_device(device)
         if device.strip().lower() == "auto":
             from nnaudio_cli.extract.shard import rank_device
@@ -151,9 +187,11 @@ def run(
             dev = rank_device(dev, shard)
         argv = list((ctx.find_root().obj or {}).get("argv", []))
         code = _run(
-            decoder, n_workers, input_dir, output, cfg, dev, mono, batch_seconds,
+            decoder, n_workers, input_dir, output, cfgs, dev, mono, batch_seconds,
             segment_seconds, compression.value, threads, json_out, quiet, verbose, resume,
             overwrite, nan_policy.value, argv, shard,
+            storage={"dtype": dtype.value, "db": db, "db_ref": db_ref, "db_amin": db_amin,
+                     "db_top_db": None if no_top_db else db_top_db},
         )
         if merges and code in (EXIT_OK, EXIT_PARTIAL):
             code = _merge(target, shard.count, merge_timeout, overwrite or resume, quiet)
@@ -210,7 +248,7 @@ def _run(
     n_workers: int,
     input_dir: Path,
     output: Path,
-    cfg: Any,
+    cfgs: List[Any],
     dev: Any,
     mono: bool,
     batch_seconds: float,
@@ -225,6 +263,7 @@ def _run(
     nan_policy: str,
     argv: List[str],
     shard: Any = None,
+    storage: Optional[dict] = None,
 ) -> int:
     import torch
 
@@ -237,13 +276,16 @@ def _run(
     local_world = shard.local_world if shard is not None else 1
     torch.set_num_threads(threads or max(1, default_threads(dev) // local_world))
     if verbose:
-        params = ", ".join(f"{k}={v!r}" for k, v in sorted(cfg.params.items()))
-        _note(f"{cfg.transform}({params}) at {cfg.sr:g} Hz from {cfg.source}; device {dev}, "
-              f"{n_workers} decoder(s), {torch.get_num_threads()} torch thread(s)")
+        for cfg in cfgs:
+            params = ", ".join(f"{k}={v!r}" for k, v in sorted(cfg.params.items()))
+            _note(f"{cfg.name}: {cfg.transform}({params}) at {cfg.sr:g} Hz from "
+                  f"{cfg.source}")
+        _note(f"device {dev}, {n_workers} decoder(s), {torch.get_num_threads()} torch "
+              "thread(s)")
     opts = ExtractOptions(
         input_dir=input_dir,
         output=output,
-        config=cfg,
+        features=cfgs,
         device=dev,
         mono=mono,
         workers=n_workers,
@@ -256,11 +298,12 @@ def _run(
         nan_policy=nan_policy,
         note=_note,
         shard=None if shard is None else (shard.index, shard.count),
+        **(storage or {}),
     )
     try:
         summary = run_extract(opts, make_reporter(quiet), decoder)
     except ParameterError as e:
-        raise CliError(f"invalid {cfg.transform} parameters: {e}") from None
+        raise CliError(f"invalid {cfgs[0].transform} parameters: {e}") from None
     except (CliError, OSError) as e:
         from nnaudio_cli.store import LEAKED
 

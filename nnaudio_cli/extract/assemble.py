@@ -7,7 +7,9 @@ blocks of bounded size (runs of consecutive rows in one part are merged), so mem
 grow with the size of an input or of the dataset. Because the order is the sorted key order
 and every input is computed in the batch the fixed plan gives it, the result is the same
 whatever the number of interruptions or the order the parts were written in. The output carries the
-checksum of its arrays (root attribute ``digest``), like every part.
+checksum of its arrays (root attribute ``digest``), like every part, and every feature's per-bin
+statistics, computed while copying: they depend only on the stored rows in key order (fixed
+blocks, :class:`~nnaudio_cli.stats.BinStats`), so a resumed run stores the same bits.
 """
 
 from __future__ import annotations
@@ -20,7 +22,13 @@ import h5py
 import numpy as np
 
 from nnaudio_cli.extract.parts import Source
-from nnaudio_cli.store import INDEX_COLUMNS, FeatureWriter, OutputError
+from nnaudio_cli.store import (
+    INDEX_COLUMNS,
+    FeatureSpec,
+    FeatureWriter,
+    OutputError,
+    feature_group,
+)
 
 #: Part files kept open at once while copying.
 OPEN_FILES = 16
@@ -34,7 +42,7 @@ class _Readers:
     def __init__(self) -> None:
         self.files: OrderedDict[Path, h5py.File] = OrderedDict()
 
-    def data(self, path: Path) -> h5py.Dataset:
+    def data(self, path: Path, name: str) -> h5py.Dataset:
         f = self.files.pop(path, None)
         if f is None:
             f = h5py.File(path, "r")
@@ -42,7 +50,7 @@ class _Readers:
                 _, old = self.files.popitem(last=False)
                 old.close()
         self.files[path] = f
-        return f["features/data"]
+        return feature_group(f, name)["data"]
 
     def close(self) -> None:
         for f in self.files.values():
@@ -50,18 +58,21 @@ class _Readers:
         self.files.clear()
 
 
-def _runs(keys: list[str], sources: dict[str, Source]) -> list[tuple[Path, int, int]]:
-    """``(part, start, stop)`` data ranges in key order, consecutive ranges merged."""
+def _runs(keys: list[str], sources: dict[str, Source],
+          name: str) -> list[tuple[Path, int, int]]:
+    """``(part, start, stop)`` data ranges of feature ``name`` in key order, consecutive
+    ranges merged."""
     runs: list[tuple[Path, int, int]] = []
     for key in keys:
         src = sources[key]
-        n = int(src.row.get("n_rows", 0))
+        n = int(src.row["n_rows"].get(name, 0))
         if n == 0:
             continue
-        if runs and runs[-1][0] == src.path and runs[-1][2] == src.start:
-            runs[-1] = (src.path, runs[-1][1], src.start + n)
+        start = src.start[name]
+        if runs and runs[-1][0] == src.path and runs[-1][2] == start:
+            runs[-1] = (src.path, runs[-1][1], start + n)
         else:
-            runs.append((src.path, src.start, src.start + n))
+            runs.append((src.path, start, start + n))
     return runs
 
 
@@ -69,21 +80,20 @@ def assemble(
     output: Path,
     keys: list[str],
     sources: dict[str, Source],
-    row_shape: tuple[int, ...],
+    specs: list[FeatureSpec],
     compression: str,
     attrs: dict[str, Any],
-    frequencies: np.ndarray,
 ) -> None:
-    """Write the final file from the parts.
+    """Write the final file from the parts, with every feature's statistics.
 
     Parameters
     ----------
     output : final path (written as ``OUTPUT.partial`` and renamed)
     keys : every input, sorted; each must be in ``sources``
     sources : where each input's row and features are
-    row_shape, compression : of ``/features/data``
+    specs : the features, in stored order
+    compression : of the features' data
     attrs : root attributes
-    frequencies : Hz per bin
 
     Raises
     ------
@@ -92,20 +102,21 @@ def assemble(
     """
     readers = _Readers()
     try:
-        writer = FeatureWriter(output, row_shape, compression)
+        writer = FeatureWriter(output, specs, compression, stats=True)
     except OSError as e:
         raise OutputError(output, e) from None
-    block_rows = max(1, COPY_BYTES // (int(np.prod(row_shape)) * 4))
     try:
-        for path, start, stop in _runs(keys, sources):
-            data = readers.data(path)
-            for a in range(start, stop, block_rows):
-                writer.append(data[a : min(stop, a + block_rows)])
+        for spec in specs:
+            row_bytes = int(np.prod(spec.row_shape)) * spec.storage.numpy_dtype.itemsize
+            block_rows = max(1, COPY_BYTES // row_bytes)
+            for path, start, stop in _runs(keys, sources, spec.name):
+                data = readers.data(path, spec.name)
+                for a in range(start, stop, block_rows):
+                    writer.append_stored(spec.name, data[a : min(stop, a + block_rows)])
         for key in keys:
             row = sources[key].row
-            writer.add_row(**{c: row[c] for c in INDEX_COLUMNS if c in row},
-                           n_rows=int(row.get("n_rows", 0)))
-        writer.commit(attrs, frequencies)
+            writer.add_row(row["n_rows"], **{c: row[c] for c in INDEX_COLUMNS if c in row})
+        writer.commit(attrs)
     except (OSError, RuntimeError) as e:  # h5py: "Can't flush cache"
         writer.abort(broken=True)
         raise OutputError(output, e) from None

@@ -1,35 +1,57 @@
 """Stage 5a, clips: from per-piece features to stored clips in the part being written.
 
-:class:`ClipWriter` receives each piece's features in clip order and appends them to the
-current part (:class:`~nnaudio_cli.extract.parts.PartStore`); when a clip's last piece is
-stored it adds the clip's index row. Frames are stored time-major; with several stored
-channels a frame's channels are consecutive rows (``(frames, channels, bins)`` flattened).
+Every feature of the pass (a *lane*) has a :class:`LaneClips` that receives its pieces'
+features in clip order and appends them to the current part
+(:class:`~nnaudio_cli.extract.parts.PartStore`) under the feature's name. :class:`ClipSet`
+ties the lanes of one input together: it remembers where the input's rows start in every
+feature, and when every lane has its last piece (:meth:`ClipSet.close`) it adds the one
+index row, or rolls every feature back and records a failed row. Frames are stored
+time-major; with several stored channels a frame's channels are consecutive rows
+(``(frames, channels, bins)`` flattened).
 
-For MFCC with ``top_db`` the floor depends on the whole clip's peak (:class:`MfccFinisher`):
-a clip in one piece is finished at once; the mel decibels of a clip in several pieces (a long
-file) are spilled to an anonymous temporary file and finished when its last piece has
-arrived, so memory stays bounded by the piece size.
+Some values depend on the whole clip (a :class:`Finisher`): MFCC's ``top_db`` floor (then the
+DCT), and the ``top_db`` floor of ``--db``. A clip in one piece is finished at once; the
+values of a clip in several pieces (a long file) are spilled to an anonymous temporary file
+and finished when its last piece has arrived, so memory stays bounded by the piece size.
 
 Features that are not finite (NaN/Inf, e.g. from out-of-range float input) are never
-stored: the clip's rows are rolled back and it becomes a failed row.
+stored: the clip's rows are rolled back in every feature and it becomes a failed row.
 """
 
 from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, Protocol
 
 import numpy as np
 import torch
 
 from nnaudio_cli.extract.batch import Piece
-from nnaudio_cli.extract.compute import Engine
 from nnaudio_cli.extract.parts import PartStore
-from nnaudio_cli.store import FeatureWriter, OutputError
+from nnaudio_cli.storage import Decibels
+from nnaudio_cli.store import OutputError
 
 #: Reason given to a clip whose features came out NaN/Inf.
 NONFINITE_REASON = "features contain NaN/Inf (input samples out of range?)"
+
+
+class Finisher(Protocol):
+    """Values of a piece as computed -> stored float32 values, with a clip-wide step.
+
+    ``needs_peak``: whether :meth:`finish` needs the clip's peak (then a clip in several
+    pieces is spilled until its last piece)."""
+
+    needs_peak: bool
+
+    def prepare(self, feats: np.ndarray) -> np.ndarray:
+        """A piece's computed features ``(channels, frames, ...)`` -> values to keep."""
+        ...
+
+    def finish(self, values: np.ndarray, peak: np.ndarray | None) -> np.ndarray:
+        """Kept values of the clip ``(channels, frames, ...)`` and its per-channel peak
+        ``(channels,)`` -> stored float32 values ``(channels, frames, *row_shape)``."""
+        ...
 
 
 class MfccFinisher:
@@ -44,135 +66,194 @@ class MfccFinisher:
     def __init__(self, dct: torch.Tensor, top_db: float | None) -> None:
         self.dct = dct
         self.top_db = top_db
+        self.needs_peak = top_db is not None
 
-    def finish(self, db: np.ndarray, peak: np.ndarray) -> np.ndarray:
-        """MFCCs from mel decibels.
+    def prepare(self, feats: np.ndarray) -> np.ndarray:
+        return feats
 
-        Parameters
-        ----------
-        db : np.ndarray, shape (channels, frames, n_mels)
-        peak : np.ndarray, shape (channels,), the clip's maximum decibel value per channel
-
-        Returns
-        -------
-        np.ndarray, shape (channels, frames, n_mfcc), float32
-        """
-        t = torch.from_numpy(np.require(db, np.float32, ["C", "W"]))
-        if self.top_db is not None:
+    def finish(self, values: np.ndarray, peak: np.ndarray | None) -> np.ndarray:
+        """MFCCs from mel decibels ``(channels, frames, n_mels)`` -> ``(channels, frames,
+        n_mfcc)``, float32; ``peak``: the clip's maximum decibel value per channel."""
+        t = torch.from_numpy(np.require(values, np.float32, ["C", "W"]))
+        if self.top_db is not None and peak is not None:
             floor = torch.from_numpy(peak.astype(np.float32) - np.float32(self.top_db))
             t = torch.maximum(t, floor.reshape(-1, 1, 1))
         return torch.matmul(t, self.dct.T).numpy()
 
 
+class DecibelFinisher:
+    """``--db``: decibels of a magnitude or power feature, floored ``top_db`` below the
+    clip's peak over all its channels (librosa's ``power_to_db`` on the clip's array)."""
+
+    def __init__(self, db: Decibels) -> None:
+        self.db = db
+        self.needs_peak = db.top_db is not None
+
+    def prepare(self, feats: np.ndarray) -> np.ndarray:
+        return self.db.to_db(feats)
+
+    def finish(self, values: np.ndarray, peak: np.ndarray | None) -> np.ndarray:
+        if peak is None or not peak.size:
+            return values
+        return self.db.floor(values, float(np.max(peak)))
+
+
 @dataclass
 class _Clip:
-    key: str
-    meta: dict[str, Any]
-    mark: int
-    writer: FeatureWriter
     bad: bool = False
+    done: bool = False
     frames: int = 0
     channels: int = 0
     peak: np.ndarray | None = None
     spill: IO[bytes] | None = None
-    spilled: list[tuple[int, int]] = field(default_factory=list)  # (channels, frames)
+    spilled: list[tuple[int, ...]] = field(default_factory=list)  # shapes of spilled values
 
 
-class ClipWriter:
-    """Stores finished clips and failed inputs in the part being written.
+class LaneClips:
+    """One feature's pieces -> its rows in the part being written.
 
     Parameters
     ----------
-    engine : Engine
+    name : the feature (its group in the part)
     store : PartStore (its current part receives the rows)
+    finisher : the clip-wide step, or None (values stored as computed)
     """
 
-    def __init__(self, engine: Engine, store: PartStore) -> None:
-        self.engine = engine
+    def __init__(self, name: str, store: PartStore, finisher: Finisher | None) -> None:
+        self.name = name
         self.store = store
-        self.finisher = MfccFinisher(engine.dct, engine.top_db) if engine.is_mfcc else None
+        self.finisher = finisher
         self.open: dict[int, _Clip] = {}
 
-    @property
-    def busy(self) -> bool:
-        """True while a clip has some but not all of its rows written."""
-        return bool(self.open)
-
-    def fail(self, key: str, meta: dict[str, Any], reason: str) -> None:
-        """Record an input that produced no features."""
-        self.store.add_row(key, dict(meta, status="failed", reason=reason, n_rows=0))
-
-    def put(self, key: str, meta: dict[str, Any], piece: Piece, feats: np.ndarray) -> str | None:
-        """Store one piece's features, shape (channels, frames, *computed_row_shape).
-
-        Returns
-        -------
-        None while the clip is unfinished, else ``"ok"`` or ``"failed"`` (not finite)
-        """
-        st = self.open.get(piece.clip)
-        if st is None:
-            w = self.store.writer()
-            st = self.open[piece.clip] = _Clip(key, meta, mark=w.total_rows, writer=w)
+    def put(self, clip: int, piece: Piece, feats: np.ndarray) -> None:
+        """Store one piece's features, shape (channels, frames, *computed_row_shape)."""
+        st = self.open.setdefault(clip, _Clip())
         st.channels = feats.shape[0]
         if not st.bad and not np.isfinite(feats).all():
             st.bad = True
+        fin = self.finisher
         if st.bad:
             pass
-        elif self.finisher is None:
-            self._append(st, feats)
+        elif fin is None:
+            self._append(feats)
+        elif not fin.needs_peak:
+            self._append(fin.finish(fin.prepare(feats), None))
         elif piece.last and st.spill is None and feats.shape[1]:
-            peak = feats.reshape(feats.shape[0], -1).max(axis=1)
-            self._append(st, self.finisher.finish(feats, peak))
+            values = fin.prepare(feats)
+            self._append(fin.finish(values, _peak(values)))
         else:
-            self._spill(st, feats)
+            self._spill(st, fin.prepare(feats))
         st.frames += feats.shape[1]
-        if not piece.last:
-            return None
-        if st.spill is not None and not st.bad:
-            self._unspill(st)
-        if st.bad:
-            self.abort(piece.clip)
-            self.fail(key, meta, NONFINITE_REASON)
+        if piece.last:
+            if st.spill is not None and not st.bad:
+                self._unspill(st)
+            st.done = True
+
+    def result(self, clip: int) -> tuple[bool, int, int]:
+        """``(finite, frames, channels)`` of a clip whose last piece was stored; forgets it."""
+        st = self.open.pop(clip)
+        if not st.done:
+            raise RuntimeError(f"internal error: {self.name}: clip {clip} is not finished")
+        return not st.bad, st.frames, st.channels
+
+    def abort(self, clip: int) -> None:
+        """Forget a clip (its rows are rolled back by :class:`ClipSet`)."""
+        st = self.open.pop(clip, None)
+        if st is not None and st.spill is not None:
+            st.spill.close()
+
+    def _append(self, values: np.ndarray) -> None:
+        # (channels, frames, *row) -> (frames * channels, *row), channels fastest
+        rows = np.moveaxis(values, 0, 1)
+        w = self.store.writer()
+        try:
+            w.append(self.name, rows.reshape((-1,) + rows.shape[2:]))
+        except (OSError, RuntimeError) as e:  # h5py: "Can't flush cache"
+            raise OutputError(w.path, e) from None
+
+    def _spill(self, st: _Clip, values: np.ndarray) -> None:
+        if values.shape[1] == 0:
+            return
+        if st.spill is None:
+            st.spill = tempfile.TemporaryFile(prefix="nnaudio-clip-")
+        peak = _peak(values)
+        st.peak = peak if st.peak is None else np.maximum(st.peak, peak)
+        st.spill.write(np.ascontiguousarray(values, dtype=np.float32).tobytes())
+        st.spilled.append(values.shape)
+
+    def _unspill(self, st: _Clip) -> None:
+        assert self.finisher is not None and st.spill is not None and st.peak is not None
+        st.spill.seek(0)
+        for shape in st.spilled:
+            count = int(np.prod(shape))
+            values = np.frombuffer(st.spill.read(count * 4), dtype=np.float32, count=count)
+            self._append(self.finisher.finish(values.reshape(shape), st.peak))
+        st.spill.close()
+        st.spill = None
+
+
+def _peak(values: np.ndarray) -> np.ndarray:
+    """Per-channel maximum of ``(channels, frames, ...)`` values."""
+    return values.reshape(values.shape[0], -1).max(axis=1)
+
+
+class ClipSet:
+    """The lanes of one pass, and the index row of each input once all of them have it.
+
+    Parameters
+    ----------
+    lanes : one :class:`LaneClips` per feature, in stored order
+    store : PartStore
+    """
+
+    def __init__(self, lanes: list[LaneClips], store: PartStore) -> None:
+        self.lanes = lanes
+        self.store = store
+        self.marks: dict[int, dict[str, int]] = {}  # clip -> rows before it, per feature
+
+    def put(self, clip: int, lane: int, piece: Piece, feats: np.ndarray) -> None:
+        """Store one piece of ``lane`` (see :meth:`LaneClips.put`)."""
+        if clip not in self.marks:
+            self.marks[clip] = self.store.writer().marks()
+        self.lanes[lane].put(clip, piece, feats)
+
+    def close(self, clip: int, key: str, meta: dict[str, Any]) -> str:
+        """Every lane has stored its last piece of ``clip``: add the index row.
+
+        Returns
+        -------
+        ``"ok"``, or ``"failed"`` (some feature was not finite: every feature's rows of the
+        clip are rolled back and a failed row is added)
+        """
+        results = [lane.result(clip) for lane in self.lanes]
+        marks = self.marks.pop(clip, None)
+        bad = [lane.name for lane, r in zip(self.lanes, results, strict=True) if not r[0]]
+        if bad:
+            if marks is not None:
+                self.store.writer().rollback(marks)
+            prefix = f"{', '.join(bad)}: " if len(self.lanes) > 1 else ""
+            self.fail(key, meta, prefix + NONFINITE_REASON)
             return "failed"
-        del self.open[piece.clip]
-        self.store.add_row(key, dict(meta, status="ok", reason="", frames=st.frames,
-                                     stored_channels=st.channels,
-                                     n_rows=st.frames * st.channels))
+        channels = results[0][2]
+        n_rows = {lane.name: frames * ch
+                  for lane, (_, frames, ch) in zip(self.lanes, results, strict=True)}
+        self.store.add_row(key, dict(meta, status="ok", reason="", stored_channels=channels),
+                           n_rows)
         return "ok"
 
     def abort(self, clip: int) -> None:
         """Forget a clip whose input failed part-way: its stored rows are rolled back."""
-        st = self.open.pop(clip, None)
-        if st is not None:
-            st.writer.rollback(st.mark)
-            if st.spill is not None:
-                st.spill.close()
+        for lane in self.lanes:
+            lane.abort(clip)
+        marks = self.marks.pop(clip, None)
+        if marks is not None and self.store.current is not None:
+            self.store.current.rollback(marks)
 
-    def _append(self, st: _Clip, feats: np.ndarray) -> None:
-        # (channels, frames, *row) -> (frames * channels, *row), channels fastest
-        rows = np.moveaxis(feats, 0, 1)
-        try:
-            st.writer.append(rows.reshape((-1,) + rows.shape[2:]))
-        except (OSError, RuntimeError) as e:  # h5py: "Can't flush cache"
-            raise OutputError(st.writer.path, e) from None
+    def fail(self, key: str, meta: dict[str, Any], reason: str) -> None:
+        """Record an input that produced no features."""
+        self.store.add_row(key, dict(meta, status="failed", reason=reason), {})
 
-    def _spill(self, st: _Clip, db: np.ndarray) -> None:
-        if db.shape[1] == 0:
-            return
-        if st.spill is None:
-            st.spill = tempfile.TemporaryFile(prefix="nnaudio-mfcc-")
-        peak = db.reshape(db.shape[0], -1).max(axis=1)
-        st.peak = peak if st.peak is None else np.maximum(st.peak, peak)
-        st.spill.write(np.ascontiguousarray(db, dtype=np.float32).tobytes())
-        st.spilled.append((db.shape[0], db.shape[1]))
-
-    def _unspill(self, st: _Clip) -> None:
-        assert self.finisher is not None and st.spill is not None and st.peak is not None
-        n_mels = self.engine.computed_row_shape[0]
-        st.spill.seek(0)
-        for channels, frames in st.spilled:
-            count = channels * frames * n_mels
-            db = np.frombuffer(st.spill.read(count * 4), dtype=np.float32, count=count)
-            self._append(st, self.finisher.finish(db.reshape(channels, frames, n_mels), st.peak))
-        st.spill.close()
-        st.spill = None
+    @property
+    def busy(self) -> bool:
+        """True while a clip has some but not all of its rows written."""
+        return bool(self.marks)

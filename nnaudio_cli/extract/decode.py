@@ -54,7 +54,7 @@ class Job:
     clip : index of the input
     path : file to read
     key : its relative path
-    nbytes : expected size of the decoded audio (float32 at the target rate)
+    nbytes : expected size of the decoded audio (float32 at every target rate)
     """
 
     clip: int
@@ -65,15 +65,16 @@ class Job:
 
 @dataclass(frozen=True)
 class DecodeSettings:
-    """What every job is decoded to: rate in Hz, mono, NaN policy."""
+    """What every job is decoded to: the target rates in Hz (each input is resampled once
+    per rate), mono, NaN policy."""
 
-    sr: float
+    rates: tuple[float, ...]
     mono: bool
     nan_policy: str
 
     def args(self, job: Job) -> tuple:
         # no streaming decisions in the worker: the batch plan made them
-        return (job.path, job.key, self.sr, self.mono, sys.maxsize, self.nan_policy)
+        return (job.path, job.key, self.rates, self.mono, sys.maxsize, self.nan_policy)
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:

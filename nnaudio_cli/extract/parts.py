@@ -37,12 +37,14 @@ from pathlib import Path
 from typing import Any
 
 import h5py
-import numpy as np
 
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.store import (
+    FeatureSpec,
     FeatureWriter,
     OutputError,
+    feature_group,
+    feature_names,
     file_digest,
     fsync_path,
     partial_path,
@@ -74,13 +76,13 @@ class Source:
     Attributes
     ----------
     path : the part file (or previous output) holding it
-    row : its index fields (``INDEX_COLUMNS`` and ``n_rows``)
-    start : first data row in that file
+    row : its index fields (``INDEX_COLUMNS``, and ``n_rows``: its rows per feature)
+    start : its first data row in that file, per feature
     """
 
     path: Path
     row: dict[str, Any]
-    start: int
+    start: dict[str, int]
 
 
 def parts_dir(output: Path) -> Path:
@@ -120,18 +122,19 @@ def remove_parts(folder: Path) -> None:
 
 
 def read_sources(path: Path) -> tuple[dict[str, Any], list[tuple[str, Source]]]:
-    """Root attributes and ``(key, Source)`` of every row of a part or feature file."""
+    """Root attributes and ``(key, Source)`` of every row of a part or feature file
+    (``layout_version`` 2)."""
     with h5py.File(path, "r") as h5:
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h5.attrs.items()}
         index = read_index(h5)
-        offsets = h5["features/offsets"][()]
+        offsets = {n: feature_group(h5, n)["offsets"][()] for n in feature_names(h5)}
     cols = list(index)
     out = []
     for i, key in enumerate(index["key"]):
         row = {c: index[c][i].item() if hasattr(index[c][i], "item") else index[c][i]
                for c in cols}
-        row["n_rows"] = int(offsets[i + 1] - offsets[i])
-        out.append((str(key), Source(path, row, int(offsets[i]))))
+        row["n_rows"] = {n: int(o[i + 1] - o[i]) for n, o in offsets.items()}
+        out.append((str(key), Source(path, row, {n: int(o[i]) for n, o in offsets.items()})))
     return attrs, out
 
 
@@ -228,8 +231,8 @@ class PartStore:
     ----------
     output : the final output path
     manifest : settings of this run (``resume_hash`` must match on resume)
-    row_shape, compression : of the feature rows
-    frequencies : Hz per bin (stored in every part)
+    specs : the features of the pass
+    compression : of the parts
     attrs : root attributes of every part
     note : called with one-line notes (a part dropped after failing its checksum)
     """
@@ -238,18 +241,16 @@ class PartStore:
         self,
         output: Path,
         manifest: dict[str, Any],
-        row_shape: tuple[int, ...],
+        specs: list[FeatureSpec],
         compression: str,
-        frequencies: np.ndarray,
         attrs: dict[str, Any],
         note: Callable[[str], Any] | None = None,
     ) -> None:
         self.output = Path(output)
         self.folder = parts_dir(self.output)
-        self.manifest = dict(manifest, format=PARTS_FORMAT, version=2)
-        self.row_shape = tuple(row_shape)
+        self.manifest = dict(manifest, format=PARTS_FORMAT, version=3)
+        self.specs = list(specs)
         self.compression = compression
-        self.frequencies = np.asarray(frequencies, np.float64)
         self.attrs = dict(attrs, resume_hash=self.manifest["resume_hash"])
         self.note = note or (lambda msg: None)
         self.lock = WorkLock(self.folder)
@@ -425,17 +426,18 @@ class PartStore:
         if self.current is None:
             path = self.folder / f"part-{self.next_seq:06d}.h5"
             try:
-                self.current = FeatureWriter(path, self.row_shape, self.compression)
+                self.current = FeatureWriter(path, self.specs, self.compression)
             except OSError as e:
                 raise OutputError(path, e) from None
             self.next_seq += 1
             self.pending = []
         return self.current
 
-    def add_row(self, key: str, fields: dict[str, Any]) -> None:
-        """Record a finished input (its features, if any, were just appended)."""
+    def add_row(self, key: str, fields: dict[str, Any], n_rows: dict[str, int]) -> None:
+        """Record a finished input (its features, if any, were just appended: ``n_rows``
+        per feature)."""
         w = self.writer()
-        w.add_row(key=key, **fields)
+        w.add_row(n_rows, key=key, **fields)
         self.pending.append(key)
 
     def commit(self) -> None:
@@ -445,9 +447,9 @@ class PartStore:
             return
         try:
             # not fsynced: a part a power loss damages fails verification (module docstring)
-            w.commit(self.attrs, self.frequencies, durable=False)
+            w.commit(self.attrs, durable=False)
             line = json.dumps({"part": w.path.name, "digest": w.digest_hex,
-                               "inputs": len(w.rows), "rows": w.committed})
+                               "inputs": len(w.rows), "rows": w.marks()})
             with open(self.folder / JOURNAL, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
         except (OSError, RuntimeError) as e:  # h5py: "Can't flush cache"
@@ -455,10 +457,11 @@ class PartStore:
             self.current = None
             raise OutputError(w.path, e) from None
         self.digests[w.path.name] = w.digest_hex
-        start = 0
+        start = {s.name: 0 for s in self.specs}
         for row in w.rows:
-            self.sources[row["key"]] = Source(w.path, dict(row), start)
-            start += int(row.get("n_rows", 0))
+            self.sources[row["key"]] = Source(w.path, dict(row), dict(start))
+            for name, n in row["n_rows"].items():
+                start[name] += int(n)
         self.current = None
         self.pending = []
 

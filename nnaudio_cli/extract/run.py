@@ -28,7 +28,13 @@ from nnaudio_cli.config import ExtractConfig, canonical_json
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.extract.assemble import assemble
 from nnaudio_cli.extract.batch import Batch, ClipFramer, Packed, Piece, pack, plan_batches
-from nnaudio_cli.extract.clips import ClipWriter
+from nnaudio_cli.extract.clips import (
+    ClipSet,
+    DecibelFinisher,
+    Finisher,
+    LaneClips,
+    MfccFinisher,
+)
 from nnaudio_cli.extract.compute import DeviceRunner, Engine
 from nnaudio_cli.extract.decode import (
     DecodeSettings,
@@ -41,7 +47,9 @@ from nnaudio_cli.extract.discover import Header, find_audio, read_headers
 from nnaudio_cli.extract.parts import PartStore, ResumeError, remove_parts
 from nnaudio_cli.extract.shard import plan_hash, shard_batches
 from nnaudio_cli.progress import Reporter
-from nnaudio_cli.store import LAYOUT_VERSION, OutputError
+from nnaudio_cli.storage import Storage, StorageError, db_for
+from nnaudio_cli.store import FeatureSpec, OutputError
+from nnaudio_core import ParameterError
 
 #: Compression of the part files (the output gets ``--compression``).
 PART_COMPRESSION = "none"
@@ -73,7 +81,8 @@ class ExtractOptions:
 
     input_dir: Path
     output: Path
-    config: ExtractConfig
+    #: the features of the pass, in stored order (distinct ``name``s)
+    features: list[ExtractConfig]
     device: torch.device
     mono: bool = True
     workers: int = 1
@@ -88,6 +97,13 @@ class ExtractOptions:
     #: ``(index, count)``: extract only that shard of the inputs (see
     #: :mod:`~nnaudio_cli.extract.shard`); ``output`` is then the shard's own file
     shard: tuple[int, int] | None = None
+    #: stored dtype of every feature: float32, float16 or bfloat16
+    dtype: str = "float32"
+    #: store decibels (``--db``), with librosa's ``power_to_db`` parameters
+    db: bool = False
+    db_ref: float = 1.0
+    db_amin: float | None = None
+    db_top_db: float | None = 80.0
 
 
 @dataclass
@@ -111,6 +127,7 @@ class Summary:
     threads: int = 1
     transform: str = ""
     config_hash: str = ""
+    features: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary including rates and the exit code."""
@@ -135,6 +152,7 @@ class Summary:
             "workers": self.workers,
             "threads": self.threads,
             "transform": self.transform,
+            "features": self.features,
             "config_hash": self.config_hash,
             "exit_code": 3 if self.failed else 0,
         }
@@ -222,20 +240,41 @@ def _stat_all(root: Path, keys: list[str]) -> dict[str, tuple[int, float]]:
 
 
 @dataclass
+class Lane:
+    """One feature of the pass: its name, engine, device runner and how it is stored.
+
+    Attributes
+    ----------
+    name : the feature's group in the output
+    engine : the transform, built once
+    runner : runs packed batches on the device
+    spec : the stored feature (row shape, storage, group attributes)
+    finisher : its clip-wide step (MFCC, ``--db``), or None
+    max_frames : frames per piece of a streamed input
+    """
+
+    name: str
+    engine: Engine
+    runner: DeviceRunner
+    spec: FeatureSpec
+    finisher: Finisher | None
+    max_frames: int
+
+
+@dataclass
 class _Item:
-    """One input of a batch on its way through compute: failed, or its pieces."""
+    """One input of a batch on its way through compute: failed, or its pieces per lane."""
 
     clip: int
     meta: dict[str, Any]
     reason: str = ""
-    pieces: list[Piece] = field(default_factory=list)
+    pieces: list[list[Piece]] = field(default_factory=list)
 
 
 @dataclass
-class _Submitted:
-    """A batch whose transform was started; ``outputs()`` waits for it."""
+class _LaneBatch:
+    """One lane's share of a submitted batch."""
 
-    items: list[_Item]
     packed: list[Packed]
     handles: list[Any]
     whole: bool
@@ -254,30 +293,42 @@ class _Submitted:
         return out
 
 
-class Extraction:
-    """One run's stages wired together: decoder, framing, device, clip writer, parts.
+@dataclass
+class _Submitted:
+    """A batch whose transforms were started (one :class:`_LaneBatch` per lane)."""
 
-    Batches are computed in plan order with one batch in flight: batch *i + 1* is decoded,
-    packed and submitted before the outputs of batch *i* are stored, so on a GPU the
-    host-side work overlaps the device. Every batch is committed as one part.
+    items: list[_Item]
+    lanes: list[_LaneBatch]
+
+
+class Extraction:
+    """One run's stages wired together: decoder, framing, device, clip writers, parts.
+
+    Every input is decoded once and resampled once per distinct rate of the features; each
+    feature (:class:`Lane`) frames, packs and computes the batch on its own. Batches are
+    computed in plan order with one batch in flight: batch *i + 1* is decoded, packed and
+    submitted before the outputs of batch *i* are stored, so on a GPU the host-side work
+    overlaps the device. Every batch is committed as one part.
     """
 
-    def __init__(self, opts: ExtractOptions, engine: Engine, keys: list[str],
+    def __init__(self, opts: ExtractOptions, lanes: list[Lane], keys: list[str],
                  headers: list[Header], store: PartStore, decoder: Any, reporter: Reporter,
-                 summary: Summary, segment_samples: int, batch_samples: int) -> None:
+                 summary: Summary, batch_samples: int) -> None:
         self.opts = opts
-        self.engine = engine
+        self.lanes = lanes
         self.keys = keys
         self.headers = headers
         self.store = store
         self.decoder = decoder
         self.reporter = reporter
         self.summary = summary
-        self.clips = ClipWriter(engine, store)
-        self.runner = DeviceRunner(engine, opts.note)
-        self.max_frames = max(1, segment_samples // engine.hop)
+        self.clips = ClipSet([LaneClips(ln.name, store, ln.finisher) for ln in lanes], store)
         self.batch_samples = batch_samples
-        self.settings = DecodeSettings(engine.sr, opts.mono, opts.nan_policy)
+        self.rates = audio.rates_of([ln.engine.sr for ln in lanes])
+        self.settings = DecodeSettings(self.rates, opts.mono, opts.nan_policy)
+
+    def _named(self, lane: Lane, why: str) -> str:
+        return f"{lane.name}: {why}" if len(self.lanes) > 1 else why
 
     # -- driving ----------------------------------------------------------------------
     def run(self, batches: list[Batch]) -> None:
@@ -302,7 +353,7 @@ class Extraction:
     def _job(self, i: int) -> Job:
         h = self.headers[i]
         channels = 1 if self.opts.mono else max(h.channels, 1)
-        n = audio.resampled_length(h.samples, h.sr or self.engine.sr, self.engine.sr)
+        n = sum(audio.resampled_length(h.samples, h.sr or r, r) for r in self.rates)
         return Job(i, str(self.opts.input_dir / self.keys[i]), self.keys[i], 4 * n * channels)
 
     def _item(self, job: Job, res: audio.DecodeResult) -> _Item:
@@ -310,20 +361,23 @@ class Extraction:
         if res.status != "ok" or res.audio is None:
             item.reason = res.reason or "could not be decoded"
             return item
-        why = self.engine.check_length(res.audio.shape[1])
-        if why:
-            item.reason = why
-            return item
-        item.pieces = self._pieces(job.clip, res.audio, True, None)
+        for lane in self.lanes:
+            x = res.resampled[lane.engine.sr]
+            why = lane.engine.check_length(x.shape[1])
+            if why:
+                item.reason = self._named(lane, why)
+                item.pieces = []
+                return item
+            item.pieces.append(self._pieces(lane, job.clip, x, True, None))
         return item
 
-    def _pieces(self, clip: int, x: np.ndarray, last: bool,
+    def _pieces(self, lane: Lane, clip: int, x: np.ndarray, last: bool,
                 framer: ClipFramer | None) -> list[Piece]:
-        eng = self.engine
+        eng = lane.engine
         if eng.mode != "frames":
             return [Piece(clip, x, 0, True)]
         if framer is None:
-            framer = ClipFramer(eng.n_fft, eng.hop, eng.pad, eng.pad_mode, self.max_frames)
+            framer = _framer(lane)
         cut = framer.push(x, last)
         if last and not cut:  # nothing left to compute: close the clip explicitly
             cut = [(x[:, :0], 0)]
@@ -331,36 +385,48 @@ class Extraction:
 
     # -- compute ------------------------------------------------------------------------
     def _submit(self, items: list[_Item]) -> _Submitted:
-        eng = self.engine
-        pieces = [p for it in items for p in it.pieces]
         t0 = time.perf_counter()
-        if eng.mode == "frames":
-            packs = [pack(pieces, eng.n_fft, eng.hop)] if pieces else []
-            handles = [self.runner.submit(p.chunks) if p.chunks.shape[0] else None
-                       for p in packs]
-        else:  # whole clips, one call each
-            packs = [Packed(p.samples, 0, [p], [p.samples.shape[0]]) for p in pieces]
-            handles = [self.runner.submit(p.samples, whole=True) for p in pieces]
+        out = []
+        for li, lane in enumerate(self.lanes):
+            eng = lane.engine
+            pieces = [p for it in items if it.pieces for p in it.pieces[li]]
+            if eng.mode == "frames":
+                packs = [pack(pieces, eng.n_fft, eng.hop)] if pieces else []
+                handles = [lane.runner.submit(p.chunks) if p.chunks.shape[0] else None
+                           for p in packs]
+            else:  # whole clips, one call each
+                packs = [Packed(p.samples, 0, [p], [p.samples.shape[0]]) for p in pieces]
+                handles = [lane.runner.submit(p.samples, whole=True) for p in pieces]
+            out.append(_LaneBatch(packs, handles, whole=eng.mode != "frames"))
         self.summary.compute_seconds += time.perf_counter() - t0
         self.summary.batches += 1
-        return _Submitted(items, packs, handles, whole=eng.mode != "frames")
+        return _Submitted(items, out)
+
+    def _outputs(self, sub: _Submitted) -> list[Iterator[np.ndarray]]:
+        t0 = time.perf_counter()
+        outs = [iter(lb.outputs(lane.engine))
+                for lb, lane in zip(sub.lanes, self.lanes, strict=True)]
+        self.summary.compute_seconds += time.perf_counter() - t0
+        return outs
+
+    def _put(self, item: _Item, outs: list[Iterator[np.ndarray]]) -> None:
+        for li, pieces in enumerate(item.pieces):
+            for piece in pieces:
+                self.clips.put(item.clip, li, piece, next(outs[li]))
 
     def _store(self, sub: _Submitted | None) -> None:
         """Wait for a submitted batch, store its clips in order and commit the part."""
         if sub is None:
             return
-        t0 = time.perf_counter()
-        outs = iter(sub.outputs(self.engine))
-        self.summary.compute_seconds += time.perf_counter() - t0
+        outs = self._outputs(sub)
         for item in sub.items:
             key = self.keys[item.clip]
             if not item.pieces:
                 self.clips.fail(key, item.meta, item.reason)
                 self.reporter.advance(0.0, failed=True)
                 continue
-            status = None
-            for piece in item.pieces:
-                status = self.clips.put(key, item.meta, piece, next(outs))
+            self._put(item, outs)
+            status = self.clips.close(item.clip, key, item.meta)
             self.reporter.advance(item.meta["duration"] if status == "ok" else 0.0,
                                   failed=status != "ok")
         self.store.commit()
@@ -369,7 +435,7 @@ class Extraction:
         """A long input: decode block by block, compute segment by segment, one part."""
         key = self.keys[i]
         path = str(self.opts.input_dir / key)
-        probe = audio.decode_task(path, key, self.engine.sr, self.opts.mono, 0,
+        probe = audio.decode_task(path, key, self.rates, self.opts.mono, 0,
                                   self.opts.nan_policy)  # stat and header only
         info = probe.info
         if probe.status == "failed":
@@ -378,21 +444,24 @@ class Extraction:
             self.store.commit()
             return
         self.summary.streamed += 1
-        framer = ClipFramer(self.engine.n_fft, self.engine.hop, self.engine.pad,
-                            self.engine.pad_mode, self.max_frames)
+        framers = [_framer(lane) for lane in self.lanes]
         pending: _Submitted | None = None
-        status = None
         try:
-            blocks = _threaded(lambda: audio.stream_file(
-                path, info, self.engine.sr, self.opts.mono, nan_policy=self.opts.nan_policy))
+            blocks = _threaded(lambda: audio.stream_rates(
+                path, info, self.rates, self.opts.mono, nan_policy=self.opts.nan_policy))
             for x, last in blocks:
                 interrupts.check()
-                item = _Item(i, {}, pieces=self._pieces(i, x, last, framer))
+                item = _Item(i, {}, pieces=[
+                    self._pieces(lane, i, x[lane.engine.sr], last, framer)
+                    for lane, framer in zip(self.lanes, framers, strict=True)])
                 submitted = self._submit([item])
-                status = self._put_all(pending, _meta(info))
+                if pending is not None:
+                    self._put(pending.items[0], self._outputs(pending))
                 pending = submitted
-            status = self._put_all(pending, _meta(info))  # the stream has ended: final meta
-        except OutputError:
+            if pending is not None:
+                self._put(pending.items[0], self._outputs(pending))
+            status = self.clips.close(i, key, _meta(info))  # the stream has ended: final meta
+        except (OutputError, StorageError):
             raise
         except Exception as e:  # noqa: BLE001 - a broken file is a failed row
             self.clips.abort(i)
@@ -401,37 +470,25 @@ class Extraction:
         self.reporter.advance(info.duration if status == "ok" else 0.0, failed=status != "ok")
         self.store.commit()
 
-    def _put_all(self, sub: _Submitted | None, meta: dict[str, Any]) -> str | None:
-        """Store the pieces of a streamed input's segment (``meta``: its index fields as
-        known now; complete once the stream has ended)."""
-        if sub is None:
-            return None
-        status = None
-        outs = iter(sub.outputs(self.engine))
-        for item in sub.items:
-            for piece in item.pieces:
-                status = self.clips.put(self.keys[item.clip], meta, piece, next(outs))
-        return status
+
+def _framer(lane: Lane) -> ClipFramer:
+    eng = lane.engine
+    return ClipFramer(eng.n_fft, eng.hop, eng.pad, eng.pad_mode, lane.max_frames)
 
 
-def _root_attrs(opts: ExtractOptions, engine: Engine, summary: Summary) -> dict[str, Any]:
+def _value_layout(engine: Engine, keep: bool) -> str:
+    return (("frames_channels_bins" if keep else "frames_bins")
+            + ("_reim" if engine.is_complex else ""))
+
+
+def _root_attrs(opts: ExtractOptions, lanes: list[Lane], summary: Summary) -> dict[str, Any]:
     keep = not opts.mono
     return {
-        "layout_version": LAYOUT_VERSION,
-        "transform": engine.name,
-        "config_json": canonical_json(engine.config),
-        "config_hash": summary.config_hash,
-        "sr": engine.sr,
-        "hop_length": engine.hop,
-        "n_bins": engine.n_bins,
-        "dtype": "float32",
-        "value_layout": (
-            ("frames_channels_bins" if keep else "frames_bins")
-            + ("_reim" if engine.is_complex else "")
-        ),
+        "sr": lanes[0].engine.sr,
         "keep_channels": keep,
         "resampler": resampler_name(),
         "compression": opts.compression,
+        "config_hash": summary.config_hash,
         "package_version": nnaudio_core.__version__,
         "torch_version": torch.__version__,
         "numpy_version": np.__version__,
@@ -455,7 +512,9 @@ def _summarise(summary: Summary, keys: list[str], store: PartStore) -> None:
         row = store.sources[k].row
         if row.get("status") == "ok":
             summary.ok += 1
-            summary.frames += int(row.get("frames", 0))
+            first = summary.features[0] if summary.features else ""
+            channels = max(1, int(row.get("stored_channels", 1)))
+            summary.frames += int(row["n_rows"].get(first, 0)) // channels
             summary.audio_seconds += float(row.get("duration", 0.0))
         else:
             summary.failed += 1
@@ -511,17 +570,57 @@ def run_extract(opts: ExtractOptions, reporter: Reporter, decoder: Any = None) -
             decoder.close()
 
 
+def _storage(opts: ExtractOptions, name: str, config: dict[str, Any]) -> Storage:
+    db = None
+    if opts.db:
+        db = db_for(config, name, opts.db_ref, opts.db_amin, opts.db_top_db)
+    return Storage(opts.dtype, db)
+
+
+def _lanes(opts: ExtractOptions, seg_seconds: float) -> list[Lane]:
+    """Build every feature's engine once (one line naming the feature if one is rejected)."""
+    lanes = []
+    keep = not opts.mono
+    for cfg in opts.features:
+        try:
+            engine = Engine(cfg.as_core_config(), opts.device)
+        except ParameterError as e:
+            which = f" ({cfg.name})" if len(opts.features) > 1 else ""
+            raise ExtractError(f"invalid {cfg.transform} parameters{which}: {e}") from None
+        storage = _storage(opts, cfg.name, engine.config)
+        finisher: Finisher | None = None
+        if engine.is_mfcc:
+            finisher = MfccFinisher(engine.dct, engine.top_db)
+        elif storage.db is not None:
+            finisher = DecibelFinisher(storage.db)
+        attrs = {
+            "transform": engine.name,
+            "config_json": canonical_json(engine.config),
+            "config_hash": config_hash(engine.config, keep),
+            "sr": engine.sr,
+            "hop_length": engine.hop,
+            "n_bins": engine.n_bins,
+            "value_layout": _value_layout(engine, keep),
+        }
+        spec = FeatureSpec(cfg.name, engine.row_shape, engine.frequencies, storage, attrs)
+        seg = max(int(seg_seconds * engine.sr), engine.n_fft + engine.hop, 1)
+        lanes.append(Lane(cfg.name, engine, DeviceRunner(engine, opts.note), spec, finisher,
+                          max(1, seg // engine.hop)))
+    return lanes
+
+
 def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any,
          t_start: float) -> Summary:
-    engine = Engine(opts.config.as_core_config(), opts.device)
-    sr = engine.sr
+    seg_seconds = opts.segment_seconds or opts.batch_seconds
+    lanes = _lanes(opts, seg_seconds)
+    sr = max(lane.engine.sr for lane in lanes)  # the plan's rate: the largest one
     headers = read_headers(opts.input_dir, keys)
     stored_channels = [1 if opts.mono else max(h.channels, 1) for h in headers]
     costs = [audio.resampled_length(h.samples, h.sr or sr, sr) * c
              for h, c in zip(headers, stored_channels, strict=True)]
     batch_samples = max(1, int(opts.batch_seconds * sr))
-    seg_seconds = opts.segment_seconds or opts.batch_seconds
-    seg_samples = max(int(seg_seconds * sr), engine.n_fft + engine.hop, 1)
+    seg_samples = max(int(seg_seconds * sr),
+                      *(ln.engine.n_fft + ln.engine.hop for ln in lanes), 1)
     plan = plan_batches(costs, batch_samples, seg_samples)
     all_keys = keys
     shard_attrs: dict[str, Any] = {}
@@ -533,30 +632,33 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
         plan = shard_batches(plan, costs, index, count)
         keys = [all_keys[i] for b in plan for i in b.clips]
     keep = not opts.mono
-    chash = config_hash(engine.config, keep)
+    names = [ln.name for ln in lanes]
+    chash = hashlib.sha256(canonical_json(
+        [{"name": ln.name, "config_hash": ln.spec.attrs["config_hash"],
+          "storage": ln.spec.storage.attrs()} for ln in lanes]).encode()).hexdigest()
     rhash = resume_hash(chash, seg_samples, opts.nan_policy, batch_samples)
     summary = Summary(output=str(opts.output), files=len(keys), device=str(opts.device),
                       workers=opts.workers, threads=torch.get_num_threads(),
-                      transform=engine.name, config_hash=chash)
+                      transform=", ".join(ln.engine.name for ln in lanes), config_hash=chash,
+                      features=names)
     manifest = {
-        "resume_hash": rhash, "config_hash": chash, "transform": engine.name,
+        "resume_hash": rhash, "config_hash": chash, "features": names,
         "segment_samples": seg_samples, "nan_policy": opts.nan_policy, "keep_channels": keep,
         "batch_samples": batch_samples,
     }
-    part_attrs = {"layout_version": LAYOUT_VERSION, "config_hash": chash,
-                  "transform": engine.name}
+    part_attrs = {"config_hash": chash, "sr": lanes[0].engine.sr, "keep_channels": keep}
+    specs = [ln.spec for ln in lanes]
     # parts are uncompressed: they are read back (verified, assembled) and deleted, so
     # compressing them would cost CPU three times for a file that lives minutes
-    store = PartStore(opts.output, manifest, engine.row_shape, PART_COMPRESSION,
-                      engine.frequencies, part_attrs, opts.note)
+    store = PartStore(opts.output, manifest, specs, PART_COMPRESSION, part_attrs, opts.note)
     store.open(opts.resume, opts.overwrite)
     try:
         if opts.resume:
             previous = opts.output if opts.output.is_file() else None
             summary.resumed = store.load(_stat_all(opts.input_dir, keys), previous)
         interrupts.check()
-        extraction = Extraction(opts, engine, all_keys, headers, store, decoder, reporter,
-                                summary, seg_samples, batch_samples)
+        extraction = Extraction(opts, lanes, all_keys, headers, store, decoder, reporter,
+                                summary, batch_samples)
         todo = _todo(plan, all_keys, store)
         reporter.start(sum(len(b.clips) for b in todo))
         try:
@@ -573,6 +675,11 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not interrupt
             store.abort()
             raise Interrupted(store.kept(keys), len(keys)) from None
+        except StorageError as e:
+            store.abort()
+            raise ExtractError(
+                f"{e} ({store.kept(keys)} of {len(keys)} inputs were written to "
+                f"{store.folder}/; rerun with --overwrite)") from None
         except OutputError as e:
             store.abort(broken=True)
             raise ExtractError(
@@ -583,12 +690,11 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
             reporter.finish()
         _summarise(summary, keys, store)
         summary.wall_seconds = time.perf_counter() - t_start
-        attrs = _root_attrs(opts, engine, summary)
+        attrs = _root_attrs(opts, lanes, summary)
         attrs.update(resume_hash=rhash, segment_samples=seg_samples,
                      nan_policy=opts.nan_policy, batch_samples=batch_samples, **shard_attrs)
         try:
-            assemble(opts.output, keys, store.sources, engine.row_shape, opts.compression,
-                     attrs, engine.frequencies)
+            assemble(opts.output, keys, store.sources, specs, opts.compression, attrs)
         except KeyboardInterrupt:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             raise Interrupted(len(keys), len(keys), assembling=True) from None
