@@ -67,17 +67,28 @@ def snr_db(ref: Any, est: Any) -> float:
 
 
 def assert_same(a_path: Path, b_path: Path) -> None:
-    """Same keys, same index rows, bit-identical features."""
-    from nnaudio_cli.store import open_features
+    """Same features, keys and index rows, bit-identical features and statistics."""
+    import h5py
 
-    with open_features(a_path) as a, open_features(b_path) as b:
-        assert list(a.index["key"]) == list(b.index["key"])
-        for col in ("status", "reason", "sr", "samples", "size", "mtime", "frames"):
-            assert list(a.index[col]) == list(b.index[col]), col
-        np.testing.assert_array_equal(a.offsets, b.offsets)
-        for key in a:
-            assert np.array_equal(a[key], b[key]), key
-        assert a.attrs["config_hash"] == b.attrs["config_hash"]
+    from nnaudio_cli.store import feature_names, open_features
+
+    with h5py.File(a_path, "r") as ha, h5py.File(b_path, "r") as hb:
+        names = feature_names(ha)
+        assert names == feature_names(hb)
+    for name in names:
+        with open_features(a_path, name) as a, open_features(b_path, name) as b:
+            assert list(a.index["key"]) == list(b.index["key"])
+            for col in ("status", "reason", "sr", "samples", "size", "mtime", "frames"):
+                assert list(a.index[col]) == list(b.index[col]), col
+            np.testing.assert_array_equal(a.offsets, b.offsets)
+            for key in a:
+                assert np.array_equal(a[key], b[key]), key
+            assert a.attrs["config_hash"] == b.attrs["config_hash"]
+            sa, sb = a.stats, b.stats
+            assert (sa is None) == (sb is None), name
+            if sa is not None:
+                for arr in ("count", "mean", "m2"):
+                    assert np.array_equal(getattr(sa, arr), getattr(sb, arr)), (name, arr)
 
 
 def wait_for_part(out: Path, proc: subprocess.Popen, timeout: float = 60) -> None:
