@@ -27,10 +27,8 @@ from nnaudio_cli.text import shown_key
 
 NAME = "extract"
 EPILOG = examples(
-    "nnaudio extract data/ feats.h5 -c mel128",
-    "nnaudio extract data/ feats.h5 -c mel128 -c cqt84 -c mfcc   # one decode, three features",
-    "nnaudio extract data/ feats.h5 -c mel128 --db --dtype float16",
     "nnaudio extract data/ feats.h5 -c mel128 --resume --json > summary.json",
+    "nnaudio extract data/ feats.h5 -c mel128 -c cqt84 -c mfcc   # one decode, three features",
     "nnaudio extract data/ feats.h5 -c mel128 --shard 0/4   # writes feats.shard-0-of-4.h5",
 )
 

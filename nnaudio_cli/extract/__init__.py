@@ -8,24 +8,28 @@ Data flow (one module per stage; :mod:`~nnaudio_cli.extract.run` wires them)::
     plan_batches    fixed batch boundaries from the sorted list and the durations
       │             (batch = unit of computing and of committing; long files alone)
       ▼
-    decode ──────── worker processes (no torch): decode + downmix + soxr resample,
-      │             results in input order, bounded bytes in flight
+    decode ──────── worker processes (no torch): decode + downmix once, soxr resample
+      │             once per distinct rate of the features, results in input order,
+      │             bounded bytes in flight
       ▼             (long files: streamed block by block in the main process)
-    batch           ClipFramer: centre padding, frame-aligned pieces
+    batch           per feature (a Lane): ClipFramer: centre padding, frame-aligned pieces
       │             pack: every piece of the batch -> one (rows, n_fft+(K-1)·hop) array
       ▼
     compute         Engine (transform built once, center=False twin) on CPU/CUDA/MPS;
       │             DeviceRunner: pinned + non_blocking copies, one batch in flight,
       │             out-of-memory halves the rows per call
       ▼
-    clips           ClipWriter: per-clip rows (MFCC's clip-wide floor), NaN/Inf -> failed row
+    clips           LaneClips per feature (clip-wide MFCC/--db floors, dtype encoding),
+      │             ClipSet: one index row once every feature has the clip; NaN/Inf in any
+      │             feature -> every feature rolled back, failed row
       │
       ▼
     parts           OUTPUT.h5.parts/: flock'ed; one uncompressed part per batch, renamed,
       │             its checksum appended to parts.jsonl; verified on --resume
       ▼
     assemble        parts verified again, copied in key order -> OUTPUT.h5 (partial,
-                    fsync, rename), then the work folder is removed
+                    fsync, rename) with per-bin statistics of every feature, then the
+                    work folder is removed
 
 Reproducibility: the batch plan depends only on the inputs and the settings, so the same
 inputs, settings, device and torch thread count give byte-identical features whatever

@@ -112,8 +112,9 @@ def test_mel_every_file_present_and_equal_to_direct_transform(folder: Path, mel_
 def test_metadata_and_attributes(folder: Path, mel_file: Path):
     with open_features(mel_file) as ff:
         a = ff.attrs
-        assert a["layout_version"] == 1
-        assert a["transform"] == "MelSpectrogram"
+        assert a["layout_version"] == 2 and json.loads(a["features"]) == ["mel128"]
+        assert ff.features == ["mel128"] and ff.feature == "mel128"
+        assert a["transform"] == "MelSpectrogram" and a["scale"] == "linear"
         assert a["sr"] == 22050 and a["hop_length"] == 512 and a["n_bins"] == 128
         assert a["dtype"] == "float32" and a["compression"] == "lzf"
         assert len(a["config_hash"]) == 64
@@ -326,10 +327,12 @@ def test_python_m_entry_point():
 def test_output_is_valid_hdf5_for_plain_h5py(mel_file: Path):
     with h5py.File(mel_file, "r") as f:
         keys = [k.decode() if isinstance(k, bytes) else k for k in f["index/key"][()]]
-        off = f["features/offsets"][()]
+        off = f["features/mel128/offsets"][()]
         i = keys.index("tone_44k.wav")
-        block = f["features/data"][off[i] : off[i + 1]]
-        assert block.shape == (f["index/frames"][i], 128)
+        block = f["features/mel128/data"][off[i] : off[i + 1]]
+        assert block.dtype == np.float32 and f["index/stored_channels"][i] == 1
+    with open_features(mel_file) as ff:
+        assert block.shape == (ff.info("tone_44k.wav")["frames"], 128)
 
 
 def test_one_transform_call_per_batch(folder: Path, tmp_path, monkeypatch):

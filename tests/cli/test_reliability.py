@@ -147,7 +147,7 @@ def _interrupted_run(src: Path, out: Path, *extra: str) -> None:
 def _chunk_location(part: Path) -> tuple[int, int]:
     """Byte offset and size of the first data chunk of a part file."""
     with h5py.File(part, "r") as h5:
-        info = h5["features/data"].id.get_chunk_info(0)
+        info = h5[f"features/{json.loads(h5.attrs['features'])[0]}/data"].id.get_chunk_info(0)
     return int(info.byte_offset), int(info.size)
 
 
