@@ -57,7 +57,8 @@ def test_mismatched_settings_fail_clearly(shards, tmp_path):
                 tmp_path / "m.h5")
     assert r.returncode == 1
     line = one_error(r)
-    assert "f.shard-1-of-3.h5 and f.shard-0-of-3.h5 differ in settings (config_hash" in line
+    assert ("f.shard-1-of-3.h5 and f.shard-0-of-3.h5 differ in settings of feature "
+            "mel64_16k (config_hash") in line
     assert not (tmp_path / "m.h5").exists() and not list(tmp_path.iterdir())
 
 
@@ -111,12 +112,12 @@ def test_virtual_master_moves_with_its_shards_and_refuses_a_missing_one(shards, 
         first = ff[keys[0]]
         assert first.shape[1] == 64 and np.isfinite(first).all() and first.max() > 0
     with h5py.File(shard_path(moved / "f.h5", 0, 3)) as h5:
-        n0 = int(h5["features/offsets"][-1])  # rows of shard 0
+        n0 = int(h5["features/mel64_16k/offsets"][-1])  # rows of shard 0
     os.unlink(shard_path(moved / "f.h5", 1, 3))
     with pytest.raises(ValueError, match="shard file f.shard-1-of-3.h5 is missing"):
         open_features(moved / "f.h5")
     with h5py.File(moved / "f.h5") as h5:
-        data = h5["features/data"][()]
+        data = h5["features/mel64_16k/data"][()]
     assert np.isfinite(data[:n0]).all() and np.isnan(data[n0:]).any()
     r = nnaudio("info", moved / "f.h5")
     assert r.returncode == 1 and "missing" in one_error(r)
