@@ -2,24 +2,34 @@
 
 Shards are contiguous runs of the sorted inputs (:mod:`nnaudio_cli.extract.shard`), so the
 merged file is their concatenation in shard order: the same keys, index rows, offsets and
-features as a single-process run.
+features as a single-process run. Shards are ``layout_version`` 2 files holding one or
+several features (``/features/<name>/...``); every feature is merged.
 
-* **Virtual (default).** ``OUT.h5`` is a small HDF5 master: ``/features/data`` is a virtual
-  dataset (HDF5 VDS) mapping each shard's rows, by a path relative to ``OUT.h5``;
-  ``/features/offsets`` are rebased onto it and ``/index`` is the concatenated index (failed
-  rows included). :func:`~nnaudio_cli.store.open_features` and plain h5py read it like any
-  feature file; the shard files must stay next to it (rows of a missing shard read as NaN,
-  and ``open_features`` refuses the file, naming the shard). It needs almost no disk.
-  Its ``digest`` is empty; ``shard_digests`` keeps each shard's checksum.
+* **Virtual (default).** ``OUT.h5`` is a small HDF5 master: each ``/features/<name>/data``
+  is a virtual dataset (HDF5 VDS) mapping each shard's rows of that feature, in the stored
+  dtype (float16 stays float16, bfloat16 stays ``uint16`` bit patterns), by a path
+  relative to ``OUT.h5``; each feature's ``offsets`` are rebased onto it, its
+  ``frequencies`` and group attributes are shard 0's, and ``/index`` is the concatenated
+  index (failed rows included). :func:`~nnaudio_cli.store.open_features` and plain h5py
+  read it like any feature file; the shard files must stay next to it (rows of a missing
+  shard read as NaN, and ``open_features`` refuses the file, naming the shard). It needs
+  almost no disk. Its ``digest`` is empty; ``shard_digests`` keeps each shard's checksum.
+  Each feature's ``stats`` are the shards' statistics combined in shard order
+  (:meth:`~nnaudio_cli.stats.BinStats.combine`, Chan's exact merge); if a shard has none
+  for a feature, the merged file has none for it either (and a note says so).
 * **Copy** (``--copy``). One self-contained file written like ``extract``'s output (same
-  compression, its own ``digest``); it needs as much disk again as the shards.
+  compression, its own ``digest``); it needs as much disk again as the shards. The stored
+  rows are copied as they are and the statistics are recomputed from them while writing,
+  so they are those of a single-process run over the same rows, bit for bit.
 
 Either way the output is written to ``OUT.h5.partial``, fsynced and renamed into place.
 
-Checks before anything is written (one-line :class:`MergeError`, exit 1): every shard has
-the same settings (``config_hash`` and ``resume_hash``), the same plan (inputs and shard
-count: ``shard_plan``), no shard is given twice or missing (reported by number), no key is
-in two shards and the keys add up to the number of inputs.
+Checks before anything is written (one-line :class:`MergeError`, exit 1): every shard is
+``layout_version`` 2 (version 1 shards must be extracted again) and holds the same features
+in the same order with the same settings (per feature: ``config_hash``, stored ``dtype``,
+``scale`` and ``db_*``, row shape; then the run's ``config_hash`` and ``resume_hash``), the
+same plan (inputs and shard count: ``shard_plan``), no shard is given twice or missing
+(reported by number), no key is in two shards and the keys add up to the number of inputs.
 """
 
 from __future__ import annotations
@@ -38,13 +48,18 @@ import numpy as np
 
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.extract.shard import shard_path
+from nnaudio_cli.stats import BinStats
+from nnaudio_cli.storage import Storage
 from nnaudio_cli.store import (
     INDEX_COLUMNS,
     LAYOUT_VERSION,
     STR,
+    FeatureSpec,
     FeatureWriter,
     OutputError,
     _attr,
+    feature_group,
+    feature_names,
     fsync_path,
     partial_path,
     read_index,
@@ -56,6 +71,8 @@ from nnaudio_cli.text import shown_key
 SHARD_ATTRS = ("shard_index", "shard_count", "shard_plan", "n_inputs_total", "digest")
 #: Bytes of feature rows copied per read (``--copy``).
 COPY_BYTES = 16 * 1024 * 1024
+#: The quiet NaN of bfloat16 as stored (``uint16`` bits): what a missing shard's rows read as.
+BFLOAT16_NAN = 0x7FC0
 
 
 class MergeError(CliError):
@@ -63,13 +80,29 @@ class MergeError(CliError):
 
 
 @dataclass
+class _Feature:
+    """One feature of one shard: where its rows are and what they are."""
+
+    name: str
+    attrs: dict[str, Any]  # the feature group's attributes
+    offsets: np.ndarray
+    rows: int  # rows in its data (the offsets end at or before it)
+    row_shape: tuple[int, ...]
+    dtype: np.dtype  # as stored
+    stats: BinStats | None
+
+    @property
+    def used(self) -> int:
+        """Rows the offsets cover."""
+        return int(self.offsets[-1])
+
+
+@dataclass
 class _Shard:
     path: Path
     attrs: dict[str, Any]
     index: dict[str, np.ndarray]
-    offsets: np.ndarray
-    rows: int
-    row_shape: tuple[int, ...]
+    features: list[_Feature]
 
     @property
     def number(self) -> int | None:
@@ -79,7 +112,7 @@ class _Shard:
 
 @dataclass
 class MergeSummary:
-    """What :func:`merge` wrote."""
+    """What :func:`merge` wrote. ``rows``: stored rows of every feature together."""
 
     output: str
     shards: int = 0
@@ -88,6 +121,7 @@ class MergeSummary:
     failed: int = 0
     rows: int = 0
     virtual: bool = True
+    features: list[str] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
 
 
@@ -127,18 +161,33 @@ def _read(path: Path) -> _Shard:
     try:
         with h5py.File(path, "r") as h5:
             version = int(h5.attrs.get("layout_version", -1))
+            if version == 1:
+                raise MergeError(f"{path}: layout_version 1 shards: re-extract them (this "
+                                 f"merges layout_version {LAYOUT_VERSION})")
             if version != LAYOUT_VERSION:
                 raise MergeError(f"{path}: not an nnaudio feature file (layout_version "
                                  f"{version}, this merges {LAYOUT_VERSION})")
             validate_layout(h5)
-            data = h5["features/data"]
+            features = []
+            for name in feature_names(h5):
+                g = feature_group(h5, name)
+                data = g["data"]
+                features.append(_Feature(
+                    name, {k: _attr(v) for k, v in g.attrs.items()},
+                    np.asarray(g["offsets"][()], np.int64), int(data.shape[0]),
+                    tuple(int(n) for n in data.shape[1:]), data.dtype, BinStats.read(g)))
             return _Shard(Path(path), {k: _attr(v) for k, v in h5.attrs.items()},
-                          read_index(h5), np.asarray(h5["features/offsets"][()], np.int64),
-                          int(data.shape[0]), tuple(int(n) for n in data.shape[1:]))
+                          read_index(h5), features)
     except MergeError:
         raise
     except (OSError, KeyError, ValueError) as e:
         raise MergeError(f"cannot read {path}: {' '.join(str(e).split())}") from None
+
+
+def _differ(s: _Shard, first: _Shard, what: str, a: Any, b: Any) -> MergeError:
+    return MergeError(
+        f"{s.path.name} and {first.path.name} differ in {what} ({str(b)[:24]} vs "
+        f"{str(a)[:24]}); extract every shard with the same settings and inputs")
 
 
 def _same(shards: list[_Shard], name: str, what: str) -> None:
@@ -146,17 +195,37 @@ def _same(shards: list[_Shard], name: str, what: str) -> None:
     for s in shards[1:]:
         a, b = first.attrs.get(name), s.attrs.get(name)
         if a != b:
-            raise MergeError(
-                f"{s.path.name} and {first.path.name} differ in {what} ({name} "
-                f"{str(b)[:12]} vs {str(a)[:12]}); extract every shard with the same settings "
-                "and inputs")
+            raise _differ(s, first, what, f"{name} {str(a)[:12]}", f"{name} {str(b)[:12]}")
+
+
+def _same_features(shards: list[_Shard]) -> None:
+    """Same feature names in the same order; per feature the same settings, stored dtype,
+    scale and row shape (the first difference, naming the feature)."""
+    first = shards[0]
+    names = [f.name for f in first.features]
+    for s in shards[1:]:
+        theirs = [f.name for f in s.features]
+        if theirs != names:
+            raise _differ(s, first, "features", ",".join(names), ",".join(theirs))
+        for fa, fb in zip(first.features, s.features, strict=True):
+            keys = ["config_hash", "dtype", "scale"]
+            keys += sorted(k for k in {*fa.attrs, *fb.attrs} if k.startswith("db_"))
+            for k in keys:
+                a, b = fa.attrs.get(k), fb.attrs.get(k)
+                if a != b:
+                    raise _differ(s, first, f"settings of feature {fa.name}",
+                                  f"{k} {str(a)[:12]}", f"{k} {str(b)[:12]}")
+            if fa.row_shape != fb.row_shape or fa.dtype != fb.dtype:
+                raise MergeError(
+                    f"{s.path.name} stores rows of feature {fa.name} as {fb.dtype} "
+                    f"{fb.row_shape}, {first.path.name} as {fa.dtype} {fa.row_shape}")
 
 
 def check(shards: list[_Shard]) -> list[_Shard]:
     """The shards in merge order, after every check (see the module docstring)."""
+    _same_features(shards)
     _same(shards, "config_hash", "settings")
     _same(shards, "resume_hash", "settings")
-    _same(shards, "transform", "settings")
     numbered = [s.number is not None for s in shards]
     if any(numbered) and not all(numbered):
         plain = shards[numbered.index(False)]
@@ -180,9 +249,6 @@ def check(shards: list[_Shard]) -> list[_Shard]:
                                                else ""))
     where: dict[str, Path] = {}
     for s in shards:
-        if s.row_shape != shards[0].row_shape:
-            raise MergeError(f"{s.path.name} stores rows of shape {s.row_shape}, "
-                             f"{shards[0].path.name} {shards[0].row_shape}")
         for k in s.index["key"]:
             k = str(k)
             if k in where:
@@ -221,32 +287,58 @@ def _columns(shards: list[_Shard]) -> dict[str, np.ndarray]:
     return out
 
 
-def _offsets(shards: list[_Shard]) -> np.ndarray:
+def _offsets(parts: list[_Feature]) -> np.ndarray:
+    """One feature's offsets over the shards' rows laid end to end."""
     pieces, base = [], 0
-    for s in shards:
-        pieces.append(s.offsets[:-1] + base)
-        base += int(s.offsets[-1])
+    for f in parts:
+        pieces.append(f.offsets[:-1] + base)
+        base += f.used
     pieces.append(np.array([base], np.int64))
     return np.concatenate(pieces).astype(np.int64)
 
 
+def _fill(dtype: np.dtype) -> Any:
+    """What rows of a missing shard read as: NaN (bfloat16: its quiet NaN bit pattern)."""
+    return np.nan if dtype.kind == "f" else np.array(BFLOAT16_NAN, dtype)
+
+
+def _stats(parts: list[_Feature], shards: list[_Shard],
+           note: Callable[[str], Any]) -> BinStats | None:
+    """The shards' statistics of one feature combined in shard order (None if one lacks)."""
+    lacking = [s.path.name for f, s in zip(parts, shards, strict=True) if f.stats is None]
+    if lacking:
+        note(f"{lacking[0]} has no statistics of feature {parts[0].name}; the merged file "
+             "has none for it")
+        return None
+    return BinStats.combine(f.stats for f in parts if f.stats is not None)
+
+
 def _write_virtual(shards: list[_Shard], output: Path, attrs: dict[str, Any],
-                   frequencies: np.ndarray) -> None:
+                   frequencies: dict[str, np.ndarray], note: Callable[[str], Any]) -> None:
     tmp = partial_path(output)
-    row_shape = shards[0].row_shape
-    used = [int(s.offsets[-1]) for s in shards]
-    layout = h5py.VirtualLayout(shape=(sum(used),) + row_shape, dtype=np.float32)
-    base = 0
-    for s, n in zip(shards, used, strict=True):
-        if n:
-            rel = os.path.relpath(s.path, output.parent)
-            src = h5py.VirtualSource(rel, "features/data", shape=(s.rows,) + row_shape)
-            layout[base : base + n] = src[:n]
-            base += n
     with h5py.File(tmp, "w") as h5:
-        h5.create_virtual_dataset("features/data", layout, fillvalue=np.nan)
-        h5.create_dataset("features/offsets", data=_offsets(shards))
-        h5.create_dataset("features/frequencies", data=np.asarray(frequencies, np.float64))
+        for i, first in enumerate(shards[0].features):
+            parts = [s.features[i] for s in shards]
+            layout = h5py.VirtualLayout(shape=(sum(f.used for f in parts),) + first.row_shape,
+                                        dtype=first.dtype)
+            base = 0
+            for s, f in zip(shards, parts, strict=True):
+                if f.used:
+                    rel = os.path.relpath(s.path, output.parent)
+                    src = h5py.VirtualSource(rel, f"features/{f.name}/data",
+                                             shape=(f.rows,) + f.row_shape, dtype=f.dtype)
+                    layout[base : base + f.used] = src[: f.used]
+                    base += f.used
+            g = h5.create_group(f"features/{first.name}")
+            g.create_virtual_dataset("data", layout, fillvalue=_fill(first.dtype))
+            g.create_dataset("offsets", data=_offsets(parts))
+            g.create_dataset("frequencies",
+                             data=np.asarray(frequencies[first.name], np.float64))
+            for k, v in first.attrs.items():
+                g.attrs[k] = v
+            stats = _stats(parts, shards, note)
+            if stats is not None:
+                stats.write(g)
         grp = h5.create_group("index")
         for col, arr in _columns(shards).items():
             grp.create_dataset(col, data=arr, dtype=INDEX_COLUMNS[col])
@@ -258,29 +350,42 @@ def _write_virtual(shards: list[_Shard], output: Path, attrs: dict[str, Any],
     fsync_path(output.parent, directory=True)
 
 
+def _spec(f: _Feature, frequencies: np.ndarray) -> FeatureSpec:
+    storage = Storage.from_attrs(f.attrs)
+    own = set(storage.attrs()) | {"frequencies"}  # written by the writer itself
+    return FeatureSpec(f.name, f.row_shape, frequencies, storage,
+                       {k: v for k, v in f.attrs.items() if k not in own})
+
+
 def _write_copy(shards: list[_Shard], output: Path, attrs: dict[str, Any],
-                frequencies: np.ndarray) -> None:
-    row_shape = shards[0].row_shape
-    writer = FeatureWriter(output, row_shape, str(attrs.get("compression", "lzf")))
-    block = max(1, COPY_BYTES // (int(np.prod(row_shape)) * 4))
+                frequencies: dict[str, np.ndarray], note: Callable[[str], Any]) -> None:
+    specs = [_spec(f, frequencies[f.name]) for f in shards[0].features]
+    # statistics recomputed from the copied rows (the same rows as one run: the same bits)
+    writer = FeatureWriter(output, specs, str(attrs.get("compression", "lzf")), stats=True)
     try:
         for s in shards:
             with h5py.File(s.path, "r") as h5:
-                data = h5["features/data"]
-                for a in range(0, int(s.offsets[-1]), block):
-                    writer.append(data[a : min(int(s.offsets[-1]), a + block)])
-            n_rows = np.diff(s.offsets)
+                for f in s.features:
+                    data = feature_group(h5, f.name)["data"]
+                    block = max(1, COPY_BYTES // (int(np.prod(f.row_shape)) *
+                                                  f.dtype.itemsize))
+                    for a in range(0, f.used, block):
+                        writer.append_stored(f.name, data[a : min(f.used, a + block)])
+            n_rows = {f.name: np.diff(f.offsets) for f in s.features}
             for i in range(len(s.index["key"])):
-                writer.add_row(**{c: s.index[c][i] for c in INDEX_COLUMNS if c in s.index},
-                               n_rows=int(n_rows[i]))
-        writer.commit(attrs, frequencies)
+                writer.add_row({n: int(r[i]) for n, r in n_rows.items()},
+                               **{c: s.index[c][i] for c in INDEX_COLUMNS if c in s.index})
+        writer.commit(attrs)
     except BaseException:
         writer.abort()
         raise
 
 
-def merge(shards: list[Path], output: Path, copy: bool = False) -> MergeSummary:
+def merge(shards: list[Path], output: Path, copy: bool = False,
+          note: Callable[[str], Any] = lambda m: None) -> MergeSummary:
     """Merge shard files into ``output`` (virtual master, or one file with ``copy``).
+
+    ``note`` receives one-line notes (a feature whose statistics a shard lacks).
 
     Raises
     ------
@@ -293,17 +398,19 @@ def merge(shards: list[Path], output: Path, copy: bool = False) -> MergeSummary:
         raise MergeError("no shard files given")
     read = check([_read(Path(p)) for p in shards])
     with h5py.File(read[0].path, "r") as h5:
-        frequencies = h5["features/frequencies"][()]
+        frequencies = {f.name: feature_group(h5, f.name)["frequencies"][()]
+                       for f in read[0].features}
     attrs = _attrs(read, not copy, output)
     try:
-        (_write_copy if copy else _write_virtual)(read, output, attrs, frequencies)
+        (_write_copy if copy else _write_virtual)(read, output, attrs, frequencies, note)
     except OSError as e:
         try:
             partial_path(output).unlink()
         except OSError:
             pass
         raise OutputError(output, e) from None
-    summary = MergeSummary(str(output), len(read), virtual=not copy)
+    summary = MergeSummary(str(output), len(read), virtual=not copy,
+                           features=[f.name for f in read[0].features])
     for s in read:
         for k, st, r in zip(s.index["key"], s.index["status"], s.index["reason"], strict=True):
             summary.inputs += 1
@@ -312,7 +419,7 @@ def merge(shards: list[Path], output: Path, copy: bool = False) -> MergeSummary:
             else:
                 summary.failed += 1
                 summary.failures.append({"key": str(k), "reason": str(r)})
-        summary.rows += int(s.offsets[-1])
+        summary.rows += sum(f.used for f in s.features)
     return summary
 
 
@@ -344,4 +451,4 @@ def wait_and_merge(output: Path, count: int, timeout: float, overwrite: bool = F
     if output.exists() and not overwrite:
         raise MergeError(f"{output} exists; merge with `nnaudio merge --expect {count} "
                          f"{output} --overwrite`")
-    return merge([shard_path(output, i, count) for i in range(count)], output)
+    return merge([shard_path(output, i, count) for i in range(count)], output, note=note)

@@ -40,8 +40,10 @@ def run(
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUTPUT."),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> int:
-    """Merge the shard files of one `nnaudio extract --shard` run into OUTPUT."""
+    """Merge the shard files of one `nnaudio extract --shard` run into OUTPUT (every feature
+    of a multi-feature extraction, with its statistics)."""
     check_verbosity(quiet, verbose)
+    from nnaudio_cli.commands.extract import _note
     from nnaudio_cli.extract.shard import shard_path
     from nnaudio_cli.merge import merge, missing_message, missing_shards
     from nnaudio_cli.outputs import check_parent
@@ -66,7 +68,7 @@ def run(
     if output.exists() and not overwrite:
         raise CliError(f"{output} exists; pass --overwrite to replace it", usage=True)
     check_parent(output)
-    summary = merge(shards, output, copy=copy)
+    summary = merge(shards, output, copy=copy, note=(lambda m: None) if quiet else _note)
     if verbose:
         for f in summary.failures:
             print(f"nnaudio: failed: {shown_key(f['key'])}: {f['reason']}", file=sys.stderr)
@@ -79,5 +81,6 @@ def run(
         print(json.dumps({"output": summary.output, "shards": summary.shards,
                           "inputs": summary.inputs, "ok": summary.ok,
                           "failed": summary.failed, "rows": summary.rows,
+                          "features": summary.features,
                           "virtual": summary.virtual, "failures": summary.failures}, indent=2))
     return EXIT_OK
