@@ -24,8 +24,7 @@ from nnaudio_cli.flags import (
 NAME = "benchmark"
 EPILOG = examples(
     "nnaudio benchmark -t stft,mel --clips 64 --against librosa",
-    "nnaudio benchmark --pipeline --input data/ --presets mel128 --json bench.json",
-    "nnaudio benchmark --pipeline -c mel128 -c cqt84 -c mfcc --clips 200 --samples 88200",
+    "nnaudio benchmark --pipeline --input data/ -c mel128 -c cqt84 -c mfcc --json b.json",
     "nnaudio benchmark --invert --clips 8 --samples 44100",
 )
 DEFAULT_TRANSFORMS = "stft,mel,cqt1992v2,cqt2010v2"
