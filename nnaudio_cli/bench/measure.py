@@ -43,6 +43,18 @@ issue's bar: at most 1.3), ``librosa_over_own`` and ``librosa_over_command`` (ho
 faster than the loop), ``fixed_cost = whole command - own clock``. Medians of ``repeat``
 passes; the thread count is the one ``extract`` uses unless ``--threads`` is given.
 
+One pass against separate runs (``--pipeline`` with several ``--config``). On the same
+folder, workers and threads: **one pass** ``nnaudio extract -c A -c B -c C`` (one decode per
+file, every feature computed on it), **separate runs** ``nnaudio extract -c A``, ``-c B``,
+``-c C`` (each decodes every file again), both in subprocesses as above, and **decode-only**
+(every file decoded and resampled once to each distinct rate of the features, in one
+process). Rounds interleave the one pass and the separate runs (the one pass first in odd
+rounds, last in even ones) so that neither a burst of load nor the order favours a side.
+Reported: ``ratio = sum of separate / one pass`` and
+``saved_seconds = sum of separate - one pass`` on ``extract``'s own clock (the whole
+commands' figures too, which also save ``n - 1`` interpreter start-ups), and whether
+``saved >= decode-only`` and ``saved >= (n - 1) x decode-only`` (the decodes skipped).
+
 Invert (``--invert``). For each invertible preset (complex STFT -> iSTFT, complex CQT ->
 iCQT, mel -> Griffin-Lim with the default 32 iterations) the synthetic piano clips of the
 transform benchmark are written as WAV files, ``nnaudio extract`` stores their features (not
@@ -467,8 +479,10 @@ PIPELINE_DEFINITION = (
 )
 
 
-def decode_only(paths: list[str], keys: list[str], sr: float) -> tuple[float, list[Any]]:
-    """Seconds to decode + resample every file in this process, and the results."""
+def decode_only(paths: list[str], keys: list[str],
+                sr: float | tuple[float, ...]) -> tuple[float, list[Any]]:
+    """Seconds to decode + resample (once per rate) every file in this process, and the
+    results."""
     from nnaudio_cli.audio import decode_task
 
     t0 = time.perf_counter()
@@ -510,10 +524,13 @@ def transform_only(decoded: list[Any], config: dict[str, Any], device: Any,
     return time.perf_counter() - t0
 
 
-def run_command(folder: Path, out: Path, preset: str, workers: int, device: str,
+def run_command(folder: Path, out: Path, preset: str | list[str], workers: int, device: str,
                 threads: int | None) -> tuple[float, dict[str, Any]]:
-    """``nnaudio extract`` in a subprocess: (whole-command seconds, its JSON summary)."""
-    cmd = [sys.executable, "-m", "nnaudio_cli", "extract", str(folder), str(out), "-c", preset,
+    """``nnaudio extract`` (one ``-c`` per preset) in a subprocess: (whole-command seconds,
+    its JSON summary)."""
+    presets = [preset] if isinstance(preset, str) else list(preset)
+    cmd = [sys.executable, "-m", "nnaudio_cli", "extract", str(folder), str(out),
+           *(a for p in presets for a in ("-c", p)),
            "--workers", str(workers), "--device", device, "--overwrite", "--json", "-q"]
     if threads:
         cmd += ["--threads", str(threads)]
@@ -542,7 +559,6 @@ def run_pipeline(
 
     from nnaudio_cli.config import resolve
     from nnaudio_cli.extract import default_threads
-    from nnaudio_cli.extract.discover import find_audio
 
     tmp = Path(tempfile.mkdtemp(prefix="nnaudio-bench-"))
     n_threads = threads or default_threads(device)
@@ -550,14 +566,7 @@ def run_pipeline(
     torch.set_num_threads(n_threads)
     try:
         generated = folder is None
-        if folder is None:
-            folder = tmp / "audio"
-            log(f"pipeline: writing the synthetic clips as WAV files to {folder}")
-            write_clips(folder)
-        keys = find_audio(folder)
-        if not keys:
-            raise PipelineError(f"no audio files under {folder}")
-        paths = [str(folder / k) for k in keys]
+        folder, keys, paths = _audio_folder(folder, write_clips, tmp, log)
         rows = []
         for preset in presets:
             cfg = resolve(preset)
@@ -614,6 +623,140 @@ def run_pipeline(
             "repeat": repeat,
             "definition": PIPELINE_DEFINITION,
             "results": rows,
+            "one_pass": None,  # several --config: see run_one_pass
+        }
+    finally:
+        torch.set_num_threads(old_threads)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _audio_folder(
+    folder: Path | None, write_clips: Callable[[Path], None], tmp: Path,
+    log: Callable[[str], None],
+) -> tuple[Path, list[str], list[str]]:
+    """The folder to extract (written under ``tmp`` when ``None``), its keys and paths."""
+    from nnaudio_cli.extract.discover import find_audio
+
+    if folder is None:
+        folder = tmp / "audio"
+        log(f"pipeline: writing the synthetic clips as WAV files to {folder}")
+        write_clips(folder)
+    keys = find_audio(folder)
+    if not keys:
+        raise PipelineError(f"no audio files under {folder}")
+    return folder, keys, [str(folder / k) for k in keys]
+
+
+#: how the one-pass figures are defined (stored in the report)
+ONE_PASS_DEFINITION = (
+    "one pass = 'nnaudio extract -c A -c B ...' (one decode per file); separate = one "
+    "'nnaudio extract -c X' per feature; ratio = sum of separate / one pass and saved = sum "
+    "of separate - one pass, on extract's own clock (wall_seconds; *_command: the whole "
+    "subprocess, start-up included); decode-only = every file decoded and resampled once to "
+    "each distinct rate, in one process. Medians of repeat interleaved rounds; the same "
+    "folder, workers and threads for every run."
+)
+
+
+def run_one_pass(
+    folder: Path | None,
+    write_clips: Callable[[Path], None],
+    presets: list[str],
+    workers: int,
+    device: Any,
+    threads: int | None,
+    repeat: int,
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    """Several features in one ``extract`` pass against one run per feature, and the
+    decode-only time (see the module docstring); returns the ``one_pass`` section."""
+    import h5py
+    import torch
+
+    from nnaudio_cli.audio import rates_of
+    from nnaudio_cli.config import resolve_features
+    from nnaudio_cli.extract import default_threads
+    from nnaudio_cli.store import feature_names
+
+    feats = resolve_features(list(presets))
+    names = [f.name for f in feats]
+    rates = rates_of([float(f.sr) for f in feats])
+    tmp = Path(tempfile.mkdtemp(prefix="nnaudio-bench-"))
+    n_threads = threads or default_threads(device)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        generated = folder is None
+        folder, keys, paths = _audio_folder(folder, write_clips, tmp, log)
+        log(f"one pass: decode-only, {len(paths)} files at {', '.join(f'{r:g}' for r in rates)}"
+            " Hz")
+        dec_times = []
+        for _ in range(repeat):
+            seconds, decoded = decode_only(paths, keys, rates)
+            dec_times.append(seconds)
+        audio_s = sum(r.audio.shape[1] / rates[0] for r in decoded if r.audio is not None)
+        del decoded
+        one: list[tuple[float, dict[str, Any]]] = []
+        sep: dict[str, list[tuple[float, dict[str, Any]]]] = {p: [] for p in presets}
+        together = tmp / "one-pass.h5"
+        for rnd in range(repeat):
+            first = rnd % 2 == 0  # alternate the order: neither side always runs first
+            log(f"one pass: round {rnd + 1}/{repeat}: extract -c {' -c '.join(presets)} "
+                f"--workers {workers} and one run per feature "
+                f"({'one pass' if first else 'separate runs'} first)")
+            if first:
+                one.append(run_command(folder, together, presets, workers, str(device), threads))
+            for p in presets:
+                sep[p].append(run_command(folder, tmp / f"{Path(p).stem}.h5", p, workers,
+                                          str(device), threads))
+            if not first:
+                one.append(run_command(folder, together, presets, workers, str(device), threads))
+        with h5py.File(together, "r") as h5:
+            stored = feature_names(h5)
+        d = statistics.median(dec_times)
+        own = statistics.median([s["wall_seconds"] for _, s in one])
+        whole = statistics.median([w for w, _ in one])
+        sep_own = {p: statistics.median([s["wall_seconds"] for _, s in runs])
+                   for p, runs in sep.items()}
+        sep_whole = {p: statistics.median([w for w, _ in runs]) for p, runs in sep.items()}
+        sum_own, sum_whole = sum(sep_own.values()), sum(sep_whole.values())
+        saved = sum_own - own
+        skipped = len(presets) - 1
+        return {
+            "input": None if generated else str(folder),
+            "generated": generated,
+            "files": len(paths),
+            "audio_seconds": round(audio_s, 3),
+            "workers": workers,
+            "threads": n_threads,
+            "device": str(device),
+            "repeat": repeat,
+            "definition": ONE_PASS_DEFINITION,
+            "results": [],  # the per-preset rows of the single-feature mode
+            "one_pass": {
+                "features": names,
+                "rates": list(rates),
+                "one_pass_features": stored,
+                "decode_seconds": d,
+                "one_pass_seconds": own,
+                "one_pass_command_seconds": whole,
+                "separate_seconds": sep_own,
+                "separate_command_seconds": sep_whole,
+                "separate_sum_seconds": sum_own,
+                "separate_sum_command_seconds": sum_whole,
+                "ratio": sum_own / own,
+                "ratio_command": sum_whole / whole,
+                "saved_seconds": saved,
+                "saved_command_seconds": sum_whole - whole,
+                "decodes_skipped": skipped,
+                "saved_over_decode": saved / d if d > 0 else None,
+                "saved_ge_decode": saved >= d,
+                "saved_ge_skipped_decodes": saved >= skipped * d,
+                "decode_seconds_all": dec_times,
+                "one_pass_seconds_all": [s["wall_seconds"] for _, s in one],
+                "separate_seconds_all": {p: [s["wall_seconds"] for _, s in runs]
+                                         for p, runs in sep.items()},
+            },
         }
     finally:
         torch.set_num_threads(old_threads)

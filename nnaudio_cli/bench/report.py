@@ -23,6 +23,7 @@ from nnaudio_cli.bench import measure
 from nnaudio_cli.bench import peers as peer_lib
 from nnaudio_cli.bench.measure import (
     memory_method,
+    run_one_pass,
     run_pipeline,
     run_transforms,
     usable_cores,
@@ -199,7 +200,11 @@ def transforms_report(
     quiet: bool,
     presets: Optional[list[str]] = None,
     librosa_loop: bool = True,
+    one_pass: bool = False,
 ) -> dict[str, Any]:
+    """Run the transform benchmark, or with ``pipeline`` the extract pipeline against its
+    parts per preset, or with ``one_pass`` too (several ``--config``) one ``extract`` pass
+    with every preset against one run per preset; print the tables, write ``json_path``."""
     import torch
 
     from nnaudio_cli.devices import resolve_device
@@ -257,11 +262,15 @@ def transforms_report(
         n = N_CLIPS if n_clips is None else n_clips
         workload.update(clips=None if input_dir else n,
                         audio_seconds=None if input_dir else n * samples / sr)
-        pipe = run_pipeline(
-            input_dir, lambda folder: write_wavs(piano_clips(n, samples, sr, seed), sr,
-                                                    folder),
-            presets or ["mel128"], n_workers, dev, threads, repeat, log, librosa=librosa_loop,
-        )
+        def write(folder: Path) -> None:
+            write_wavs(piano_clips(n, samples, sr, seed), sr, folder)
+
+        if one_pass:
+            pipe = run_one_pass(input_dir, write, presets or [], n_workers, dev, threads,
+                                repeat, log)
+        else:
+            pipe = run_pipeline(input_dir, write, presets or ["mel128"], n_workers, dev,
+                                threads, repeat, log, librosa=librosa_loop)
         if input_dir:
             workload.update(clips=pipe["files"], audio_seconds=pipe["audio_seconds"])
         results: list[dict[str, Any]] = []
@@ -421,7 +430,10 @@ def render(report: dict[str, Any], console: Any = None) -> None:
         console.print(f"skipped {s['impl']}{where}: {s['reason']}{hint}", markup=False,
                       highlight=False)
     if report.get("pipeline"):
-        render_pipeline(report["pipeline"], console)
+        if report["pipeline"]["results"]:
+            render_pipeline(report["pipeline"], console)
+        if report["pipeline"].get("one_pass"):
+            render_one_pass(report["pipeline"], console)
     console.print(
         f"{m['cpu_model']}, {m['cores']} cores, gpu {m['gpu'] or '-'}, torch {m['torch']} "
         f"({m['threads']['torch_intraop']} threads), git {str(m['git_commit'])[:10]}",
@@ -489,6 +501,41 @@ def render_pipeline(pipe: dict[str, Any], console: Any) -> None:
                   x(r["librosa_over_own"]), x(r["librosa_over_command"]),
                   s(r["fixed_cost_seconds"]))
     console.print(t)
+
+
+def render_one_pass(pipe: dict[str, Any], console: Any) -> None:
+    """The one-pass section: a table of the runs and the three figures of the claim."""
+    from rich.table import Table
+
+    o = pipe["one_pass"]
+    t = Table(title=(f"one extract pass with {len(o['features'])} features vs one run per "
+                     f"feature: {pipe['files']} files, {pipe['workers']} worker(s), "
+                     f"{pipe['threads']} thread(s), {pipe['device']}, median of "
+                     f"{pipe['repeat']}"))
+    for col in ("run", "extract (own)", "whole command"):
+        t.add_column(col, justify="left" if col == "run" else "right")
+    for preset, seconds in o["separate_seconds"].items():
+        t.add_row(f"-c {preset}", f"{seconds:.2f} s",
+                  f"{o['separate_command_seconds'][preset]:.2f} s")
+    t.add_section()
+    t.add_row("sum of separate runs", f"{o['separate_sum_seconds']:.2f} s",
+              f"{o['separate_sum_command_seconds']:.2f} s")
+    t.add_row("one pass (" + ", ".join(o["features"]) + ")", f"{o['one_pass_seconds']:.2f} s",
+              f"{o['one_pass_command_seconds']:.2f} s")
+    console.print(t)
+
+    def yes(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    k = o["decodes_skipped"]
+    console.print(
+        f"separate / one pass: {o['ratio']:.2f}x (whole commands {o['ratio_command']:.2f}x); "
+        f"saved {o['saved_seconds']:.2f} s (whole commands {o['saved_command_seconds']:.2f} "
+        f"s); decode-only {o['decode_seconds']:.2f} s (one process)\n"
+        f"saved >= decode-only: {yes(o['saved_ge_decode'])}; saved >= {k} x decode-only "
+        f"(the decodes skipped): {yes(o['saved_ge_skipped_decodes'])}",
+        markup=False, highlight=False,
+    )
 
 
 def table_markdown(matrix: dict[str, Any]) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional
 
 import typer
 
@@ -24,7 +24,7 @@ from nnaudio_cli.flags import (
 NAME = "benchmark"
 EPILOG = examples(
     "nnaudio benchmark -t stft,mel --clips 64 --against librosa",
-    "nnaudio benchmark --pipeline --input data/ --presets mel128 --json bench.json",
+    "nnaudio benchmark --pipeline --input data/ -c mel128 -c cqt84 -c mfcc --json b.json",
     "nnaudio benchmark --invert --clips 8 --samples 44100",
 )
 DEFAULT_TRANSFORMS = "stft,mel,cqt1992v2,cqt2010v2"
@@ -80,9 +80,16 @@ def run(
         "against decode-only, transform-only and a librosa loop, instead of the transform "
         "benchmark.",
     ),
-    presets: str = typer.Option(
-        "mel128,cqt84,stft,mfcc", "--presets",
-        help="--pipeline: comma-separated presets to run (mel128, cqt84, stft, mfcc).",
+    presets: Optional[str] = typer.Option(
+        None, "--presets",
+        help="--pipeline: comma-separated presets to run (mel128, cqt84, stft, mfcc; "
+        "default: all four).",
+    ),
+    config: List[str] = typer.Option(
+        [], "--config", "-c",
+        help="--pipeline: a preset (name or TOML path). Once: as --presets with one preset. "
+        "Repeated: one 'extract -c A -c B ...' pass against one run per preset, and the "
+        "decode time the one pass saves.",
     ),
     workers: Optional[int] = typer.Option(
         None, "--workers", "-j", min=0, help="--pipeline: decoder processes (default: cores-1)."
@@ -126,12 +133,12 @@ def run(
         if find_spec("matplotlib") is None:
             raise CliError("--plot needs matplotlib: pip install 'nnaudio[bench]' "
                            "(or pip install matplotlib)")
-    from nnaudio_cli.bench.workload import PRESETS
-
-    chosen = _split(presets, PRESETS, "preset")
+    chosen, one_pass = _pipeline_presets(pipeline, presets, list(config))
     if verbose:
-        mode = ("matrix" if matrix else "pipeline " + ",".join(chosen) if pipeline
-                else "transforms " + ",".join(wanted))
+        mode = ("matrix" if matrix else
+                "one pass vs separate runs " + ",".join(chosen) if one_pass else
+                "pipeline " + ",".join(chosen) if pipeline else
+                "transforms " + ",".join(wanted))
         print(f"benchmark: {mode}; against {','.join(peers) or 'none'}; device {device}; "
               f"clips {clips or 'default'} x {samples} samples at {sr:g} Hz; repeat {repeat}, "
               f"batch {batch_size}, threads {threads or 'default'}, seed {seed}",
@@ -145,11 +152,31 @@ def run(
             report.transforms_report(
                 wanted, peers, device, clips, samples, sr, input_dir, repeat, batch_size,
                 threads, seed, pipeline, workers, json_path, plot_path, quiet, chosen,
-                "librosa" in peers)
+                "librosa" in peers, one_pass=one_pass)
         return EXIT_OK
     except KeyboardInterrupt:
         error("interrupted")
         return EXIT_INTERRUPTED
+
+
+def _pipeline_presets(pipeline: bool, presets: Optional[str],
+                      config: list[str]) -> tuple[list[str], bool]:
+    """The presets ``--pipeline`` runs, and whether several ``--config`` ask for the one-pass
+    comparison (their names and files are checked as ``extract`` checks them)."""
+    from nnaudio_cli.bench.workload import PRESETS
+
+    if config and not pipeline:
+        raise CliError("--config chooses the features of --pipeline; add --pipeline (the "
+                       "transform benchmark takes --transform)", usage=True)
+    if config and presets is not None:
+        raise CliError("give --presets or --config, not both", usage=True)
+    if len(config) > 1:
+        from nnaudio_cli.config import resolve_features
+
+        resolve_features(config)  # unknown preset, bad TOML, one name twice: one line
+        return config, True
+    value = config[0] if config else presets
+    return _split(value or ",".join(PRESETS), PRESETS, "preset"), False
 
 
 def _run_invert(clips: Optional[int], samples: int, sr: float, device: str,

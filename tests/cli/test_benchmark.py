@@ -164,6 +164,60 @@ def test_pipeline_on_a_folder(tmp_path):
     assert r.exit_code == 2 and "unknown preset 'nope'" in r.stderr
 
 
+def test_pipeline_one_pass_against_separate_runs(tmp_path):
+    # three features in one extract pass vs one run each, and the decode time (no timings
+    # asserted: only that every figure is there, positive and consistent)
+    out = tmp_path / "one.json"
+    r = run(["--clips", "3", "--samples", "6000", "--repeat", "1", "--device", "cpu",
+             "--quiet", "--pipeline", "-c", "mel128", "-c", "cqt84", "-c", "mfcc",
+             "--workers", "1", "--json", out])
+    assert r.exit_code == 0, r.stderr
+    p = json.loads(out.read_text())["pipeline"]
+    assert p["results"] == [] and p["files"] == 3 and p["workers"] == 1
+    o = p["one_pass"]
+    assert o["features"] == o["one_pass_features"] == ["mel128", "cqt84", "mfcc"]
+    assert o["rates"] == [22050.0] and o["decodes_skipped"] == 2
+    for key in ("decode_seconds", "one_pass_seconds", "one_pass_command_seconds",
+                "separate_sum_seconds", "separate_sum_command_seconds", "ratio",
+                "ratio_command"):
+        assert o[key] > 0, key
+    assert list(o["separate_seconds"]) == ["mel128", "cqt84", "mfcc"]
+    assert all(v > 0 for v in o["separate_seconds"].values())
+    assert o["separate_sum_seconds"] == pytest.approx(sum(o["separate_seconds"].values()))
+    assert o["ratio"] == pytest.approx(o["separate_sum_seconds"] / o["one_pass_seconds"])
+    assert o["saved_seconds"] == pytest.approx(
+        o["separate_sum_seconds"] - o["one_pass_seconds"])
+    assert o["saved_ge_decode"] == (o["saved_seconds"] >= o["decode_seconds"])
+    assert o["saved_ge_skipped_decodes"] == (o["saved_seconds"] >= 2 * o["decode_seconds"])
+    text = " ".join(r.stdout.split())
+    assert "separate / one pass:" in text and "decode-only" in text and "saved" in text
+    assert "one pass (mel128, cqt84, mfcc)" in text
+
+
+@pytest.mark.parametrize(
+    "args, needles",
+    [
+        (["-c", "mel128", "-c", "cqt84"], ["--config", "--pipeline"]),
+        (["--pipeline", "-c", "mel128", "-c", "cqt84", "--presets", "stft"],
+         ["--presets", "--config"]),
+        (["--pipeline", "-c", "mel128", "-c", "nope"], ["nope"]),
+        (["--pipeline", "-c", "mel128", "-c", "mel128"], ["mel128", "twice"]),
+    ],
+)
+def test_config_usage_errors(args, needles):
+    one_line_error(run([*TINY, *args]), 2, *needles)
+
+
+def test_one_config_is_the_per_preset_pipeline():
+    # one -c runs the per-preset measurement, as --presets with that preset did
+    from nnaudio_cli.commands.benchmark import _pipeline_presets
+
+    assert _pipeline_presets(True, None, ["cqt84"]) == (["cqt84"], False)
+    assert _pipeline_presets(True, "mel128,stft", []) == (["mel128", "stft"], False)
+    assert _pipeline_presets(True, None, []) == (list(workload.PRESETS), False)
+    assert _pipeline_presets(True, None, ["mel128", "mfcc"]) == (["mel128", "mfcc"], True)
+
+
 def test_pipeline_generates_wavs(tmp_path):
     written = tmp_path / "w"
     workload.write_wavs(workload.piano_clips(2, 1000, seed=3), 44100, written)
