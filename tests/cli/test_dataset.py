@@ -301,7 +301,7 @@ def test_normalize_gives_zero_mean_unit_std_per_bin_over_all_frames(features, va
     np.testing.assert_allclose(ds.mean, raw.mean(axis=0), rtol=1e-9, atol=1e-12)
     if which == "db_bf16":  # dB values, normalised as stored (no second log)
         assert ds.storage.dtype == "bfloat16" and ds.storage.db is not None
-        assert raw.max() <= 0.0 + 60 and raw.min() > -200
+        assert raw.min() < -10 < raw.max() < 60  # dB, where linear power is never < 0
 
 
 def test_normalize_applies_before_the_crop_and_transform_and_uses_the_documented_eps(features):
