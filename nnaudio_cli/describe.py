@@ -260,7 +260,7 @@ def render(desc: dict[str, Any], show_all_failed: bool = False, console: Console
         con.print(_feature_table(feat))
         if "stats" in feat:
             for part in stats_lines(feat):
-                con.print(part)
+                con.print(part, soft_wrap=isinstance(part, Text))  # a line stays one line
     failures = desc["failures"]
     if failures:
         shown = failures if show_all_failed else failures[:20]
