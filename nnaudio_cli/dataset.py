@@ -18,8 +18,9 @@ whose extraction succeeded are items (failed rows are never returned).
 
 **Workers.** The HDF5 file is opened lazily, on the first item a process reads, and reopened
 in any process that did not open it (a forked DataLoader worker gets its own handle: h5py
-handles must not be shared across ``fork``). Reads are plain h5py slices of
-``/features/data``, so a merged file whose data is an HDF5 virtual dataset works the same.
+handles must not be shared across ``fork``). Reads are plain h5py slices of the feature's
+``/features/<name>/data``, so a merged file whose data is an HDF5 virtual dataset works the
+same.
 A crop reads only its own rows.
 
 **Crops.** With ``crop_frames=N`` an input of ``F >= N`` frames gives a random window of
@@ -30,6 +31,20 @@ worker's generator is seeded from it). An input shorter than ``N`` frames is, by
 zero-pads it to ``N`` and reports its true length, so batches keep a fixed shape and a mask
 can be made from ``lengths``. ``short="skip"`` leaves such inputs out of the dataset instead
 (decided from the index, before anything is read).
+
+**Features and dtypes.** A file holding several features (``extract -c mel128 -c cqt84``)
+needs ``feature="mel128"``; one holding a single feature may omit it. Values are decoded from
+the stored dtype (float16, bfloat16, float32) to float32 as they are read; features stored in
+dB are returned in dB.
+
+**Normalisation (CMVN).** ``normalize=True`` returns ``(x - mean) / sqrt(var + eps)`` per bin
+(per element of a row: ``(n_bins,)``, or ``(n_bins, 2)`` for complex outputs), with the
+mean and variance (ddof 0) that ``nnaudio extract`` stored over every frame of the feature
+(``/features/<name>/stats``), computed in float64 and returned as float32. ``eps`` defaults
+to :data:`EPS_REL` times the mean variance over the bins: it only keeps a constant bin
+(variance 0) from dividing by zero, whatever the units (dB, or linear power of any
+loudness), and scaling the features leaves the normalised values unchanged. A file without
+statistics is a ``ValueError``.
 """
 
 from __future__ import annotations
@@ -45,10 +60,13 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from nnaudio_cli.stats import BinStats
 from nnaudio_cli.store import open_features
 from nnaudio_cli.text import shown_key
 
 SHORT_POLICIES = ("pad", "skip")
+#: The default ``eps`` of ``normalize=True``, relative to the mean per-bin variance.
+EPS_REL = 1e-10
 
 
 class FeatureDataset(Dataset):
@@ -71,6 +89,13 @@ class FeatureDataset(Dataset):
     short : {'pad', 'skip'}
         What happens to inputs shorter than ``crop_frames``: returned whole, to be padded by
         :func:`pad_collate` (``'pad'``), or left out of the dataset (``'skip'``).
+    feature : str, optional
+        The feature to read; needed when the file holds several (``ValueError`` naming them).
+    normalize : bool
+        Per-bin CMVN with the file's statistics, before ``transform`` (module docstring).
+    eps : float, optional
+        Added to the variance by ``normalize`` (default: :data:`EPS_REL` times the mean
+        per-bin variance).
 
     Attributes
     ----------
@@ -78,8 +103,17 @@ class FeatureDataset(Dataset):
         The inputs, item ``i`` is ``keys[i]``.
     frames : np.ndarray
         int64 ``(len(keys),)``, each input's frame count.
+    feature : str
+        The feature read.
     attrs, config, frequencies :
-        The file's root attributes, the transform's ``get_config()`` and Hz per bin.
+        The feature's attributes (the file's root ones overlaid by its group's), the
+        transform's ``get_config()`` and Hz per bin.
+    storage : nnaudio_cli.storage.Storage
+        The stored dtype and scale.
+    stats : BinStats or None
+        The stored per-bin statistics.
+    mean, scale : np.ndarray or None
+        float32, row shape: with ``normalize``, an item is ``(x - mean) * scale``.
     """
 
     def __init__(
@@ -89,6 +123,10 @@ class FeatureDataset(Dataset):
         crop_frames: Optional[int] = None,
         transform: Optional[Callable[[torch.Tensor], Any]] = None,
         short: str = "pad",
+        *,
+        feature: Optional[str] = None,
+        normalize: bool = False,
+        eps: Optional[float] = None,
     ) -> None:
         if crop_frames is not None and (isinstance(crop_frames, bool) or int(crop_frames) < 1):
             raise ValueError(f"crop_frames={crop_frames!r} must be a positive number of frames")
@@ -98,7 +136,11 @@ class FeatureDataset(Dataset):
         self.crop_frames = None if crop_frames is None else int(crop_frames)
         self.transform = transform
         self.short = short
-        with open_features(self.path) as ff:
+        with open_features(self.path, feature) as ff:
+            self.feature = ff.feature
+            self._dataset = ff.data.name  # /features/<name>/data (layout 1: /features/data)
+            self.storage = ff.storage
+            self.stats = ff.stats
             self.attrs = dict(ff.attrs)
             self.config = ff.config
             self.frequencies = ff.frequencies
@@ -123,17 +165,22 @@ class FeatureDataset(Dataset):
             self._start, self._channels = self._start[keep], self._channels[keep]
             self.frames = self.frames[keep]
         self.keys: list[str] = chosen
+        self.mean: Optional[np.ndarray] = None
+        self.scale: Optional[np.ndarray] = None
+        if normalize:
+            self.mean, self.scale = cmvn(self.stats, eps, f"{shown_key(str(self.path))} "
+                                         f"(feature {self.feature})")
         self._h5: Optional[h5py.File] = None
         self._pid: Optional[int] = None
 
     # the open file ------------------------------------------------------------------
     def _data(self) -> h5py.Dataset:
-        """``/features/data`` of a handle opened by this process."""
+        """The feature's stored data, through a handle opened by this process."""
         if self._h5 is None or self._pid != os.getpid():
             # an inherited handle (fork) is dropped without closing: it is the parent's
             self._h5 = h5py.File(self.path, "r")
             self._pid = os.getpid()
-        return self._h5["features/data"]
+        return self._h5[self._dataset]
 
     def close(self) -> None:
         """Close this process's handle (it is reopened on the next read)."""
@@ -166,9 +213,11 @@ class FeatureDataset(Dataset):
         start, stop = self.window(i)
         ch = int(self._channels[i])
         first = int(self._start[i])
-        block = self._data()[first + start * ch : first + stop * ch]
+        block = self.storage.decode(self._data()[first + start * ch : first + stop * ch])
         if self.keep_channels:
             block = block.reshape((stop - start, ch) + block.shape[1:])
+        if self.mean is not None:
+            block = ((block.astype(np.float64) - self.mean) * self.scale).astype(np.float32)
         x = torch.from_numpy(np.ascontiguousarray(block, dtype=np.float32))
         if self.transform is not None:
             x = self.transform(x)
@@ -178,6 +227,40 @@ class FeatureDataset(Dataset):
     def collate(self) -> Callable[[Sequence[tuple[torch.Tensor, str]]], Any]:
         """:func:`pad_collate` padding every batch to at least ``crop_frames`` frames."""
         return functools.partial(pad_collate, frames=self.crop_frames)
+
+
+def cmvn(stats: Optional[BinStats], eps: Optional[float] = None, what: str = "the file"
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """The per-bin ``mean`` and ``scale = 1 / sqrt(var + eps)`` (float64, row shape) that
+    normalise features with the statistics ``stats``.
+
+    Parameters
+    ----------
+    stats : the stored statistics (None: a ``ValueError`` naming ``what``)
+    eps : added to the variance (default :data:`EPS_REL` times the mean per-bin variance;
+        a constant feature gets ``eps = 1``: its values become 0)
+
+    Raises
+    ------
+    ValueError
+        No statistics, an empty feature, or a negative ``eps``.
+    """
+    if stats is None:
+        raise ValueError(f"{what} has no stored statistics (written before nnaudio kept "
+                         "them, or a part file); normalize=True needs them: extract it again")
+    if not (stats.count > 0).all():
+        raise ValueError(f"{what} has no frames: nothing to normalise with")
+    var = np.asarray(stats.var, dtype=np.float64)
+    if eps is None:
+        level = float(var.mean())
+        eps = EPS_REL * level if level > 0 else 1.0
+    elif not (np.isfinite(eps) and eps >= 0):
+        raise ValueError(f"eps={eps!r} must be a finite number >= 0")
+    with np.errstate(divide="ignore"):
+        scale = 1.0 / np.sqrt(var + eps)
+    if not np.isfinite(scale).all():
+        raise ValueError(f"{what}: a bin has variance 0; pass eps > 0")
+    return np.asarray(stats.mean, dtype=np.float64), scale
 
 
 def pad_collate(

@@ -10,6 +10,11 @@ Hz (MFCC: coefficient index). Values:
   The colour range is the ``top_db`` (default 80) dB below the clip's peak. ``--linear``
   shows the values themselves.
 * MFCC coefficients, phase (radians) and CFP salience are shown linearly; dB is refused.
+* Features stored in dB (``extract --db``) are drawn as stored, with no second log; their
+  colour range is also ``top_db`` below the clip's peak. ``--linear`` shows
+  ``ref * 10 ** (dB / k)`` (values below the stored floor stay at it).
+
+A file holding several features needs ``--feature NAME`` (a usage error names the choices).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from typing import Any, Optional
 import numpy as np
 
 from nnaudio_cli.errors import CliError
+from nnaudio_cli.storage import Decibels
 from nnaudio_cli.text import shown_key, unknown_key
 
 MISSING = "nnaudio plot needs matplotlib: pip install 'nnaudio[plot]'"
@@ -129,6 +135,8 @@ class Features:
         Hz per bin (MFCC: coefficient index).
     sr, hop : the feature rate is ``sr / hop`` frames per second.
     config : the transform's ``get_config()``.
+    feature : the feature's name in the file.
+    stored_db : how the values were stored in dB (None: linear values).
     """
 
     key: str
@@ -137,14 +145,18 @@ class Features:
     sr: float
     hop: int
     config: dict[str, Any]
+    feature: str = ""
+    stored_db: Optional[Decibels] = None
 
 
-def load(path: Path, key: str) -> Features:
-    """Read ``key`` from a feature file; a one-line :class:`CliError` for an unreadable
-    file, a failed input (exit 1) or an unknown key (exit 2, with a did-you-mean)."""
+def load(path: Path, key: str, feature: Optional[str] = None) -> Features:
+    """Read ``key``'s values of ``feature`` (decoded float32, as float64) from a feature file;
+    ``feature`` may be omitted when the file holds one. A one-line :class:`CliError` for an
+    unreadable file, a failed input (exit 1), an unknown key (exit 2, with a did-you-mean)
+    or a missing or unknown ``feature`` (exit 2, naming the choices)."""
     from nnaudio_cli.describe import open_checked
 
-    with open_checked(path) as ff:
+    with open_checked(path, feature) as ff:
         if key not in ff:
             if key in ff.failed:
                 raise CliError(f"{shown_key(key)}: extraction failed ({ff.failed[key]}); "
@@ -157,7 +169,8 @@ def load(path: Path, key: str) -> Features:
         if values.shape[0] == 0 or values.shape[-1] == 0:
             raise CliError(f"{shown_key(key)}: no frames stored; nothing to plot")
         return Features(key, values, np.asarray(ff.frequencies, dtype=np.float64),
-                        float(ff.attrs["sr"]), int(ff.attrs["hop_length"]), ff.config)
+                        float(ff.attrs["sr"]), int(ff.attrs["hop_length"]), ff.config,
+                        ff.feature, ff.storage.db)
 
 
 def draw(
@@ -170,18 +183,27 @@ def draw(
 ) -> tuple[Any, dict[str, Any]]:
     """The matplotlib figure of ``feats`` (one panel per channel, a shared colour bar) and
     a summary: ``frames``, ``bins``, ``channels``, ``scale`` (``'dB'``/``'linear'``),
-    ``vmin``, ``vmax`` (the colour range). See :func:`plot_features` for the arguments."""
+    ``vmin``, ``vmax`` (the colour range), ``feature`` (its name). See :func:`plot_features`
+    for the arguments."""
     plt = _pyplot()
     config = feats.config
     scale = value_scale(config)
+    stored = feats.stored_db
+    if stored is not None:  # the values are dB already: never a second log
+        scale = Scale(scale.label if scale.db_factor is not None else stored.kind,
+                      stored.factor)
     if db and scale.db_factor is None:
         raise CliError(f"{config.get('transform')} values are {scale.label}: dB does not apply "
                        "(use --linear)", usage=True)
     use_db = scale.db_factor is not None if db is None else db
     values = feats.values
     frames, channels, bins = values.shape
-    if use_db:
-        values = scale.db_factor * np.log10(np.maximum(values, np.finfo(np.float32).tiny))
+    if stored is not None and not use_db:
+        values = stored.ref * 10.0 ** (values / stored.factor)
+        vmin, vmax = float(values.min()), float(values.max())
+    elif use_db:
+        if stored is None:
+            values = scale.db_factor * np.log10(np.maximum(values, np.finfo(np.float32).tiny))
         vmax = float(values.max())
         vmin = vmax - top_db
     elif scale.label.startswith("phase"):
@@ -212,18 +234,23 @@ def draw(
             ax.set_title(f"channel {c}", fontsize=9, loc="right")
     axes[-1, 0].set_xlabel("time (s)")
     transform = config.get("transform", "features")
-    fig.suptitle(f"{shown_key(feats.key)} — {transform} ({sr:g} Hz, hop {hop})")
-    unit = f"{scale.label} (dB)" if use_db else scale.label
+    name = f"{feats.feature}: " if feats.feature and feats.feature != transform else ""
+    fig.suptitle(f"{shown_key(feats.key)} — {name}{transform} ({sr:g} Hz, hop {hop})")
+    re = f" re {stored.ref:g}" if stored is not None and stored.ref != 1 else ""
+    unit = f"{scale.label} (dB{re})" if use_db else scale.label
     fig.colorbar(image, ax=axes[:, 0].tolist(), label=unit)
-    return fig, {"frames": frames, "bins": bins, "channels": channels,
+    return fig, {"feature": feats.feature, "frames": frames, "bins": bins, "channels": channels,
                  "scale": "dB" if use_db else "linear", "vmin": vmin, "vmax": vmax}
 
 
-def plot_features(path: Path, key: str, out: Path, **style: Any) -> dict[str, Any]:
+def plot_features(path: Path, key: str, out: Path, feature: Optional[str] = None,
+                  **style: Any) -> dict[str, Any]:
     """Draw the features of ``key`` in the feature file ``path`` into the image ``out``.
 
     Parameters
     ----------
+    feature :
+        The feature to draw; may be omitted when the file holds one.
     **style :
         :func:`draw`'s ``db``, ``top_db``, ``width``, ``height`` and ``dpi``; the image's
         format follows ``out``'s extension (png, pdf, svg...).
@@ -237,7 +264,7 @@ def plot_features(path: Path, key: str, out: Path, **style: Any) -> dict[str, An
 
     _pyplot()  # the missing-matplotlib message comes before anything is read
     check_parent(out)
-    fig, summary = draw(load(path, key), **style)
+    fig, summary = draw(load(path, key, feature), **style)
     plt = _pyplot()
     try:
         fig.savefig(out, dpi=style.get("dpi", 100))

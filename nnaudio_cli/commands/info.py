@@ -19,9 +19,9 @@ from nnaudio_cli.flags import (
 
 NAME = "info"
 EPILOG = examples(
-    "nnaudio info feats.h5",
-    "nnaudio info feats.h5 --key sub/song.flac",
-    "nnaudio info feats.h5 --json | jq .transform",
+    "nnaudio info feats.h5 --stats",
+    "nnaudio info feats.h5 --key sub/song.flac --feature mel128",
+    "nnaudio info feats.h5 --json | jq '.features[].transform'",
 )
 
 
@@ -33,30 +33,42 @@ def run(
         None, "--key", "-k",
         help="Show one input's row instead: status, reason, rate, length, frames, rows, source.",
     ),
+    feature: Optional[str] = typer.Option(
+        None, "--feature", help="Show only this feature (default: every feature)."
+    ),
+    stats: bool = typer.Option(
+        False, "--stats",
+        help="Per-bin count, mean and std of each feature (text: first and last bins; "
+        "--json: every bin).",
+    ),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> int:
-    """Show what FEATURES contains and how it was made (--key: one input's row)."""
+    """Show what FEATURES contains and how it was made: every feature (or --feature), the
+    shared index, --stats per-bin statistics; --key: one input's row."""
     check_verbosity(quiet, verbose)
     from nnaudio_cli.describe import (
+        check_file,
         describe,
         describe_key,
-        open_checked,
         render,
         render_key,
         unreadable,
     )
 
-    open_checked(features).close()  # unreadable or damaged: one line, exit 1
+    check_file(features, feature)  # unreadable, damaged (exit 1) or no such feature (exit 2)
     if key is not None:
-        row = describe_key(features, key)
+        try:
+            row = describe_key(features, key, feature)
+        except (OSError, ValueError, KeyError) as e:
+            raise unreadable(features, e) from None
         if json_out:
             print(json.dumps(row, indent=2))
         else:
             render_key(row)
         return EXIT_OK
     try:
-        desc = describe(features)
+        desc = describe(features, feature, stats)
     except (OSError, ValueError, KeyError) as e:
         raise unreadable(features, e) from None
     if json_out:

@@ -20,7 +20,7 @@ from nnaudio_cli.flags import (
 NAME = "plot"
 EPILOG = examples(
     "nnaudio plot feats.h5 speech.wav -o speech.png",
-    "nnaudio plot feats.h5 sub/song.flac -o song.png --linear",
+    "nnaudio plot feats.h5 sub/song.flac -o song.png --feature cqt84 --linear",
     "nnaudio plot feats.h5 tone.wav -o tone.svg --top-db 60 --width 1600 --height 600",
 )
 
@@ -32,10 +32,13 @@ def run(
         ..., "--output", "-o", dir_okay=False,
         help="Image to write; the format follows the extension (png, pdf, svg, ...).",
     ),
+    feature: Optional[str] = typer.Option(
+        None, "--feature", help="The feature to draw (needed when the file holds several).",
+    ),
     db: Optional[bool] = typer.Option(
         None, "--db/--linear",
-        help="dB colour scale (default for power and magnitude) or the stored values "
-        "(default for MFCC, phase and CFP).",
+        help="dB colour scale (default for power, magnitude and features stored in dB) or "
+        "linear values (default for MFCC, phase and CFP).",
     ),
     top_db: float = typer.Option(
         80.0, "--top-db", callback=positive_finite("dB"),
@@ -52,10 +55,11 @@ def run(
     from nnaudio_cli.plot import plot_features
     from nnaudio_cli.text import shown_key
 
-    done = plot_features(features, key, output, db=db, top_db=top_db, width=width,
+    done = plot_features(features, key, output, feature, db=db, top_db=top_db, width=width,
                          height=height)
     if not quiet:
-        print(f"{shown_key(done['out'])}: {shown_key(key)}, {done['frames']} frames x "
+        print(f"{shown_key(done['out'])}: {shown_key(key)} ({done['feature']}), "
+              f"{done['frames']} frames x "
               f"{done['bins']} bins"
               + (f" x {done['channels']} channels" if done["channels"] > 1 else "")
               + f", {done['scale']} {done['vmin']:.4g} .. {done['vmax']:.4g}")

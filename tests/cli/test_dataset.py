@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import h5py
@@ -14,7 +16,8 @@ import torch
 from support import invoke, tone
 from torch.utils.data import DataLoader
 
-from nnaudio_cli.dataset import FeatureDataset, pad_collate
+from nnaudio_cli.dataset import EPS_REL, FeatureDataset, pad_collate
+from nnaudio_cli.stats import BinStats
 from nnaudio_cli.store import open_features
 
 SR = 16000  # mel64_16k: hop 160, so 0.1 s = 10 frames
@@ -169,22 +172,29 @@ def test_keep_channels_items_are_frames_channels_bins_and_crop_in_time(tmp_path)
 
 
 def _merge_virtual(parts: list[Path], out: Path) -> None:
-    """A merged file whose /features/data is an HDF5 virtual dataset over ``parts``."""
+    """A merged file whose every ``/features/<name>/data`` is an HDF5 virtual dataset over
+    ``parts`` (layout 2), offsets rebased, statistics combined."""
     srcs = [h5py.File(p, "r") for p in parts]
     try:
-        data = [s["features/data"] for s in srcs]
-        rows = [d.shape[0] for d in data]
-        layout = h5py.VirtualLayout(shape=(sum(rows),) + data[0].shape[1:], dtype=data[0].dtype)
-        at, offsets = 0, [np.zeros(1, dtype=np.int64)]
-        for p, d, n, s in zip(parts, data, rows, srcs, strict=True):
-            layout[at : at + n] = h5py.VirtualSource(str(p), "features/data", shape=d.shape)
-            offsets.append(s["features/offsets"][1:] + at)
-            at += n
         with h5py.File(out, "w") as h5:
             h5.attrs.update(dict(srcs[0].attrs))
-            h5.create_virtual_dataset("features/data", layout)
-            h5["features/offsets"] = np.concatenate(offsets)
-            h5["features/frequencies"] = srcs[0]["features/frequencies"][()]
+            for name in json.loads(srcs[0].attrs["features"]):
+                groups = [s[f"features/{name}"] for s in srcs]
+                data = [g["data"] for g in groups]
+                rows = [d.shape[0] for d in data]
+                layout = h5py.VirtualLayout(shape=(sum(rows),) + data[0].shape[1:],
+                                            dtype=data[0].dtype)
+                at, offsets = 0, [np.zeros(1, dtype=np.int64)]
+                for p, d, n, g in zip(parts, data, rows, groups, strict=True):
+                    layout[at : at + n] = h5py.VirtualSource(str(p), d.name, shape=d.shape)
+                    offsets.append(g["offsets"][1:] + at)
+                    at += n
+                out_g = h5.create_group(f"features/{name}")
+                out_g.attrs.update(dict(groups[0].attrs))
+                out_g.create_virtual_dataset("data", layout)
+                out_g["offsets"] = np.concatenate(offsets)
+                out_g["frequencies"] = groups[0]["frequencies"][()]
+                BinStats.combine(BinStats.read(g) for g in groups).write(out_g)
             for col in srcs[0]["index"]:
                 h5[f"index/{col}"] = np.concatenate([s["index"][col][()] for s in srcs])
     finally:
@@ -201,7 +211,7 @@ def test_a_virtual_merged_file_reads_the_same_features(features, tmp_path):
     merged = tmp_path / "merged.h5"
     _merge_virtual([features, second], merged)
     with h5py.File(merged, "r") as h5:
-        assert h5["features/data"].is_virtual
+        assert h5["features/mel64_16k/data"].is_virtual
     expected = {}
     for part in (features, second):
         with open_features(part) as ff:
@@ -236,7 +246,7 @@ def test_an_nnaudio_merge_master_reads_the_same_as_its_shards(features, tmp_path
     r = invoke("merge", "--expect", 2, out, "-q")
     assert r.exit_code in (0, 3), r.output
     with h5py.File(out, "r") as h5:
-        assert h5["features/data"].is_virtual
+        assert h5["features/mel64_16k/data"].is_virtual
     ds = FeatureDataset(out, crop_frames=CROP)
     assert sorted(ds.keys) == sorted(SECONDS)
     with open_features(features) as ff:  # the unsharded run of the same inputs
@@ -250,3 +260,102 @@ def test_an_nnaudio_merge_master_reads_the_same_as_its_shards(features, tmp_path
             assert 0 <= _crop_start(full[key], x[b, :n].numpy()), key
             seen.append(key)
     assert sorted(seen) == sorted(SECONDS)
+
+
+# -- layout 2: features, stored dtypes, normalisation ------------------------------------
+@pytest.fixture(scope="module")
+def variants(features) -> dict[str, Path]:
+    """The inputs of ``features`` again: float16, bfloat16 in dB, and mel64_16k with mfcc."""
+    src, root = features.parent / "audio", features.parent
+    return {"float16": extract(src, root / "f16.h5", "--dtype", "float16"),
+            "db_bf16": extract(src, root / "dbbf.h5", "--db", "--dtype", "bfloat16"),
+            "two": extract(src, root / "two.h5", "-c", "mfcc")}
+
+
+def _all_frames(ds: FeatureDataset) -> np.ndarray:
+    """Every frame of every item, float64 ``(frames, n_bins)``."""
+    return np.concatenate([ds[i][0].numpy().astype(np.float64) for i in range(len(ds))])
+
+
+def test_float16_file_reads_as_float32_close_to_the_float32_file(features, variants):
+    ds32, ds16 = FeatureDataset(features), FeatureDataset(variants["float16"])
+    assert ds16.storage.dtype == "float16" and ds16.keys == ds32.keys
+    with h5py.File(variants["float16"], "r") as h5:
+        assert h5["features/mel64_16k/data"].dtype == np.float16
+    for i in range(len(ds32)):
+        x16, x32 = ds16[i][0], ds32[i][0]
+        assert x16.dtype == torch.float32
+        # float16 keeps 11 significant bits (rel 2^-11); below 2^-14 its spacing is 2^-24
+        np.testing.assert_allclose(x16.numpy(), x32.numpy(), rtol=1e-3, atol=2.0**-25)
+
+
+@pytest.mark.parametrize("which", ["float32", "float16", "db_bf16"])
+def test_normalize_gives_zero_mean_unit_std_per_bin_over_all_frames(features, variants, which):
+    path = features if which == "float32" else variants[which]
+    ds = FeatureDataset(path, normalize=True)
+    x = _all_frames(ds)
+    assert ds[0][0].dtype == torch.float32 and x.shape[1] == 64
+    np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(x.std(axis=0), 1.0, atol=1e-5)
+    raw = _all_frames(FeatureDataset(path))  # the stored statistics are those of the frames
+    np.testing.assert_allclose(ds.mean, raw.mean(axis=0), rtol=1e-9, atol=1e-12)
+    if which == "db_bf16":  # dB values, normalised as stored (no second log)
+        assert ds.storage.dtype == "bfloat16" and ds.storage.db is not None
+        assert raw.min() < -10 < raw.max() < 60  # dB, where linear power is never < 0
+
+
+def test_normalize_applies_before_the_crop_and_transform_and_uses_the_documented_eps(features):
+    ds = FeatureDataset(features, crop_frames=CROP, normalize=True, transform=lambda x: 2 * x)
+    raw = FeatureDataset(features, crop_frames=CROP)
+    torch.manual_seed(4)
+    x, key = ds[3]
+    torch.manual_seed(4)
+    y, _ = raw[3]
+    var = ds.stats.var
+    eps = EPS_REL * var.mean()
+    expected = 2 * (y.numpy().astype(np.float64) - ds.stats.mean) / np.sqrt(var + eps)
+    np.testing.assert_allclose(x.numpy(), expected, rtol=1e-6, atol=1e-6)
+    custom = FeatureDataset(features, normalize=True, eps=1.0)
+    np.testing.assert_allclose(custom.scale, 1 / np.sqrt(var + 1.0))
+
+
+def test_normalize_without_stored_statistics_is_a_clear_error(features, tmp_path):
+    bare = tmp_path / "bare.h5"
+    shutil.copy(features, bare)
+    with h5py.File(bare, "r+") as h5:
+        del h5["features/mel64_16k/stats"]
+    assert len(FeatureDataset(bare)) == len(SECONDS)  # reading without it is fine
+    with pytest.raises(ValueError, match=r"bare.h5 \(feature mel64_16k\) has no stored "
+                                         r"statistics.*normalize=True needs them"):
+        FeatureDataset(bare, normalize=True)
+
+
+def test_a_file_of_several_features_needs_the_feature_and_reads_it(variants):
+    two = variants["two"]
+    with pytest.raises(ValueError, match="holds 2 features .mel64_16k, mfcc."):
+        FeatureDataset(two)
+    ds = FeatureDataset(two, feature="mfcc", normalize=True)
+    assert ds.feature == "mfcc" and ds.config["transform"] == "MFCC"
+    with open_features(two, feature="mfcc") as ff:
+        expected = {k: ff[k] for k in ff}
+        stats = ff.stats
+    raw = FeatureDataset(two, feature="mfcc")
+    for i, key in enumerate(raw.keys):
+        assert np.array_equal(raw[i][0].numpy(), expected[key])
+    assert ds[0][0].shape[1:] == (20,)
+    np.testing.assert_array_equal(ds.mean, stats.mean)
+    mel = FeatureDataset(two, feature="mel64_16k")
+    assert mel[0][0].shape[1:] == (64,)
+
+
+def test_a_virtual_merged_file_normalizes_with_the_combined_statistics(features, tmp_path):
+    src = tmp_path / "more"
+    src.mkdir()
+    sf.write(src / "loud.wav", tone(SR, 0.9, 300.0, amp=0.9), SR)
+    merged = tmp_path / "merged.h5"
+    _merge_virtual([features, extract(src, tmp_path / "more.h5")], merged)
+    ds = FeatureDataset(merged, normalize=True)
+    assert len(ds) == len(SECONDS) + 1 and ds.stats.count[0] == _all_frames(ds).shape[0]
+    x = _all_frames(ds)
+    np.testing.assert_allclose(x.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(x.std(axis=0), 1.0, atol=1e-5)

@@ -43,6 +43,9 @@ def test_json_row_matches_the_file(feats):
         i = list(ff.index["key"]).index("sub/st.wav")
         assert row["offset"] == ff.offsets[i] and row["rows"] == ff.offsets[i + 1] - ff.offsets[i]
     assert row["shape"] == list(x.shape) == [101, 2, 64] and row["frames"] == 101
+    assert row["features"] == [{"name": "mel64_16k", "frames": 101,
+                                "dataset": "/features/mel64_16k/data", "offset": row["offset"],
+                                "rows": row["rows"], "shape": row["shape"]}]
     src = feats.parent / "audio" / "sub" / "st.wav"
     assert row["size"] == src.stat().st_size
     assert row["mtime"] == pytest.approx(src.stat().st_mtime)
@@ -65,7 +68,8 @@ def test_ok_row_table(feats):
     assert r.exit_code == 0, r.output
     text = " ".join(r.stdout.split())
     for part in ("status ok", "sample rate 16000 Hz", "samples 8000 per channel",
-                 "duration 0.500 s", "channels 1 (1 stored)", "frames 51", "shape (51, 1, 64)"):
+                 "duration 0.500 s", "channels 1 (1 stored)",
+                 "mel64_16k frames 51, shape (51, 1, 64), rows 0..51 of /features/mel64_16k/data"):
         assert part in text, part
 
 
@@ -75,3 +79,27 @@ def test_unknown_key_is_one_usage_line_with_did_you_mean(feats):
     assert r.stderr.splitlines() == [
         f"nnaudio: error: no input sub/st.wv in {feats}; did you mean 'sub/st.wav'?"
     ]
+
+
+def test_several_features_show_one_line_each_or_the_one_asked(tmp_path):
+    src = tmp_path / "audio"
+    src.mkdir()
+    sf.write(src / "a.wav", tone(22050, 0.5), 22050)
+    out = tmp_path / "three.h5"
+    r = invoke("extract", src, out, "-c", "mel128", "-c", "cqt84", "-c", "mfcc",
+               "--workers", "0", "-q")
+    assert r.exit_code == 0, r.output
+    row = json.loads(invoke("info", out, "--key", "a.wav", "--json").stdout)
+    assert [f["name"] for f in row["features"]] == ["mel128", "cqt84", "mfcc"]
+    assert [f["shape"] for f in row["features"]] == [[22, 128], [22, 84], [22, 20]]
+    assert "shape" not in row  # several features: no top-level copy
+    text = " ".join(invoke("info", out, "--key", "a.wav").stdout.split())
+    for name, bins in (("mel128", 128), ("cqt84", 84), ("mfcc", 20)):
+        assert f"{name} frames 22, shape (22, {bins}), rows 0..22 of /features/{name}/data" \
+            in text
+    one = json.loads(invoke("info", out, "-k", "a.wav", "--feature", "cqt84", "--json").stdout)
+    assert [f["name"] for f in one["features"]] == ["cqt84"] and one["shape"] == [22, 84]
+    r = invoke("info", out, "-k", "a.wav", "--feature", "cqt85")
+    assert r.exit_code == 2
+    assert r.stderr.splitlines() == [f"nnaudio: error: {out} has no feature 'cqt85'; choose "
+                                     "--feature from: mel128, cqt84, mfcc"]

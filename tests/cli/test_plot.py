@@ -50,7 +50,7 @@ def test_plot_writes_a_png_of_the_asked_size_that_is_not_blank(files, tmp_path, 
     r = invoke("plot", files["mel64_16k"], "tone.wav", "-o", out, scale,
                "--width", 640, "--height", 300)
     assert r.exit_code == 0, r.output
-    assert r.stdout.startswith(f"{out}: tone.wav, 101 frames x 64 bins, "
+    assert r.stdout.startswith(f"{out}: tone.wav (mel64_16k), 101 frames x 64 bins, "
                                f"{'dB' if scale == '--db' else 'linear'}")
     img = _image(out)
     assert img.shape == (300, 640, 3)
@@ -176,3 +176,54 @@ def test_keep_channels_draws_one_panel_per_channel_under_one_colour_bar(tmp_path
     import matplotlib.pyplot as plt
 
     plt.close(fig)
+
+
+def test_several_features_need_feature_and_draw_the_one_named(files, tmp_path):
+    src = next(iter(files.values())).parent / "audio"
+    two = tmp_path / "two.h5"
+    r = invoke("extract", src, two, "-c", "mel64_16k", "-c", "mfcc", "--workers", "0", "-q")
+    assert r.exit_code == 3, r.output
+    out = tmp_path / "x.png"
+    r = invoke("plot", two, "tone.wav", "-o", out)
+    assert r.exit_code == 2 and not out.exists()
+    assert r.stderr.splitlines() == [f"nnaudio: error: {two} holds 2 features; choose one with "
+                                     "--feature NAME: mel64_16k, mfcc"]
+    r = invoke("plot", two, "tone.wav", "-o", out, "--feature", "mel", "-q")
+    assert r.exit_code == 2 and "has no feature 'mel'" in r.stderr and not out.exists()
+    r = invoke("plot", two, "tone.wav", "-o", out, "--feature", "mfcc")
+    assert r.exit_code == 0, r.output
+    assert r.stdout.startswith(f"{out}: tone.wav (mfcc), ") and "x 20 bins, linear" in r.stdout
+    assert _image(out).shape == (400, 1000, 3)
+    # the same mel drawing as from the single-feature file
+    mel, single = load(two, "tone.wav", "mel64_16k"), load(files["mel64_16k"], "tone.wav")
+    assert np.array_equal(mel.values, single.values) and mel.feature == "mel64_16k"
+    fig, summary = draw(mel)
+    assert summary["feature"] == "mel64_16k"
+    assert "mel64_16k: MelSpectrogram" in fig._suptitle.get_text()
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def test_features_stored_in_db_are_not_logged_twice(files, tmp_path):
+    src = next(iter(files.values())).parent / "audio"
+    db = tmp_path / "db.h5"
+    r = invoke("extract", src, db, "-c", "mel64_16k", "--db", "--db-no-top-db", "--dtype",
+               "float16", "--workers", "0", "-q")
+    assert r.exit_code == 3, r.output
+    stored = load(db, "tone.wav")
+    assert stored.stored_db is not None and stored.stored_db.kind == "power"
+    with open_features(db) as ff:
+        peak_db = float(ff["tone.wav"].max())  # decoded float32, in dB
+    fig, summary = draw(stored)
+    assert summary["scale"] == "dB" and summary["vmax"] == pytest.approx(peak_db)
+    assert fig.axes[-1].get_ylabel() == "power (dB)"
+    # the linear file's dB view agrees within float16's resolution of the dB values
+    _, lin = draw(load(files["mel64_16k"], "tone.wav"))
+    assert summary["vmax"] == pytest.approx(lin["vmax"], abs=0.05)
+    _, back = draw(stored, db=False)  # --linear undoes the stored dB
+    assert back["scale"] == "linear"
+    assert back["vmax"] == pytest.approx(10 ** (lin["vmax"] / 10), rel=0.02)
+    import matplotlib.pyplot as plt
+
+    plt.close("all")
