@@ -64,7 +64,7 @@ def run(
     method: Method = typer.Option(
         Method.auto, "--method", "-m",
         help="Inversion method; auto: complex STFT -> istft, complex CQT -> icqt, "
-        "magnitude/power STFT or mel -> griffin-lim.",
+        "magnitude STFT or mel (power or magnitude) -> griffin-lim.",
     ),
     fmt: AudioFormat = typer.Option(AudioFormat.wav, "--format", "-f", help="wav or flac."),
     only: Optional[List[str]] = typer.Option(
