@@ -28,8 +28,7 @@ NAME = "invert"
 EPILOG = examples(
     "nnaudio invert stft.h5 audio_out/",
     "nnaudio invert cqt.h5 audio_out/ --method icqt --iterations 32 --format flac",
-    "nnaudio invert mel.h5 audio_out/ --only a/b.wav --overwrite --json",
-    "nnaudio invert several.h5 audio_out/ --feature stft_complex",
+    "nnaudio invert feats.h5 audio_out/ --feature mel128 --only a/b.wav --overwrite --json",
 )
 
 
