@@ -17,6 +17,15 @@ How the work is cut (bounded memory, few module calls):
   for iCQT and Griffin-Lim (iterative) it is the same to within the solver's accuracy, and
   Griffin-Lim starts each segment from the previous segment's phase so segments join.
 
+Feature choice: a file may hold several features (``extract -c A -c B``). ``feature``
+(``--feature NAME``) names the one to invert; without it, a one-feature file inverts its
+feature and a file with several inverts the only feature the requested method applies to
+(``--method auto``: the only invertible one, e.g. mel128 beside mfcc). When none or several
+qualify it is a usage error naming every feature and how it could be inverted.
+
+Values are read decoded (float16 / bfloat16 widened to float32) and features stored in dB
+(``extract --db``) are turned back into linear power or magnitude before inversion.
+
 Output names (also in ``nnaudio invert --help`` and the README): a key's relative path with
 its last extension replaced by the format's (``sub/a.flac`` -> ``sub/a.wav``). When several
 keys map to one name, each of them keeps its whole name and gets the extension appended
@@ -29,6 +38,7 @@ escaped unless printable), so a newline in a key cannot split a line.
 from __future__ import annotations
 
 import errno
+import json
 import math
 import os
 import time
@@ -38,12 +48,19 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+import h5py
 import numpy as np
 import soundfile as sf
 import torch
 
 from nnaudio_cli.errors import CliError
-from nnaudio_cli.store import FeatureFile, validate_layout
+from nnaudio_cli.store import (
+    READABLE_VERSIONS,
+    FeatureFile,
+    feature_group,
+    feature_names,
+    validate_layout,
+)
 from nnaudio_cli.text import shown_key
 
 METHODS = ("auto", "istft", "icqt", "griffin-lim")
@@ -85,6 +102,7 @@ class InvertSummary:
     """What ``invert`` did, for the log line and ``--json``."""
 
     method: str
+    feature: str = ""
     written: list[str] = field(default_factory=list)
     files: dict[str, str] = field(default_factory=dict)
     failures: list[dict[str, str]] = field(default_factory=list)
@@ -95,6 +113,7 @@ class InvertSummary:
     def as_dict(self) -> dict[str, Any]:
         return {
             "method": self.method,
+            "feature": self.feature,
             "written": len(self.written),
             "failed": len(self.failures),
             "files": self.files,
@@ -140,6 +159,62 @@ def choose_method(config: dict[str, Any], requested: str) -> str:
             f"{' or '.join(allowed[auto])}", usage=True,
         )
     return requested
+
+
+def _how(config: dict[str, Any], requested: str) -> str | None:
+    """The method ``requested`` resolves to for ``config``, or None when it does not apply."""
+    try:
+        return choose_method(config, requested)
+    except InvertError:
+        return None
+
+
+def select_feature(path: Path, feature: str | None, requested: str) -> str | None:
+    """Check a feature file before it is opened for reading, and pick its feature.
+
+    The layout of every feature is validated first (a damaged index is a one-line
+    :class:`InvertError` before anything reads it). ``feature`` given: it must be in the file
+    (else a usage error naming the choices). Not given: None for a one-feature file (the
+    reader takes its only feature); with several, the one feature that ``requested`` applies
+    to, else a usage :class:`InvertError` (one line) naming every feature with the method
+    ``auto`` would use for it (or "not invertible"). Files that are not feature files are
+    left to the reader (returned as is).
+    """
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError:
+        return feature
+    with h5:
+        if h5.attrs.get("layout_version") not in READABLE_VERSIONS:
+            return feature
+        try:
+            validate_layout(h5)
+        except ValueError as e:
+            raise InvertError(f"{path}: {e}") from None
+        names = feature_names(h5)  # validate_layout read them
+        if feature is not None:
+            if feature not in names:
+                raise InvertError(f"--feature {feature}: {path} has no such feature; it "
+                                  f"holds {', '.join(names)}", usage=True)
+            return feature
+        if len(names) < 2:
+            return None
+        try:
+            configs = {n: json.loads(feature_group(h5, n).attrs["config_json"])
+                       for n in names}
+        except (KeyError, TypeError, ValueError):
+            return None  # the reader names what is missing
+    fits = [n for n, c in configs.items() if _how(c, requested) is not None]
+    if len(fits) == 1:
+        return fits[0]
+    each = ", ".join(f"{n} ({_how(c, 'auto') or 'not invertible'})"
+                     for n, c in configs.items())
+    if requested == "auto":
+        why = "none is invertible" if not fits else f"{len(fits)} are invertible"
+    else:
+        why = f"--method {requested} applies to {len(fits) or 'none'} of them"
+    raise InvertError(f"{path} holds {len(names)} features: {each}; {why}; say which with "
+                      "--feature NAME", usage=True)
 
 
 # --- output names ---------------------------------------------------------------------
@@ -398,9 +473,12 @@ class _Job:
 
 
 def _read(ff: FeatureFile, job: _Job, a: int, b: int) -> np.ndarray:
-    """Frames [a, b) of a job as (channels, frames, bins[, 2]) float32."""
+    """Frames [a, b) of a job as (channels, frames, bins[, 2]) float32, decoded (float16 /
+    bfloat16 widened) and linear (dB-stored values converted back)."""
     start = int(ff.offsets[job.row]) + a * job.channels
-    block = ff.data[start : start + (b - a) * job.channels]
+    block = ff.rows(start, start + (b - a) * job.channels)
+    if ff.storage.db is not None:
+        block = ff.storage.db.to_linear(block)
     block = block.reshape((b - a, job.channels) + block.shape[1:])
     return np.moveaxis(block, 1, 0)
 
@@ -443,6 +521,7 @@ def invert_file(
     progress: Callable[[str, float], None] | None = None,
     start: Callable[[int], None] | None = None,
     overwrite: bool = False,
+    feature: str | None = None,
     iterations: int | None = None,
     tolerance: float | None = None,
     device: torch.device | None = None,
@@ -452,22 +531,23 @@ def invert_file(
 
     ``out_dir`` is created if missing; its parent must exist. Nothing is written when the
     file is damaged, the method does not apply, or (without ``overwrite``) an output exists.
+    ``feature``: which feature to invert (see the module docstring when None).
     """
     t0 = time.perf_counter()
     device = device or torch.device("cpu")
+    feature = select_feature(features, feature, method)  # also validates the layout
+    ff: FeatureFile | None = None
     try:
-        ff = FeatureFile(features)
+        ff = FeatureFile(features, feature)
         config = ff.config
         sr = float(ff.attrs["sr"])
     except (OSError, KeyError, ValueError) as e:
+        if ff is not None:
+            ff.close()
         raise InvertError(
             f"{features}: not an nnaudio feature file ({' '.join(str(e).split())})"
         ) from None
     try:
-        try:
-            validate_layout(ff.h5)
-        except ValueError as e:
-            raise InvertError(f"{features}: {e}") from None
         chosen = choose_method(config, method)
         keys = list(ff) if not only else list(dict.fromkeys(only))
         missing = [k for k in keys if k not in ff]
@@ -485,7 +565,7 @@ def invert_file(
         out_dir.mkdir(exist_ok=True)
         if start is not None:
             start(len(keys))
-        summary = InvertSummary(method=chosen)
+        summary = InvertSummary(method=chosen, feature=ff.feature)
         convergence: dict[str, float] = {}
         if chosen == "griffin-lim":
             summary.extra["spectral_convergence"] = convergence

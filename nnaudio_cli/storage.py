@@ -138,6 +138,29 @@ class Decibels:
         db -= k * math.log10(max(self.amin, self.ref))
         return db.astype(np.float32)
 
+    def to_linear(self, db: np.ndarray) -> np.ndarray:
+        """Linear values of decibels: the inverse of :meth:`to_db` above ``amin``.
+
+        ``max(amin, ref) * 10 ** (db / k)`` computed in float64 (k = 10 for power, 20 for
+        magnitude). Values that were clipped at ``amin`` or by the ``top_db`` floor come back
+        as the clipped value; magnitudes come back non-negative (the sign is not stored).
+
+        Parameters
+        ----------
+        db : np.ndarray
+            Values in dB, any shape.
+
+        Returns
+        -------
+        np.ndarray
+            float32, same shape, in the feature's linear units; values past the float32
+            range become ``inf`` (NaN stays NaN).
+        """
+        v = np.asarray(db, dtype=np.float64) / self.factor
+        v += math.log10(max(self.amin, self.ref))
+        with np.errstate(over="ignore"):
+            return np.power(10.0, v).astype(np.float32)
+
     def floor(self, db: np.ndarray, peak: float) -> np.ndarray:
         """Apply ``top_db``: ``max(db, peak - top_db)``; ``db`` unchanged when top_db is None.
 

@@ -28,7 +28,7 @@ NAME = "invert"
 EPILOG = examples(
     "nnaudio invert stft.h5 audio_out/",
     "nnaudio invert cqt.h5 audio_out/ --method icqt --iterations 32 --format flac",
-    "nnaudio invert mel.h5 audio_out/ --only a/b.wav --overwrite --json",
+    "nnaudio invert feats.h5 audio_out/ --feature mel128 --only a/b.wav --overwrite --json",
 )
 
 
@@ -54,7 +54,17 @@ def run(
         ..., file_okay=False,
         help="Folder for the audio files (created if missing; its parent must exist).",
     ),
-    method: Method = typer.Option(Method.auto, "--method", "-m", help="Inversion method."),
+    feature: Optional[str] = typer.Option(
+        None, "--feature", metavar="NAME",
+        help="The feature to invert, in a file with several (extract -c A -c B). Without "
+        "it: the file's only feature, or the only one --method applies to; otherwise a "
+        "usage error listing each feature and how it inverts.",
+    ),
+    method: Method = typer.Option(
+        Method.auto, "--method", "-m",
+        help="Inversion method; auto: complex STFT -> istft, complex CQT -> icqt, "
+        "magnitude STFT or mel (power or magnitude) -> griffin-lim.",
+    ),
     fmt: AudioFormat = typer.Option(AudioFormat.wav, "--format", "-f", help="wav or flac."),
     only: Optional[List[str]] = typer.Option(
         None, "--only", help="Invert just this key (repeatable)."
@@ -84,6 +94,10 @@ def run(
 ) -> int:
     """Turn the features stored in FEATURES back into audio files under OUTPUT_DIR.
 
+    Invertible: complex STFT (istft), complex CQT1992v2/CQT2010v2 (icqt), magnitude STFT
+    and mel spectrograms (griffin-lim). float16/bfloat16 values are widened and features
+    stored in dB (extract --db) are converted back to linear first.
+
     Output names: each key's relative path with its last extension replaced by the
     format's (sub/a.flac -> sub/a.wav). Keys that would share a name each keep their whole
     name plus the extension (a.flac -> a.flac.wav, a.wav -> a.wav.wav). Unsafe keys and
@@ -103,7 +117,7 @@ def run(
         summary = invert_file(
             features, output_dir, method.value, fmt.value, list(only or []),
             progress=lambda key, seconds: reporter.advance(seconds),
-            start=reporter.start, overwrite=overwrite, iterations=iterations,
+            start=reporter.start, overwrite=overwrite, feature=feature, iterations=iterations,
             tolerance=tolerance, device=dev, segment_seconds=segment_seconds,
         )
     except CliError:
@@ -119,7 +133,8 @@ def run(
             print(f"nnaudio: wrote {show(key)} -> {show(str(path))}", file=sys.stderr)
     if not quiet:
         print(
-            f"nnaudio: wrote {len(summary.written)} files to {output_dir} with {summary.method} "
+            f"nnaudio: wrote {len(summary.written)} files to {output_dir} from "
+            f"{summary.feature} with {summary.method} "
             f"({summary.audio_seconds:.1f} s of audio in {summary.wall_seconds:.1f} s)",
             file=sys.stderr,
         )

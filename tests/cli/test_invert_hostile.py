@@ -53,6 +53,12 @@ def set_keys(path: Path, mapping: dict[str, str]) -> None:
         f.create_dataset("index/key", data=keys, dtype=h5py.string_dtype())
 
 
+def group(f: h5py.File) -> str:
+    """The path of the file's only feature group (layout 2: ``features/<name>``)."""
+    (name,) = json.loads(f.attrs["features"])
+    return f"features/{name}"
+
+
 def one_line(stderr: str) -> bool:
     return len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
 
@@ -62,8 +68,8 @@ def test_nan_key_is_a_failed_row_and_not_written(stft_file: Path, tmp_path: Path
     with h5py.File(feats, "r+") as f:
         keys = [k.decode() for k in f["index/key"][()]]
         i = keys.index("b.wav")
-        lo = int(f["features/offsets"][i])
-        f["features/data"][lo + 3] = np.nan
+        lo = int(f[f"{group(f)}/offsets"][i])
+        f[f"{group(f)}/data"][lo + 3] = np.nan
     out = tmp_path / "wav"
     r = run(["invert", feats, out, "--json"])
     assert r.exit_code == 3, r.stderr
@@ -82,8 +88,9 @@ def test_bad_offsets_write_nothing_and_info_says_damaged(
 ) -> None:
     feats = copy(stft_file, tmp_path / f"{damage}.h5")
     with h5py.File(feats, "r+") as f:
-        off = f["features/offsets"][()]
-        n = int(f["features/data"].shape[0])
+        g = group(f)
+        off = f[f"{g}/offsets"][()]
+        n = int(f[f"{g}/data"].shape[0])
         if damage == "decreasing":
             off[2] = off[1] - 1
         elif damage == "past_end":
@@ -92,8 +99,8 @@ def test_bad_offsets_write_nothing_and_info_says_damaged(
             off[1] = -5
         else:
             off = off[:-1]
-        del f["features/offsets"]
-        f.create_dataset("features/offsets", data=off)
+        del f[f"{g}/offsets"]
+        f.create_dataset(f"{g}/offsets", data=off)
     out = tmp_path / "wav"
     r = run(["invert", feats, out])
     assert r.exit_code == 1

@@ -55,6 +55,26 @@ def test_magnitude_db_matches_librosa(top_db, amin):
     assert got[mag == 0] == pytest.approx(floor, abs=1e-4)
 
 
+@pytest.mark.parametrize(("kind", "ref", "amin"), [("power", 1.0, 1e-10), ("power", 3.5, 1e-10),
+                                              ("magnitude", 0.5, 1e-5)])
+def test_to_linear_inverts_to_db_above_amin(kind, ref, amin):
+    """``to_linear(to_db(x)) == x`` for x >= amin (float32 round-off of the dB value: a
+    relative 1e-5), ``amin`` below it, and librosa's ``db_to_power`` / ``db_to_amplitude``."""
+    x = _spectrum(2) if kind == "power" else np.sqrt(_spectrum(2))
+    db = Decibels(kind, ref=ref, amin=amin, top_db=None)
+    back = db.to_linear(db.to_db(x))
+    assert back.dtype == np.float32 and back.shape == x.shape
+    above = x >= amin
+    np.testing.assert_allclose(back[above], x[above], rtol=1e-5, atol=0)
+    np.testing.assert_allclose(back[~above], amin, rtol=1e-5)
+    to_lin = librosa.db_to_power if kind == "power" else librosa.db_to_amplitude
+    want = to_lin(db.to_db(x).astype(np.float64), ref=ref)
+    np.testing.assert_allclose(back, want, rtol=1e-6)
+    with np.errstate(all="raise"):  # no overflow warning: +inf, and NaN stays NaN
+        assert np.isinf(db.to_linear(np.array([1e6], np.float32)))[0]
+        assert np.isnan(db.to_linear(np.array([np.nan], np.float32)))[0]
+
+
 def test_default_amin_and_validation():
     assert default_amin("power") == 1e-10 and default_amin("magnitude") == 1e-5
     for bad in (dict(kind="log"), dict(kind="power", amin=0.0), dict(kind="power", ref=-1.0),
