@@ -242,7 +242,8 @@ def render(desc: dict[str, Any], show_all_failed: bool = False, console: Console
         ("features", ", ".join(desc["feature_names"])),
         ("inputs", f"{desc['inputs']} ({desc['ok']} ok, {desc['failed']} failed)"),
         ("audio", f"{secs / 3600:.3f} h; frames: {frames}"),
-        ("sample rate", f"{desc['sr']} Hz"),
+        ("sample rate", ", ".join(dict.fromkeys(f"{f['sr']} Hz" for f in desc["features"]))
+         or f"{desc['sr']} Hz"),
         ("channels", "kept (one row per channel)" if desc["keep_channels"] else "mixed to mono"),
         ("resampler", str(desc["resampler"])),
         ("compression", str(desc["compression"])),
