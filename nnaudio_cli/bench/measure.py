@@ -527,7 +527,8 @@ def transform_only(decoded: list[Any], config: dict[str, Any], device: Any,
 def run_command(folder: Path, out: Path, preset: str | list[str], workers: int, device: str,
                 threads: int | None) -> tuple[float, dict[str, Any]]:
     """``nnaudio extract`` (one ``-c`` per preset) in a subprocess: (whole-command seconds,
-    its JSON summary)."""
+    its JSON summary with ``cpu_seconds`` added: user + system CPU time of the command and
+    of its decoder processes, which it reaps)."""
     presets = [preset] if isinstance(preset, str) else list(preset)
     cmd = [sys.executable, "-m", "nnaudio_cli", "extract", str(folder), str(out),
            *(a for p in presets for a in ("-c", p)),
@@ -535,12 +536,22 @@ def run_command(folder: Path, out: Path, preset: str | list[str], workers: int, 
     if threads:
         cmd += ["--threads", str(threads)]
     t0 = time.perf_counter()
+    cpu0 = _children_cpu()
     proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     wall = time.perf_counter() - t0
+    cpu = _children_cpu() - cpu0
     if proc.returncode not in (0, 3):
         last = (proc.stderr.strip().splitlines() or ["(no message)"])[-1]
         raise PipelineError(f"nnaudio extract failed (exit {proc.returncode}): {last}")
-    return wall, json.loads(proc.stdout)
+    return wall, dict(json.loads(proc.stdout), cpu_seconds=cpu)
+
+
+def _children_cpu() -> float:
+    """User + system CPU seconds of this process's finished (waited-for) descendants."""
+    import resource
+
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
 
 
 def run_pipeline(
@@ -652,9 +663,11 @@ ONE_PASS_DEFINITION = (
     "one pass = 'nnaudio extract -c A -c B ...' (one decode per file); separate = one "
     "'nnaudio extract -c X' per feature; ratio = sum of separate / one pass and saved = sum "
     "of separate - one pass, on extract's own clock (wall_seconds; *_command: the whole "
-    "subprocess, start-up included); decode-only = every file decoded and resampled once to "
-    "each distinct rate, in one process. Medians of repeat interleaved rounds; the same "
-    "folder, workers and threads for every run."
+    "subprocess, start-up included); cpu = user + system CPU seconds of the command and its "
+    "decoder processes (what a run costs in core-seconds: wall time hides a decode that "
+    "overlaps the transform on another core); decode-only = every file decoded and resampled "
+    "once to each distinct rate, in one process. Medians of repeat interleaved rounds; the "
+    "same folder, workers and threads for every run."
 )
 
 
@@ -690,9 +703,11 @@ def run_one_pass(
         folder, keys, paths = _audio_folder(folder, write_clips, tmp, log)
         log(f"one pass: decode-only, {len(paths)} files at {', '.join(f'{r:g}' for r in rates)}"
             " Hz")
-        dec_times = []
+        dec_times, dec_cpu = [], []
         for _ in range(repeat):
+            c0 = time.process_time()
             seconds, decoded = decode_only(paths, keys, rates)
+            dec_cpu.append(time.process_time() - c0)
             dec_times.append(seconds)
         audio_s = sum(r.audio.shape[1] / rates[0] for r in decoded if r.audio is not None)
         del decoded
@@ -722,6 +737,13 @@ def run_one_pass(
         sum_own, sum_whole = sum(sep_own.values()), sum(sep_whole.values())
         saved = sum_own - own
         skipped = len(presets) - 1
+        # CPU: what the runs cost in core-seconds, decoder processes included (wall time
+        # hides a decode that overlaps the transform on another core)
+        d_cpu = statistics.median(dec_cpu)
+        cpu = statistics.median([s["cpu_seconds"] for _, s in one])
+        sep_cpu = {p: statistics.median([s["cpu_seconds"] for _, s in runs])
+                   for p, runs in sep.items()}
+        saved_cpu = sum(sep_cpu.values()) - cpu
         return {
             "input": None if generated else str(folder),
             "generated": generated,
@@ -752,6 +774,13 @@ def run_one_pass(
                 "saved_over_decode": saved / d if d > 0 else None,
                 "saved_ge_decode": saved >= d,
                 "saved_ge_skipped_decodes": saved >= skipped * d,
+                "decode_cpu_seconds": d_cpu,
+                "one_pass_cpu_seconds": cpu,
+                "separate_cpu_seconds": sep_cpu,
+                "separate_sum_cpu_seconds": sum(sep_cpu.values()),
+                "ratio_cpu": sum(sep_cpu.values()) / cpu if cpu > 0 else None,
+                "saved_cpu_seconds": saved_cpu,
+                "saved_cpu_ge_skipped_decodes": saved_cpu >= skipped * d_cpu,
                 "decode_seconds_all": dec_times,
                 "one_pass_seconds_all": [s["wall_seconds"] for _, s in one],
                 "separate_seconds_all": {p: [s["wall_seconds"] for _, s in runs]

@@ -512,16 +512,18 @@ def render_one_pass(pipe: dict[str, Any], console: Any) -> None:
                      f"feature: {pipe['files']} files, {pipe['workers']} worker(s), "
                      f"{pipe['threads']} thread(s), {pipe['device']}, median of "
                      f"{pipe['repeat']}"))
-    for col in ("run", "extract (own)", "whole command"):
+    for col in ("run", "extract (own)", "whole command", "CPU (all processes)"):
         t.add_column(col, justify="left" if col == "run" else "right")
     for preset, seconds in o["separate_seconds"].items():
         t.add_row(f"-c {preset}", f"{seconds:.2f} s",
-                  f"{o['separate_command_seconds'][preset]:.2f} s")
+                  f"{o['separate_command_seconds'][preset]:.2f} s",
+                  f"{o['separate_cpu_seconds'][preset]:.2f} s")
     t.add_section()
     t.add_row("sum of separate runs", f"{o['separate_sum_seconds']:.2f} s",
-              f"{o['separate_sum_command_seconds']:.2f} s")
+              f"{o['separate_sum_command_seconds']:.2f} s",
+              f"{o['separate_sum_cpu_seconds']:.2f} s")
     t.add_row("one pass (" + ", ".join(o["features"]) + ")", f"{o['one_pass_seconds']:.2f} s",
-              f"{o['one_pass_command_seconds']:.2f} s")
+              f"{o['one_pass_command_seconds']:.2f} s", f"{o['one_pass_cpu_seconds']:.2f} s")
     console.print(t)
 
     def yes(flag: bool) -> str:
@@ -533,7 +535,10 @@ def render_one_pass(pipe: dict[str, Any], console: Any) -> None:
         f"saved {o['saved_seconds']:.2f} s (whole commands {o['saved_command_seconds']:.2f} "
         f"s); decode-only {o['decode_seconds']:.2f} s (one process)\n"
         f"saved >= decode-only: {yes(o['saved_ge_decode'])}; saved >= {k} x decode-only "
-        f"(the decodes skipped): {yes(o['saved_ge_skipped_decodes'])}",
+        f"(the decodes skipped): {yes(o['saved_ge_skipped_decodes'])}\n"
+        f"CPU: separate / one pass {o['ratio_cpu']:.2f}x; saved {o['saved_cpu_seconds']:.2f} "
+        f"CPU-s; decode-only {o['decode_cpu_seconds']:.2f} CPU-s; saved >= {k} x decode-only: "
+        f"{yes(o['saved_cpu_ge_skipped_decodes'])}",
         markup=False, highlight=False,
     )
 

@@ -189,6 +189,11 @@ def test_pipeline_one_pass_against_separate_runs(tmp_path):
         o["separate_sum_seconds"] - o["one_pass_seconds"])
     assert o["saved_ge_decode"] == (o["saved_seconds"] >= o["decode_seconds"])
     assert o["saved_ge_skipped_decodes"] == (o["saved_seconds"] >= 2 * o["decode_seconds"])
+    for key in ("decode_cpu_seconds", "one_pass_cpu_seconds", "separate_sum_cpu_seconds"):
+        assert o[key] > 0, key
+    assert o["separate_sum_cpu_seconds"] == pytest.approx(sum(o["separate_cpu_seconds"].values()))
+    assert o["saved_cpu_seconds"] == pytest.approx(
+        o["separate_sum_cpu_seconds"] - o["one_pass_cpu_seconds"])
     text = " ".join(r.stdout.split())
     assert "separate / one pass:" in text and "decode-only" in text and "saved" in text
     assert "one pass (mel128, cqt84, mfcc)" in text
