@@ -84,7 +84,8 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
@@ -554,6 +555,25 @@ def _children_cpu() -> float:
     return ru.ru_utime + ru.ru_stime
 
 
+@contextmanager
+def _workspace(threads: int | None, device: Any) -> Iterator[tuple[Path, int]]:
+    """A temporary folder and the torch thread count of a pipeline measurement (``threads``,
+    else extract's default for ``device``); both undone on exit."""
+    import torch
+
+    from nnaudio_cli.extract import default_threads
+
+    tmp = Path(tempfile.mkdtemp(prefix="nnaudio-bench-"))
+    n_threads = threads or default_threads(device)
+    old_threads = torch.get_num_threads()
+    torch.set_num_threads(n_threads)
+    try:
+        yield tmp, n_threads
+    finally:
+        torch.set_num_threads(old_threads)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 def run_pipeline(
     folder: Path | None,
     write_clips: Callable[[Path], None],
@@ -566,16 +586,9 @@ def run_pipeline(
     librosa: bool = True,
 ) -> dict[str, Any]:
     """Measure every column of the module docstring for each preset (see there)."""
-    import torch
-
     from nnaudio_cli.config import resolve
-    from nnaudio_cli.extract import default_threads
 
-    tmp = Path(tempfile.mkdtemp(prefix="nnaudio-bench-"))
-    n_threads = threads or default_threads(device)
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
+    with _workspace(threads, device) as (tmp, n_threads):
         generated = folder is None
         folder, keys, paths = _audio_folder(folder, write_clips, tmp, log)
         rows = []
@@ -636,9 +649,6 @@ def run_pipeline(
             "results": rows,
             "one_pass": None,  # several --config: see run_one_pass
         }
-    finally:
-        torch.set_num_threads(old_threads)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _audio_folder(
@@ -684,21 +694,15 @@ def run_one_pass(
     """Several features in one ``extract`` pass against one run per feature, and the
     decode-only time (see the module docstring); returns the ``one_pass`` section."""
     import h5py
-    import torch
 
     from nnaudio_cli.audio import rates_of
     from nnaudio_cli.config import resolve_features
-    from nnaudio_cli.extract import default_threads
     from nnaudio_cli.store import feature_names
 
     feats = resolve_features(list(presets))
     names = [f.name for f in feats]
     rates = rates_of([float(f.sr) for f in feats])
-    tmp = Path(tempfile.mkdtemp(prefix="nnaudio-bench-"))
-    n_threads = threads or default_threads(device)
-    old_threads = torch.get_num_threads()
-    torch.set_num_threads(n_threads)
-    try:
+    with _workspace(threads, device) as (tmp, n_threads):
         generated = folder is None
         folder, keys, paths = _audio_folder(folder, write_clips, tmp, log)
         log(f"one pass: decode-only, {len(paths)} files at {', '.join(f'{r:g}' for r in rates)}"
@@ -787,9 +791,6 @@ def run_one_pass(
                                          for p, runs in sep.items()},
             },
         }
-    finally:
-        torch.set_num_threads(old_threads)
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _snr_db(refs: list[np.ndarray], ests: list[np.ndarray]) -> Optional[float]:

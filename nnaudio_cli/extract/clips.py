@@ -252,8 +252,3 @@ class ClipSet:
     def fail(self, key: str, meta: dict[str, Any], reason: str) -> None:
         """Record an input that produced no features."""
         self.store.add_row(key, dict(meta, status="failed", reason=reason), {})
-
-    @property
-    def busy(self) -> bool:
-        """True while a clip has some but not all of its rows written."""
-        return bool(self.marks)

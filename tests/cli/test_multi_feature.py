@@ -19,7 +19,7 @@ import soundfile as sf
 import torch
 from support import CMD, assert_same, invoke, make_inputs, run_extract, tone, wait_for_part
 
-from nnaudio_cli.store import LAYOUT_VERSION, open_features
+from nnaudio_cli.store import FEATURE_ATTRS, LAYOUT_VERSION, ROOT_ATTRS, open_features
 
 THREE = ("-c", "mel128", "-c", "cqt84", "-c", "mfcc")
 FAST = ("-j", "1", "--threads", "1")
@@ -61,6 +61,9 @@ def test_three_features_equal_three_runs(src: Path, three: Path):
         assert int(h5.attrs["layout_version"]) == LAYOUT_VERSION == 2
         assert json.loads(h5.attrs["features"]) == ["mel128", "cqt84", "mfcc"]
         assert "index" in h5 and set(h5["features"]) == {"mel128", "cqt84", "mfcc"}
+        assert set(ROOT_ATTRS) <= set(h5.attrs)
+        for name in ("mel128", "cqt84", "mfcc"):
+            assert set(FEATURE_ATTRS) <= set(h5["features"][name].attrs), name
     for name in ("mel128", "cqt84", "mfcc"):
         one = src.parent / f"only-{name}.h5"
         r = run_extract(src, one, "-c", name, *FAST, "--batch-seconds", "4")
