@@ -247,7 +247,7 @@ def test_decoder_pool_in_order_and_survives_a_dead_worker(tmp_path):
         path = tmp_path / f"c{i}.wav"
         sf.write(path, 0.1 * rng.standard_normal(int(8000 * (0.2 + 0.1 * i))), 8000)
         jobs.append(Job(i, str(path), path.name, 1000))
-    settings = DecodeSettings(16000.0, True, "reject")
+    settings = DecodeSettings((16000.0,), True, "reject")
     want = [r.audio for _, r in InlineDecoder().decode(jobs, settings)]
     pool = DecoderPool(2)
     try:
@@ -276,7 +276,7 @@ def test_decoder_pool_many_small_jobs_do_not_deadlock(tmp_path):
     pool = DecoderPool(1)
     got: list = []
     t = threading.Thread(target=lambda: got.extend(
-        pool.decode(jobs, DecodeSettings(8000.0, True, "reject"), budget=1 << 30)), daemon=True)
+        pool.decode(jobs, DecodeSettings((8000.0,), True, "reject"), budget=1 << 30)), daemon=True)
     t.start()
     t.join(timeout=120)
     if t.is_alive():  # deadlocked: the pool's lock is stuck, so end its processes directly
@@ -312,7 +312,7 @@ def test_decoder_warnings_reach_the_main_process(tmp_path, monkeypatch):
     try:
         with pytest.warns(UserWarning, match="c.wav: UserWarning: decoder says hello"):
             got = list(pool.decode([Job(0, str(path), "c.wav", 1)],
-                                   DecodeSettings(8000.0, True, "reject")))
+                                   DecodeSettings((8000.0,), True, "reject")))
     finally:
         pool.close()
     assert got[0][1].status == "ok" and "warnings" not in got[0][1].extra
