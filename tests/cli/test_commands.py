@@ -43,7 +43,12 @@ def test_quiet_with_verbose_is_one_line_usage_error(tmp_path):
     assert r.stderr.splitlines() == ["nnaudio: error: --quiet and --verbose exclude each other"]
 
 
-def test_show_completion_prints_a_bash_script():
+def test_show_completion_prints_a_bash_script(monkeypatch):
+    # typer picks the shell from the process tree (shellingham), not from the argument: pin it,
+    # so the test does not depend on what launched pytest (a bash, a plain sh, no shell at all).
+    import shellingham
+
+    monkeypatch.setattr(shellingham, "detect_shell", lambda *a, **k: ("bash", "/bin/bash"))
     r = run("--show-completion", "bash")
     assert r.exit_code == 0, r.output
     assert "_NNAUDIO_COMPLETE=complete_bash" in r.stdout
