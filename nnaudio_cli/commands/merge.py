@@ -47,7 +47,7 @@ def run(
     """Merge the shard files of one `nnaudio extract --shard` run into OUTPUT (every feature
     of a multi-feature extraction, with its statistics)."""
     check_verbosity(quiet, verbose)
-    from nnaudio_cli.commands.extract import _note
+    from nnaudio_cli.commands.extract import _list_failures, _note
     from nnaudio_cli.extract.shard import shard_path
     from nnaudio_cli.merge import merge, missing_message, missing_shards
     from nnaudio_cli.outputs import check_owned, check_parent
@@ -75,8 +75,7 @@ def run(
     check_owned(output, overwrite=overwrite)  # never replaces a file nnaudio did not write
     summary = merge(shards, output, copy=copy, note=(lambda m: None) if quiet else _note)
     if verbose:
-        for f in summary.failures:
-            print(f"nnaudio: failed: {shown_key(f['key'])}: {f['reason']}", file=sys.stderr)
+        _list_failures(summary.failures)
     if not quiet:
         kind = "virtual master over" if summary.virtual else "one file from"
         failed = f", {summary.failed} failed rows carried over" if summary.failed else ""
