@@ -4,8 +4,9 @@
 dynamic batch and length (``audio``: float32 ``(batch, samples)`` at the configuration's rate),
 reads the written file back, runs it on a generated signal of a *different* batch and length
 than the one it was traced with, and compares it with the eager module. Only a file that
-agrees (within :data:`TOLERANCE` of the eager output's peak) is kept; otherwise it is removed
-and the error says by how much it differed.
+agrees (within :data:`TOLERANCE` of the eager output's peak) is renamed onto the output path;
+otherwise nothing is written (an existing file is kept) and the error says by how much it
+differed.
 
 ``precision="float64"`` computes inside the front end in float64 (input and output stay
 float32). CFP needs it for ONNX: its ``|X| ** 0.24`` compression lifts float32 round-off of
@@ -39,6 +40,7 @@ import numpy as np
 import torch
 
 from nnaudio_cli.errors import CliError
+from nnaudio_cli.outputs import replacing
 
 FORMATS = {".onnx": "onnx", ".pt2": "torch.export", ".ts": "torchscript", ".pt": "torchscript"}
 #: Largest allowed ``max |exported - eager| / max |eager|`` on the check signal.
@@ -176,6 +178,44 @@ def _write_and_load(module: Any, fmt: str, path: Path, example: Any, lo: int) ->
     return lambda x: session.run(None, {INPUT_NAME: x})[0]
 
 
+def _write_and_check(module: Any, fmt: str, path: Path, example: Any, x: np.ndarray, lo: int,
+                     core_config: dict[str, Any],
+                     precision: str) -> tuple[float, tuple[int, ...]]:
+    """Write ``module`` to ``path``, run the written file on ``x`` (batch, samples); return
+    its largest error relative to eager's peak and eager's output shape.
+
+    Raises
+    ------
+    ExportError
+        The exporter failed, or the written file differs from eager (shape, or by more than
+        :data:`TOLERANCE` of the peak).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            run = _write_and_load(module, fmt, path, example, lo)
+            got = np.asarray(run(x))
+    except ExportError:
+        raise
+    except Exception as e:  # the exporters raise many types; one line names the cause
+        first = " ".join(str(e).split())[:300]
+        raise ExportError(f"{core_config['transform']} cannot be written as {fmt}: "
+                          f"{type(e).__name__}: {first}") from None
+    with torch.no_grad():
+        want = module(torch.from_numpy(x)).numpy()
+    if got.shape != want.shape:
+        raise ExportError(f"the written {fmt} front end returns shape {got.shape}, eager "
+                          f"{want.shape}; nothing was kept")
+    peak = float(np.abs(want).max()) or 1.0
+    err = float(np.abs(got - want).max()) / peak
+    if not err <= TOLERANCE:
+        hint = ("; compute in float64 inside the front end with --precision float64"
+                if precision == "float32" else "")
+        raise ExportError(f"the written {fmt} front end differs from eager by {err:.2e} of the "
+                          f"peak (allowed {TOLERANCE:g}); nothing was kept{hint}")
+    return err, tuple(want.shape)
+
+
 class InFloat64(torch.nn.Module):
     """``inner`` computing in float64 between float32 input and output: ``(batch, samples)``
     float32 -> the transform's output in float32."""
@@ -198,7 +238,7 @@ def export_frontend(core_config: dict[str, Any], path: Path,
     ExportError
         Unknown suffix (usage), a missing ONNX dependency, a transform the format cannot
         express, or a written file that differs from eager by more than :data:`TOLERANCE`
-        of the peak (the file is removed).
+        of the peak (nothing is written; an existing file at ``path`` is kept).
     """
     from nnaudio_core.features import build
 
@@ -217,37 +257,17 @@ def export_frontend(core_config: dict[str, Any], path: Path,
     check = (3, 3 * lo + 101)  # another batch and length than the traced ones
     example = torch.from_numpy(_signal(*traced, sr or 22050.0))
     x = _signal(*check, sr or 22050.0)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            run = _write_and_load(module, fmt, path, example, lo)
-            got = np.asarray(run(x))
-    except ExportError:
-        raise
-    except Exception as e:  # the exporters raise many types; one line names the cause
-        path.unlink(missing_ok=True)
-        first = " ".join(str(e).split())[:300]
-        raise ExportError(f"{core_config['transform']} cannot be written as {fmt}: "
-                          f"{type(e).__name__}: {first}") from None
+    # written to a temporary file, checked, then renamed onto path: a failed export leaves
+    # an existing file (and a symlink's target) as it was
+    with replacing(path) as tmp:
+        err, want_shape = _write_and_check(module, fmt, tmp, example, x, lo, core_config,
+                                           precision)
     with torch.no_grad():
-        want = module(torch.from_numpy(x)).numpy()
         out_traced = module(example).shape
-    if got.shape != want.shape:
-        path.unlink(missing_ok=True)
-        raise ExportError(f"the written {fmt} front end returns shape {got.shape}, eager "
-                          f"{want.shape}; nothing was kept")
-    peak = float(np.abs(want).max()) or 1.0
-    err = float(np.abs(got - want).max()) / peak
-    if not err <= TOLERANCE:
-        path.unlink(missing_ok=True)
-        hint = ("; compute in float64 inside the front end with --precision float64"
-                if precision == "float32" else "")
-        raise ExportError(f"the written {fmt} front end differs from eager by {err:.2e} of the "
-                          f"peak (allowed {TOLERANCE:g}); nothing was kept{hint}")
     return ExportReport(
         path=path, format=fmt, transform=str(core_config["transform"]), sr=sr,
         input_shape=["batch", "samples"],
-        output_shape=_shape_names(tuple(out_traced), traced, check, tuple(want.shape)),
+        output_shape=_shape_names(tuple(out_traced), traced, check, want_shape),
         min_samples=lo, check_shape=check, max_error=err,
         seconds=time.perf_counter() - t0, precision=precision,
     )

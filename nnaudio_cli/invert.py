@@ -54,6 +54,7 @@ import soundfile as sf
 import torch
 
 from nnaudio_cli.errors import CliError
+from nnaudio_cli.outputs import remove_stale, replacing
 from nnaudio_cli.store import (
     READABLE_VERSIONS,
     FeatureFile,
@@ -486,23 +487,19 @@ def _read(ff: FeatureFile, job: _Job, a: int, b: int) -> np.ndarray:
 def _write_atomic(target: Path, audio: np.ndarray | Iterator[np.ndarray], sr: int, fmt: str,
                   channels: int) -> None:
     """Write (samples, channels) audio (or blocks of it) to a short hidden temporary file
-    next to ``target``, then rename it into place."""
+    next to ``target``, then rename it into place (:func:`nnaudio_cli.outputs.replacing`; a
+    killed run's temporary file is removed by the next run, :func:`remove_stale`)."""
     container, subtype = FORMATS[fmt]
-    tmp = target.parent / f".nnaudio-invert-{os.getpid()}.partial"
     blocks = [audio] if isinstance(audio, np.ndarray) else audio
-    try:
-        with sf.SoundFile(tmp, "w", samplerate=sr, channels=channels, format=container,
-                          subtype=subtype) as out:
-            for block in blocks:
-                if not np.isfinite(block).all():
-                    raise FloatingPointError("the inverse produced non-finite samples")
-                if fmt == "flac":
-                    block = np.clip(block, -1.0, 1.0)
-                out.write(block.astype(np.float32))
-        tmp.replace(target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with replacing(target) as tmp, sf.SoundFile(
+            tmp, "w", samplerate=sr, channels=channels, format=container,
+            subtype=subtype) as out:
+        for block in blocks:
+            if not np.isfinite(block).all():
+                raise FloatingPointError("the inverse produced non-finite samples")
+            if fmt == "flac":
+                block = np.clip(block, -1.0, 1.0)
+            out.write(block.astype(np.float32))
 
 
 def _finite(ff: FeatureFile, job: _Job, step: int) -> bool:
@@ -563,6 +560,8 @@ def invert_file(
             )
         inverse = build_inverse(ff, chosen, device, iterations, tolerance)
         out_dir.mkdir(exist_ok=True)
+        for folder in {p.parent for p in plan.values() if isinstance(p, Path)}:
+            remove_stale(folder)  # what a killed invert was writing
         if start is not None:
             start(len(keys))
         summary = InvertSummary(method=chosen, feature=ff.feature)

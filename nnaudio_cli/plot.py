@@ -244,13 +244,16 @@ def draw(
 
 
 def plot_features(path: Path, key: str, out: Path, feature: Optional[str] = None,
-                  **style: Any) -> dict[str, Any]:
+                  overwrite: bool = False, **style: Any) -> dict[str, Any]:
     """Draw the features of ``key`` in the feature file ``path`` into the image ``out``.
 
     Parameters
     ----------
     feature :
         The feature to draw; may be omitted when the file holds one.
+    overwrite :
+        Replace an existing ``out`` (else a usage error); the image is written to a
+        temporary file renamed onto ``out``, so a symlink there is never written through.
     **style :
         :func:`draw`'s ``db``, ``top_db``, ``width``, ``height`` and ``dpi``; the image's
         format follows ``out``'s extension (png, pdf, svg...).
@@ -260,14 +263,15 @@ def plot_features(path: Path, key: str, out: Path, feature: Optional[str] = None
     dict
         :func:`draw`'s summary with ``out`` and ``key``.
     """
-    from nnaudio_cli.outputs import check_parent
+    from nnaudio_cli.outputs import check_new, replacing
 
     _pyplot()  # the missing-matplotlib message comes before anything is read
-    check_parent(out)
+    check_new(out, overwrite)
     fig, summary = draw(load(path, key, feature), **style)
     plt = _pyplot()
     try:
-        fig.savefig(out, dpi=style.get("dpi", 100))
+        with replacing(out) as tmp:
+            fig.savefig(tmp, dpi=style.get("dpi", 100), format=out.suffix[1:] or None)
     except ValueError as e:  # an extension matplotlib cannot write
         raise CliError(f"cannot write {shown_key(str(out))}: {e}", usage=True) from None
     except OSError as e:

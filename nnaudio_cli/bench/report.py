@@ -51,6 +51,7 @@ from nnaudio_cli.bench.workload import (
     piano_clips,
     write_wavs,
 )
+from nnaudio_cli.outputs import replacing, write_text
 
 SPEEDUP_DEFINITION = (
     "speedup_vs_ours = peer seconds / nnaudio seconds (medians of the same run); "
@@ -304,7 +305,7 @@ def transforms_report(
         "elapsed_seconds": round(time.time() - started, 3),
     }
     if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        write_text(json_path, json.dumps(report, indent=2) + "\n")
         log(f"wrote {json_path}")
     render(report)
     if plot_path is not None:
@@ -343,7 +344,7 @@ def matrix_report(
         "elapsed_seconds": round(time.time() - started, 3),
     }
     if json_path is not None:
-        json_path.write_text(json.dumps(as_numpy_free(report), indent=2) + "\n")
+        write_text(json_path, json.dumps(as_numpy_free(report), indent=2) + "\n")
         log(f"wrote {json_path}")
     print(table_markdown(result))
     s = report["summary"]
@@ -369,7 +370,7 @@ def invert_report(
     report = measure.run_invert(n_clips, samples, sr, device, threads, seed, log)
     report["machine"] = machine_info(torch.device(report["workload"]["device"]))
     if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        write_text(json_path, json.dumps(report, indent=2) + "\n")
         log(f"wrote {json_path}")
     render_invert(report)
     return report
@@ -473,8 +474,11 @@ def plot(report: dict[str, Any], path: Path) -> None:
     )
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    try:
+        with replacing(path) as tmp:
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
 
 
 def render_pipeline(pipe: dict[str, Any], console: Any) -> None:

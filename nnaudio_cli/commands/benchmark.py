@@ -100,6 +100,10 @@ def run(
     plot_path: Optional[Path] = typer.Option(
         None, "--plot", dir_okay=False, help="Draw ours vs peers as bars (needs matplotlib)."
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace existing --json/--plot files (a symlink there is "
+        "replaced, never written through)."
+    ),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
     invert: bool = typer.Option(
@@ -117,11 +121,11 @@ def run(
     check_verbosity(quiet, verbose)
     wanted = _split(transform, ALL_TRANSFORMS, "transform")
     peers = _split(against, ALL_PEERS, "peer", allow_none=True)
-    from nnaudio_cli.outputs import check_parent
+    from nnaudio_cli.outputs import check_new
 
     for path, flag in ((json_path, "--json"), (plot_path, "--plot")):
         if path is not None:
-            check_parent(path, flag)
+            check_new(path, overwrite, flag)
     if invert:
         return _run_invert(clips, samples, sr, device, threads, seed, json_path, quiet)
     if plot_path is not None and pipeline:

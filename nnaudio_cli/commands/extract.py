@@ -114,7 +114,10 @@ def run(
         "follows --workers, so results do not depend on --workers).",
     ),
     overwrite: bool = typer.Option(
-        False, "--overwrite", help="Replace an existing OUTPUT (and discard OUTPUT.parts/)."
+        False, "--overwrite",
+        help="Replace an existing OUTPUT (and discard OUTPUT.parts/). Like --resume, it "
+        "touches only an nnaudio feature file: any other file at OUTPUT is refused (exit 2) "
+        "and left as it is.",
     ),
     resume: bool = typer.Option(
         False, "--resume",
@@ -134,6 +137,12 @@ def run(
         600.0, "--merge-timeout", min=0, max=1e7,
         help="Under torchrun: seconds rank 0 waits for the other shards, then merges them "
         "into OUTPUT.",
+    ),
+    strict: bool = typer.Option(
+        False, "--strict",
+        help="Under torchrun: exit 3 when some inputs failed (default there: 0 once the "
+        "merged OUTPUT is written, so torchrun does not report a crash). Without torchrun "
+        "failed inputs always exit 3.",
     ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     quiet: bool = quiet_option(),
@@ -158,9 +167,12 @@ def run(
             f"{output} exists; pass --overwrite to replace it or --resume to update it",
             usage=True,
         )
-    from nnaudio_cli.outputs import check_parent
+    from nnaudio_cli.outputs import check_owned, check_parent
 
     check_parent(output)
+    for path in (output, target) if merges else (output,):
+        check_owned(path, resume=resume, overwrite=overwrite)  # before anything is started
+    torchrun = shard is not None and shard.source == "torchrun"
     from nnaudio_cli import interrupts
     from nnaudio_cli.extract.decode import default_workers, make_decoder
 
@@ -187,15 +199,16 @@ def run(
         code = _run(
             decoder, n_workers, input_dir, output, cfgs, dev, mono, batch_seconds,
             segment_seconds, compression.value, threads, json_out, quiet, verbose, resume,
-            overwrite, nan_policy.value, argv, shard,
+            overwrite, nan_policy.value, argv, shard, list_failures=not torchrun,
             storage={"dtype": dtype.value, "db": db, "db_ref": db_ref, "db_amin": db_amin,
                      "db_top_db": None if no_top_db else db_top_db},
         )
         if merges and code in (EXIT_OK, EXIT_PARTIAL):
-            code = _merge(target, shard.count, merge_timeout, overwrite or resume, quiet)
-        elif shard is not None and shard.source == "torchrun" and code == EXIT_PARTIAL:
-            # torchrun stops every rank when one exits non-zero; the failed inputs are
-            # listed above and in the shard, and rank 0 exits 3 after merging them
+            code = _merge(target, shard.count, merge_timeout, overwrite or resume, quiet,
+                          strict)
+        elif torchrun and code == EXIT_PARTIAL:
+            # torchrun stops every rank when one exits non-zero: failed inputs are no
+            # reason to stop rank 0's merge; rank 0 lists them after merging
             code = EXIT_OK
         return code
     except KeyboardInterrupt:  # before the run started: nothing to keep
@@ -219,26 +232,45 @@ def _shard(text: Optional[str]) -> Any:
 
     try:
         env = from_environment(os.environ)
-        if text is None:
-            return env
+    except ValueError as e:
+        raise CliError(str(e), usage=True) from None
+    if text is None:
+        return env
+    try:
         index, count = parse_shard(text)
     except ValueError as e:
-        raise CliError(f"--shard: {e}" if text is not None else str(e), usage=True) from None
+        raise CliError(f"--shard: {e}", usage=True) from None
     if env is None:
         return Shard(index, count)
     return Shard(index, count, "--shard", env.local_rank, env.local_world)
 
 
-def _merge(target: Path, count: int, timeout: float, overwrite: bool, quiet: bool) -> int:
-    """Rank 0 under torchrun: wait for every shard, then write the virtual master."""
+def _merge(target: Path, count: int, timeout: float, overwrite: bool, quiet: bool,
+           strict: bool = False) -> int:
+    """Rank 0 under torchrun: wait for every shard, write the virtual master, list every
+    failed input. Failed inputs exit 0 (torchrun would report a non-zero rank as a crash),
+    3 with ``strict``."""
     from nnaudio_cli.merge import wait_and_merge
 
     summary = wait_and_merge(target, count, timeout, overwrite,
                              note=(lambda msg: None) if quiet else _note)
+    _list_failures(summary.failures)
     if not quiet:
         print(f"nnaudio: merged {summary.shards} shards into {shown_key(str(target))}: "
               f"{summary.ok}/{summary.inputs} inputs", file=sys.stderr)
+    if summary.failed and not strict:
+        print(f"nnaudio: {summary.failed} input(s) failed (listed above and in the index of "
+              f"{shown_key(str(target))}); exit 0 under torchrun, --strict makes it 3",
+              file=sys.stderr)
+        return EXIT_OK
     return EXIT_PARTIAL if summary.failed else EXIT_OK
+
+
+def _list_failures(failures: List[dict]) -> None:
+    """One ``nnaudio: failed: KEY: REASON`` line per failed input."""
+    for f in failures:
+        reason = " ".join(str(f["reason"]).split())
+        print(f"nnaudio: failed: {shown_key(str(f['key']))}: {reason}", file=sys.stderr)
 
 
 def _run(
@@ -262,6 +294,7 @@ def _run(
     argv: List[str],
     shard: Any = None,
     storage: Optional[dict] = None,
+    list_failures: bool = True,
 ) -> int:
     import torch
 
@@ -321,9 +354,8 @@ def _run(
                   "--resume to continue", file=sys.stderr, flush=True)
         return interrupts.interrupted_exit(interrupts.exit_code())
     result = summary.as_dict()
-    for f in summary.failures:
-        reason = " ".join(str(f["reason"]).split())
-        print(f"nnaudio: failed: {shown_key(str(f['key']))}: {reason}", file=sys.stderr)
+    if list_failures:  # under torchrun rank 0 lists every rank's after merging
+        _list_failures(summary.failures)
     if not quiet:
         resumed = f" ({summary.resumed} kept from before)" if summary.resumed else ""
         print(

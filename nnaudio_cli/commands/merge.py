@@ -37,16 +37,20 @@ def run(
         False, "--copy", help="Write one self-contained file (default: a virtual master "
         "that reads the shard files in place)."
     ),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace an existing OUTPUT."),
+    overwrite: bool = typer.Option(
+        False, "--overwrite",
+        help="Replace an existing OUTPUT (only an nnaudio feature file: anything else is "
+        "refused, exit 2).",
+    ),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
 ) -> int:
     """Merge the shard files of one `nnaudio extract --shard` run into OUTPUT (every feature
     of a multi-feature extraction, with its statistics)."""
     check_verbosity(quiet, verbose)
-    from nnaudio_cli.commands.extract import _note
+    from nnaudio_cli.commands.extract import _list_failures, _note
     from nnaudio_cli.extract.shard import shard_path
     from nnaudio_cli.merge import merge, missing_message, missing_shards
-    from nnaudio_cli.outputs import check_parent
+    from nnaudio_cli.outputs import check_owned, check_parent
 
     *shards, output = paths
     if expect is not None:
@@ -68,10 +72,10 @@ def run(
     if output.exists() and not overwrite:
         raise CliError(f"{output} exists; pass --overwrite to replace it", usage=True)
     check_parent(output)
+    check_owned(output, overwrite=overwrite)  # never replaces a file nnaudio did not write
     summary = merge(shards, output, copy=copy, note=(lambda m: None) if quiet else _note)
     if verbose:
-        for f in summary.failures:
-            print(f"nnaudio: failed: {shown_key(f['key'])}: {f['reason']}", file=sys.stderr)
+        _list_failures(summary.failures)
     if not quiet:
         kind = "virtual master over" if summary.virtual else "one file from"
         failed = f", {summary.failed} failed rows carried over" if summary.failed else ""

@@ -44,6 +44,10 @@ def run(
         80.0, "--top-db", callback=positive_finite("dB"),
         help="dB range below the clip's peak that the colours span.",
     ),
+    overwrite: bool = typer.Option(
+        False, "--overwrite", help="Replace an existing image (a symlink there is replaced, "
+        "never written through)."
+    ),
     width: int = typer.Option(1000, "--width", min=200, max=20000, help="Image width, pixels."),
     height: int = typer.Option(400, "--height", min=150, max=20000, help="Image height, pixels."),
     quiet: bool = quiet_option(),
@@ -56,7 +60,7 @@ def run(
     from nnaudio_cli.text import shown_key
 
     done = plot_features(features, key, output, feature, db=db, top_db=top_db, width=width,
-                         height=height)
+                         height=height, overwrite=overwrite)
     if not quiet:
         print(f"{shown_key(done['out'])}: {shown_key(key)} ({done['feature']}), "
               f"{done['frames']} frames x "

@@ -259,6 +259,7 @@ class PartStore:
         self.next_seq = 0
         self.current: FeatureWriter | None = None
         self.pending: list[str] = []  # keys added to the current part
+        self.created = False  # open() created the folder
 
     # Starting ----------------------------------------------------------------------
     def open(self, resume: bool, overwrite: bool) -> None:
@@ -277,11 +278,24 @@ class PartStore:
             self.lock.acquire()
         except OSError as e:
             raise OutputError(self.folder, e) from None
+        self.created = not existed
         try:
             self._open_locked(resume, overwrite, existed)
         except BaseException:
+            self.discard_created()
             self.lock.release()
             raise
+
+    def discard_created(self) -> None:
+        """Remove the work folder if this run created it and committed nothing to it: a run
+        refused after :meth:`open` leaves nothing behind (best effort)."""
+        if not self.created or self.digests or self.next_seq:
+            return
+        try:
+            if not any(_PART_RE.match(e.name) for e in os.scandir(self.folder)):
+                remove_parts(self.folder)
+        except (OSError, ResumeError):
+            pass
 
     def _open_locked(self, resume: bool, overwrite: bool, existed: bool) -> None:
         manifest_path = self.folder / MANIFEST
@@ -380,10 +394,7 @@ class PartStore:
                 continue  # unreadable: its inputs are computed again
             if attrs.get("resume_hash") != self.manifest["resume_hash"]:
                 if path == previous:
-                    raise ResumeError(
-                        f"--resume: {path} was made with different settings; pass "
-                        "--overwrite to replace it"
-                    )
+                    raise _other_settings(path)
                 continue
             for key, src in rows:
                 st = stats.get(key)
@@ -392,6 +403,20 @@ class PartStore:
                 elif key in self.sources and path != previous:
                     del self.sources[key]  # changed since: an older copy is stale too
         return len(self.sources)
+
+    def check_previous(self, path: Path) -> None:
+        """Refuse (before anything is written) to ``--resume`` into a complete output made
+        with other settings; an unreadable one is left to :meth:`load` (its checksum fails
+        and its inputs are computed again)."""
+        try:
+            with h5py.File(path, "r") as h5:
+                stored = h5.attrs.get("resume_hash")
+        except (OSError, KeyError, ValueError):
+            return
+        if isinstance(stored, bytes):
+            stored = stored.decode("utf-8", "replace")
+        if stored != self.manifest["resume_hash"]:
+            raise _other_settings(path)
 
     def _drop(self, path: Path, why: str) -> None:
         self.note(f"{path.name} in {self.folder} failed verification ({why}); its inputs are "
@@ -479,6 +504,11 @@ class PartStore:
     def kept(self, keys: Iterable[str]) -> int:
         """How many of ``keys`` are in committed parts."""
         return sum(1 for k in keys if k in self.sources)
+
+
+def _other_settings(path: Path) -> ResumeError:
+    return ResumeError(f"--resume: {path} was made with different settings; pass --overwrite "
+                       "to replace it")
 
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:

@@ -46,6 +46,7 @@ from nnaudio_cli.extract.decode import (
 from nnaudio_cli.extract.discover import Header, find_audio, read_headers
 from nnaudio_cli.extract.parts import PartStore, ResumeError, remove_parts
 from nnaudio_cli.extract.shard import plan_hash, shard_batches
+from nnaudio_cli.outputs import check_owned
 from nnaudio_cli.progress import Reporter
 from nnaudio_cli.storage import Storage, StorageError, db_for
 from nnaudio_cli.store import FeatureSpec, OutputError
@@ -651,11 +652,19 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
     # parts are uncompressed: they are read back (verified, assembled) and deleted, so
     # compressing them would cost CPU three times for a file that lives minutes
     store = PartStore(opts.output, manifest, specs, PART_COMPRESSION, part_attrs, opts.note)
+    # every refusal comes before the work folder is made: a refused run leaves nothing
+    check_owned(opts.output, resume=opts.resume, overwrite=opts.overwrite)
+    previous = opts.output if opts.resume and opts.output.is_file() else None
+    if previous is not None:
+        store.check_previous(previous)
     store.open(opts.resume, opts.overwrite)
     try:
         if opts.resume:
-            previous = opts.output if opts.output.is_file() else None
-            summary.resumed = store.load(_stat_all(opts.input_dir, keys), previous)
+            try:
+                summary.resumed = store.load(_stat_all(opts.input_dir, keys), previous)
+            except ResumeError:
+                store.discard_created()
+                raise
         interrupts.check()
         extraction = Extraction(opts, lanes, all_keys, headers, store, decoder, reporter,
                                 summary, batch_samples)

@@ -38,7 +38,10 @@ from typing import Any
 
 from nnaudio_cli.extract.batch import Batch
 
-_SHARD_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
+_SHARD_RE = re.compile(r"^\s*([+-]?[0-9]+)\s*/\s*([+-]?[0-9]+)\s*$")
+_INT_RE = re.compile(r"^[+-]?[0-9]{1,19}$")
+#: The most shards a run may be split into (the plan is cut into this many runs in memory).
+MAX_SHARDS = 1_000_000
 
 
 @dataclass(frozen=True)
@@ -67,7 +70,7 @@ class Shard:
 
 
 def parse_shard(text: str) -> tuple[int, int]:
-    """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N``.
+    """``"I/N"`` -> ``(I, N)`` with ``0 <= I < N <= MAX_SHARDS`` (ASCII digits).
 
     Raises
     ------
@@ -76,21 +79,39 @@ def parse_shard(text: str) -> tuple[int, int]:
     """
     m = _SHARD_RE.match(text)
     if not m:
-        raise ValueError(f"{text!r} is not I/N (e.g. 0/4: the first of 4 shards)")
-    i, n = int(m.group(1)), int(m.group(2))
-    if n < 1 or i >= n:
-        raise ValueError(f"{text!r}: need 0 <= I < N (shards are numbered from 0)")
+        raise ValueError(f"{text[:40]!r} is not I/N (e.g. 0/4: the first of 4 shards)")
+    i, n = _bounded(m.group(1), "I"), _bounded(m.group(2), "N")
+    why = _range_reason(i, n)
+    if why:
+        raise ValueError(f"{text[:40]!r}: {why}")
     return i, n
+
+
+def _bounded(text: str, name: str) -> int:
+    """An integer that fits in 64 bits (ASCII digits, optional sign), else ValueError."""
+    value = int(text) if _INT_RE.match(text) else None
+    if value is None or not -(1 << 63) <= value < (1 << 63):
+        raise ValueError(f"{name}={text[:40]!r} is not an integer of at most 64 bits")
+    return value
+
+
+def _range_reason(index: int, count: int) -> str | None:
+    """Why shard ``index`` of ``count`` is impossible (None when ``0 <= index < count <=
+    MAX_SHARDS``)."""
+    if count < 1:
+        return f"the shard count {count} must be at least 1"
+    if count > MAX_SHARDS:
+        return f"the shard count {count} is above the limit of {MAX_SHARDS:,}"
+    if not 0 <= index < count:
+        return f"shard {index} of {count} is out of range: need 0 <= I < N (numbered from 0)"
+    return None
 
 
 def _int(env: Mapping[str, str], name: str) -> int | None:
     value = env.get(name, "").strip()
     if not value:
         return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ValueError(f"{name}={value!r} is not an integer") from None
+    return _bounded(value, name)
 
 
 def from_environment(env: Mapping[str, str]) -> Shard | None:
@@ -104,8 +125,10 @@ def from_environment(env: Mapping[str, str]) -> Shard | None:
     Raises
     ------
     ValueError
-        A variable is not an integer, or the index is out of range (e.g. a Slurm array with
-        a step, ``--array=0-10:2``, whose task ids are not consecutive).
+        A variable is not an integer of at most 64 bits, a count is below 1 or above
+        ``MAX_SHARDS`` (``WORLD_SIZE=0`` is an error, not one unsharded run per rank), or
+        the index is out of range (e.g. a Slurm array with a step, ``--array=0-10:2``, whose
+        task ids are not consecutive).
     """
     local_rank = _int(env, "LOCAL_RANK")
     if local_rank is None:
@@ -121,16 +144,19 @@ def from_environment(env: Mapping[str, str]) -> Shard | None:
         found = (task - (_int(env, "SLURM_ARRAY_TASK_MIN") or 0), tasks, "slurm array")
     elif procid is not None and ntasks is not None:
         found = (procid, ntasks, "slurm tasks")
-    if found is None or found[1] <= 1:
+    if found is None:
         return None
     index, count, source = found
-    if not 0 <= index < count:
+    why = _range_reason(index, count)
+    if why:
         names = {"torchrun": "RANK/WORLD_SIZE",
                  "slurm array": "SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN of "
                                 "SLURM_ARRAY_TASK_COUNT (array ids must be consecutive)",
                  "slurm tasks": "SLURM_PROCID/SLURM_NTASKS"}
-        raise ValueError(f"shard {index} of {count} from {names[source]} is out of range; "
+        raise ValueError(f"{why} (from {names[source]}); fix the launcher's variables or "
                          "pass --shard I/N")
+    if count == 1:
+        return None
     return Shard(index, count, source, local_rank, max(1, local_world))
 
 

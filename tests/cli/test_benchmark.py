@@ -242,6 +242,8 @@ def test_plot(tmp_path, report):
     bench_report.plot(report, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = run([*TINY, "--transform", "stft", "--against", "torch", "--plot", png])
+    one_line_error(r, 2, "b.png exists (--plot); pass --overwrite")  # an existing file
+    r = run([*TINY, "--transform", "stft", "--against", "torch", "--plot", png, "--overwrite"])
     assert r.exit_code == 0, r.stderr
     assert png.stat().st_size > 0
 
