@@ -628,6 +628,8 @@ def _inputs(opts: ExtractOptions) -> tuple[list[Input], dict[str, int]]:
         if not opts.input_list.inputs:
             raise ExtractError(f"--files {opts.input_list.name}: the list holds no inputs")
         return list(opts.input_list.inputs), {}
+    if opts.input_dir is None:
+        raise ExtractError("internal error: neither an input folder nor a list")
     found: Discovery = discover(opts.input_dir, opts.include, opts.exclude,
                                 own_files(opts.input_dir, opts.output, opts.target))
     if opts.verbose:

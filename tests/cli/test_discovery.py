@@ -14,7 +14,6 @@ import sys
 from pathlib import Path
 
 import h5py
-import numpy as np
 import soundfile as sf
 from support import assert_same, run_extract, tone
 
