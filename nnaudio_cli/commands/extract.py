@@ -29,9 +29,7 @@ NAME = "extract"
 EPILOG = examples(
     "nnaudio extract data/ feats.h5 -c mel128 --resume --json > summary.json",
     "nnaudio extract data/ feats.h5 -c mel128 -c cqt84 -c mfcc   # one decode, three features",
-    "nnaudio extract data/ feats.h5 -c mel128 --shard 0/4   # writes feats.shard-0-of-4.h5",
-    "find data -name '*.flac' | nnaudio extract --files - feats.h5 -c mel128",
-    "nnaudio extract --files segments.csv feats.h5 -c mel128   # path,start,end rows",
+    "nnaudio extract --files segments.csv feats.h5 -c mel128 --shard 0/4   # path,start,end",
 )
 
 
