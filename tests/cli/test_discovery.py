@@ -9,13 +9,11 @@ never taken as an input on a later run.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import h5py
 import soundfile as sf
-from support import assert_same, run_extract, tone
+from support import assert_same, invoke, tone
 
 from nnaudio_cli.extract.discover import EXCLUDED, HIDDEN, NO_EXTENSION, discover, own_files
 from nnaudio_cli.extract.parts import parts_dir
@@ -36,10 +34,15 @@ def _tree(root: Path, names: list[str]) -> Path:
     return root
 
 
+def run_extract(src: Path, out: Path, *args: str):
+    """``nnaudio extract SRC OUT ARGS...`` in-process (``exit_code``, ``stdout``,
+    ``stderr``)."""
+    return invoke("extract", src, out, *args)
+
+
 def _info(path: Path) -> dict:
-    r = subprocess.run([sys.executable, "-m", "nnaudio_cli", "info", str(path), "--json"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    r = invoke("info", path, "--json")
+    assert r.exit_code == 0, r.output
     return json.loads(r.stdout)
 
 
@@ -81,7 +84,7 @@ def test_skipped_counts_in_summary_json_info_and_verbose_list(tmp_path):
                                   ".DS_Store"])
     out = tmp_path / "o.h5"
     r = run_extract(src, out, *FAST, "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     summary = json.loads(r.stdout)
     assert summary["files"] == 2
     assert summary["skipped"] == {"(hidden)": 1, ".json": 1, ".txt": 2}
@@ -89,11 +92,10 @@ def test_skipped_counts_in_summary_json_info_and_verbose_list(tmp_path):
     assert last.endswith("; skipped 4 files (.txt 2, (hidden) 1, .json 1) (-v lists them)"), last
     info = _info(out)
     assert info["skipped"] == {"(hidden)": 1, ".json": 1, ".txt": 2}
-    r = subprocess.run([sys.executable, "-m", "nnaudio_cli", "info", str(out)],
-                       capture_output=True, text=True, timeout=120)
+    r = invoke("info", out)
     assert "skipped      4 files (.txt 2, (hidden) 1, .json 1) of the input folder" in r.stdout
     r = run_extract(src, tmp_path / "v.h5", *FAST, "-v")
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     notes = [ln for ln in r.stderr.splitlines() if ln.startswith("nnaudio: note: skipped: ")]
     assert notes == ["nnaudio: note: skipped: .DS_Store (hidden)",
                      "nnaudio: note: skipped: labels.txt (not an audio extension: .txt)",
@@ -107,12 +109,12 @@ def test_include_and_exclude_choose_what_is_taken(tmp_path):
     out = tmp_path / "o.h5"
     r = run_extract(src, out, *FAST, "--include", "speech/*", "--include", "*.flac",
                     "--exclude", "*/tmp/*", "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     assert json.loads(r.stdout)["skipped"] == {EXCLUDED: 2}
     with h5py.File(out) as h5:
         assert list(h5["index/key"].asstr()[()]) == ["music/c.flac", "speech/a.wav"]
     r = run_extract(src, tmp_path / "none.h5", *FAST, "--include", "*.mp3")
-    assert r.returncode == 1
+    assert r.exit_code == 1
     assert r.stderr.strip() == (
         f"nnaudio: error: no audio files matching --include/--exclude under {src}; skipped "
         f"4 files ({EXCLUDED} 4) (looked for .wav .flac .ogg .oga .opus .mp3 .aiff .aif .au "
@@ -124,7 +126,7 @@ def test_folder_of_only_skipped_files_is_one_line_exit_1_and_writes_nothing(tmp_
     out = tmp_path / "o.h5"
     for _ in range(2):  # nothing is left behind that would block the rerun
         r = run_extract(src, out, "-c", "mel128")
-        assert r.returncode == 1
+        assert r.exit_code == 1
         assert r.stderr.strip().splitlines() == [
             f"nnaudio: error: no audio files under {src}; skipped 2 files (.json 1, .txt 1) "
             "(looked for .wav .flac .ogg .oga .opus .mp3 .aiff .aif .au .caf ...)"]
@@ -138,16 +140,16 @@ def test_output_inside_the_input_folder_is_not_taken_on_rerun(tmp_path):
     src = _tree(tmp_path / "same", ["a.wav", "b.wav"])
     out = src / "out.wav"
     r = run_extract(src, out, *FAST, "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     first = tmp_path / "first.h5"
     first.write_bytes(out.read_bytes())
     r = run_extract(src, out, *FAST, "--resume", "--json")
-    assert r.returncode == 0, r.stderr
+    assert r.exit_code == 0, r.stderr
     summary = json.loads(r.stdout)
     assert (summary["files"], summary["resumed_files"], summary["skipped"]) == (2, 2, {})
     assert_same(first, out)
     r = run_extract(src, out, *FAST, "--overwrite", "--json")
-    assert r.returncode == 0 and json.loads(r.stdout)["files"] == 2, r.stderr
+    assert r.exit_code == 0 and json.loads(r.stdout)["files"] == 2, r.stderr
 
 
 def test_shards_written_inside_the_input_folder_are_not_inputs(tmp_path):
@@ -157,10 +159,10 @@ def test_shards_written_inside_the_input_folder_are_not_inputs(tmp_path):
     out = src / "feats.wav"
     args = [*FAST, "--batch-seconds", "0.5"]
     single = tmp_path / "single.h5"  # before the shards: another output would take them
-    assert run_extract(src, single, *args).returncode == 0
+    assert run_extract(src, single, *args).exit_code == 0
     for i in (1, 0):
         r = run_extract(src, out, *args, "--shard", f"{i}/2", "--json")
-        assert r.returncode == 0, r.stderr
+        assert r.exit_code == 0, r.stderr
         assert json.loads(r.stdout)["skipped"] == {}
     keys = []
     for i in (0, 1):
@@ -170,10 +172,8 @@ def test_shards_written_inside_the_input_folder_are_not_inputs(tmp_path):
     assert keys == [f"c{i}.wav" for i in range(6)]
     with h5py.File(shard_path(out, 0, 2)) as h5:
         assert h5.attrs["shard_plan"] == plan
-    r = subprocess.run([sys.executable, "-m", "nnaudio_cli", "merge",
-                        *(str(shard_path(out, i, 2)) for i in range(2)), str(out), "--copy"],
-                       capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    r = invoke("merge", *(shard_path(out, i, 2) for i in range(2)), out, "--copy")
+    assert r.exit_code == 0, r.output
     assert_same(single, out)
     with h5py.File(out) as h5:
         assert json.loads(h5.attrs["skipped_json"]) == {}
