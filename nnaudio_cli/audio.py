@@ -331,6 +331,46 @@ def check_finite(x: np.ndarray, nan_policy: str) -> np.ndarray:
     raise InputError(NAN_REASON)
 
 
+def span_frames(span: tuple[float, float | None], sr: int, frames: int) -> tuple[int, int]:
+    """Source frames ``[start, stop)`` of a span in seconds: ``round(start * sr)`` to
+    ``round(end * sr)`` (Python's ``round``, ties to even; ``end`` None: the file's end).
+
+    Raises
+    ------
+    InputError
+        The span lies (partly) past the end of the file, or holds no frame at ``sr``.
+    """
+    start_s, end_s = span
+    start = round(start_s * sr)
+    stop = frames if end_s is None else round(end_s * sr)
+    duration = f"{frames / sr:.6g} s" if sr else "unknown"
+    if start >= frames:
+        raise InputError(f"span starts at {start_s:g} s, not before the end of the file "
+                         f"({duration})")
+    if stop > frames:
+        raise InputError(f"span ends at {end_s:g} s, past the end of the file ({duration}; "
+                         "leave end empty to read to the end)")
+    if stop <= start:
+        raise InputError(f"span {start_s:g}-{end_s:g} s holds no sample at {sr} Hz")
+    return start, stop
+
+
+def skip_frames(f: sf.SoundFile, start: int) -> None:
+    """Position ``f`` at frame ``start``: a seek where the format allows it, else the
+    frames before it are read and dropped block by block."""
+    if start <= 0:
+        return
+    if f.seekable():
+        f.seek(start)
+        return
+    left = start
+    while left > 0:
+        n = f.read(min(left, STREAM_BLOCK), dtype="float32", always_2d=True).shape[0]
+        if n == 0:
+            raise InputError(f"stream ended before frame {start}")
+        left -= n
+
+
 def decode_task(
     path: str,
     key: str,
@@ -338,8 +378,9 @@ def decode_task(
     mono: bool,
     long_samples: int,
     nan_policy: str = "reject",
+    span: tuple[float, float | None] | None = None,
 ) -> DecodeResult:
-    """Decode one file in a worker process.
+    """Decode one file (or a span of it) in a worker process.
 
     Parameters
     ----------
@@ -351,6 +392,9 @@ def decode_task(
     long_samples : files whose resampled length (at the first rate) times stored channels
         exceeds this are not decoded here but reported as ``"long"`` (to be streamed)
     nan_policy : 'reject' (a file with NaN/Inf samples fails) or 'zero' (they become 0)
+    span : ``(start, end)`` seconds (``end`` None: to the end): only the frames of
+        :func:`span_frames` are read (a seek, where the format allows it); ``info.samples``
+        is then the span's length and ``extra["span"]`` its ``(start, stop)`` frames
 
     Returns
     -------
@@ -368,15 +412,22 @@ def decode_task(
             info.channels = int(f.channels)
             info.samples = int(f.frames)
             info.format = str(f.format)
+            start = 0
+            if span is not None:
+                start, stop = span_frames(span, info.sr, info.samples)
+                info.samples = stop - start
             out_ch = 1 if mono else info.channels
+            extra = {} if span is None else {"span": (start, start + info.samples)}
             if resampled_length(info.samples, info.sr, rates[0]) * out_ch > long_samples:
-                return DecodeResult(info, "long")
+                return DecodeResult(info, "long", extra=extra)
             why = riff_truncation(path, info.size)
             if why:
                 return DecodeResult(info, "failed", reason=why)
             with decoder_messages() as noise:
                 try:
-                    x = f.read(dtype="float32", always_2d=True)
+                    skip_frames(f, start)
+                    x = f.read(-1 if span is None else info.samples, dtype="float32",
+                               always_2d=True)
                     error = None
                 except (sf.LibsndfileError, RuntimeError) as e:
                     error = e
@@ -394,7 +445,7 @@ def decode_task(
         if mono and x.shape[1] > 1:  # once, for every rate
             x = x.mean(axis=1, keepdims=True, dtype=np.float32)
         out = {r: prepare(x, info.sr, r, mono) for r in rates}
-        return DecodeResult(info, "ok", audio=out[rates[0]], resampled=out)
+        return DecodeResult(info, "ok", audio=out[rates[0]], resampled=out, extra=extra)
     except InputError as e:
         return DecodeResult(info, "failed", reason=str(e))
     except Exception as e:  # noqa: BLE001 - every decoding problem is a failed row
@@ -425,13 +476,17 @@ def stream_rates(
     mono: bool,
     block: int = STREAM_BLOCK,
     nan_policy: str = "reject",
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[tuple[dict[float, np.ndarray], bool]]:
     """Decode a long file block by block with bounded memory, resampled to several rates.
 
     Yields ``({rate: audio}, last)`` with each ``audio`` of shape (channels', samples') at
     its rate; per rate, the concatenation equals :func:`prepare` on the whole file. The file
     is read and downmixed once; each rate has its own streaming resampler. Updates
-    ``info.samples`` to the number of frames actually decoded.
+    ``info.samples`` to the number of frames actually decoded. ``start``/``stop``: only
+    source frames ``[start, stop)`` (``stop`` None: to the end), reached by a seek where
+    the format allows it.
 
     Raises
     ------
@@ -453,22 +508,27 @@ def stream_rates(
                                           quality=SOXR_QUALITY) if sr_in != r else None
                    for r in rates}
         decoded = 0
+        want = (int(f.frames) if stop is None else stop) - start
         while True:
+            n = block if stop is None else min(block, want - decoded)
             with decoder_messages() as noise:
                 try:
-                    x = f.read(block, dtype="float32", always_2d=True)
+                    if decoded == 0:
+                        skip_frames(f, start)
+                    x = f.read(n, dtype="float32", always_2d=True)
                     error = None
                 except (sf.LibsndfileError, RuntimeError) as e:
                     error = e
             if error is not None:
                 raise InputError(_read_reason(error, str(f.format), int(f.frames), noise))
-            last = x.shape[0] < block
-            if x.shape[0] == block:
+            last = x.shape[0] < n
+            if x.shape[0] == n:
                 # peek: a block that ends exactly at the end of the file is the last one
-                last = f.tell() >= f.frames if f.seekable() else False
+                last = (f.tell() >= f.frames if f.seekable() else False) if stop is None \
+                    else decoded + n >= want
             decoded += x.shape[0]
-            if last and decoded < f.frames:
-                raise InputError(f"truncated: decoded {decoded} of {f.frames} samples")
+            if last and decoded < want:
+                raise InputError(f"truncated: decoded {decoded} of {want} samples")
             x = check_finite(x, nan_policy)
             if mono and x.shape[1] > 1:
                 x = x.mean(axis=1, keepdims=True, dtype=np.float32)

@@ -15,7 +15,11 @@ from rich.text import Text
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.stats import BinStats
 from nnaudio_cli.store import FeatureFile, feature_names, open_features, validate_layout
-from nnaudio_cli.text import shown_key, unknown_key  # shown_key also importable from here
+from nnaudio_cli.text import (  # shown_key also importable from here
+    shown_key,
+    skipped_text,
+    unknown_key,
+)
 
 
 def unreadable(path: Path, exc: BaseException) -> CliError:
@@ -187,6 +191,10 @@ def describe(path: Path, feature: str | None = None, stats: bool = False) -> dic
         },
         "feature_names": names,
         "features": feats,
+        # entries of the input folder not taken (per extension), and a --files list
+        "skipped": json.loads(a.get("skipped_json", "{}")),
+        "input_list": None if "input_list" not in a else {
+            "name": a.get("input_list"), "sha256": a.get("input_list_sha256")},
     }
     if len(feats) == 1:
         desc.update({k: v for k, v in feats[0].items() if k not in desc})
@@ -253,6 +261,11 @@ def render(desc: dict[str, Any], show_all_failed: bool = False, console: Console
         ("versions", ", ".join(f"{k} {v}" for k, v in desc["versions"].items())),
         ("layout", f"version {desc['layout_version']}"),
     ]
+    if desc.get("input_list"):
+        lst = desc["input_list"]
+        rows.insert(2, ("input list", f"{lst['name']} (sha256 {lst['sha256']})"))
+    if desc.get("skipped"):
+        rows.insert(2, ("skipped", skipped_text(desc["skipped"]) + " of the input folder"))
     for k, v in rows:
         t.add_row(k, Text(v))
     con.print(t)

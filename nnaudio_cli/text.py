@@ -39,3 +39,19 @@ def unknown_key(key: str, keys: list[str], where: str) -> str:
     else:
         hint = "it holds no inputs"
     return f"no input {shown_key(key)} in {shown_key(where)}; {hint}"
+
+
+def skipped_text(counts: dict[str, int]) -> str:
+    """Skipped entries per group as shown in messages, most first: ``{".txt": 2, ".json":
+    1}`` -> ``"3 files (.txt 2, .json 1)"``; ``""`` for none.
+
+    Examples
+    --------
+    >>> skipped_text({".json": 1, ".txt": 2})
+    '3 files (.txt 2, .json 1)'
+    """
+    total = sum(counts.values())
+    if not total:
+        return ""
+    groups = ", ".join(f"{g} {n}" for g, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+    return f"{total} file{'s' if total != 1 else ''} ({groups})"

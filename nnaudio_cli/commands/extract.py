@@ -23,13 +23,13 @@ from nnaudio_cli.flags import (
     transform_option,
     verbose_option,
 )
-from nnaudio_cli.text import shown_key
+from nnaudio_cli.text import shown_key, skipped_text
 
 NAME = "extract"
 EPILOG = examples(
     "nnaudio extract data/ feats.h5 -c mel128 --resume --json > summary.json",
     "nnaudio extract data/ feats.h5 -c mel128 -c cqt84 -c mfcc   # one decode, three features",
-    "nnaudio extract data/ feats.h5 -c mel128 --shard 0/4   # writes feats.shard-0-of-4.h5",
+    "nnaudio extract --files segments.csv feats.h5 -c mel128 --shard 0/4   # path,start,end",
 )
 
 
@@ -58,10 +58,27 @@ class NanPolicy(str, Enum):
 
 def run(
     ctx: typer.Context,
-    input_dir: Path = typer.Argument(
-        ..., exists=True, file_okay=False, dir_okay=True, help="Folder searched recursively."
+    input_dir: Optional[Path] = typer.Argument(
+        None, metavar="INPUT_DIR", show_default=False,
+        help="Folder searched recursively (not with --files).",
     ),
-    output: Path = typer.Argument(..., dir_okay=False, help="HDF5 file to write."),
+    output: Optional[Path] = typer.Argument(None, metavar="OUTPUT", show_default=False,
+                                            help="HDF5 file to write."),
+    files: Optional[str] = typer.Option(
+        None, "--files", metavar="LIST",
+        help="Take the inputs from LIST instead of a folder: paths one a line, or CSV / "
+        "JSON lines with path and optional key, start, end (seconds); '-' reads stdin. "
+        "Relative paths are relative to LIST's folder (the current folder for '-').",
+    ),
+    include: List[str] = typer.Option(
+        [], "--include", metavar="GLOB",
+        help="Take only audio files whose path relative to INPUT_DIR matches GLOB "
+        "(repeatable; '*' also matches '/').",
+    ),
+    exclude: List[str] = typer.Option(
+        [], "--exclude", metavar="GLOB",
+        help="Leave out files whose relative path matches GLOB (repeatable).",
+    ),
     config: List[str] = typer.Option(
         [], "--config", "-c",
         help="Preset: a TOML path or a name in configs/ (mel128, ...). Repeat it to compute "
@@ -148,8 +165,10 @@ def run(
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> int:
-    """Compute features of every audio file under INPUT_DIR and write them to OUTPUT."""
+    """Compute features of every audio file under INPUT_DIR (or in --files LIST) and write
+    them to OUTPUT."""
     check_verbosity(quiet, verbose)
+    input_dir, output = _positionals(input_dir, output, files, include, exclude)
     shard = _shard(shard_text)
     target = output  # the merged file under torchrun (rank 0 writes it)
     merges = shard is not None and shard.source == "torchrun" and shard.index == 0
@@ -173,6 +192,11 @@ def run(
     for path in (output, target) if merges else (output,):
         check_owned(path, resume=resume, overwrite=overwrite)  # before anything is started
     torchrun = shard is not None and shard.source == "torchrun"
+    input_list = None
+    if files is not None:
+        from nnaudio_cli.extract.listing import read_list
+
+        input_list = read_list(files)
     from nnaudio_cli import interrupts
     from nnaudio_cli.extract.decode import default_workers, make_decoder
 
@@ -202,6 +226,8 @@ def run(
             overwrite, nan_policy.value, argv, shard, list_failures=not torchrun,
             storage={"dtype": dtype.value, "db": db, "db_ref": db_ref, "db_amin": db_amin,
                      "db_top_db": None if no_top_db else db_top_db},
+            inputs={"input_list": input_list, "include": list(include),
+                    "exclude": list(exclude), "target": target},
         )
         if merges and code in (EXIT_OK, EXIT_PARTIAL):
             code = _merge(target, shard.count, merge_timeout, overwrite or resume, quiet,
@@ -220,6 +246,38 @@ def run(
         restore_signals()
         if decoder is not None:
             decoder.close()
+
+
+def _positionals(
+    input_dir: Optional[Path], output: Optional[Path], files: Optional[str],
+    include: List[str], exclude: List[str],
+) -> tuple[Optional[Path], Path]:
+    """``(INPUT_DIR, OUTPUT)`` from the positional arguments: with ``--files`` the only one
+    is OUTPUT. Usage errors as one line, in click's words."""
+    given = [p for p in (input_dir, output) if p is not None]
+    if files is not None:
+        if len(given) != 1:
+            raise CliError("with --files LIST give only OUTPUT (the list replaces INPUT_DIR)",
+                           usage=True)
+        if include or exclude:
+            raise CliError("--include/--exclude choose files of INPUT_DIR; with --files, "
+                           "filter the list itself", usage=True)
+        input_dir, output = None, given[0]
+    else:
+        if input_dir is None:
+            raise CliError("Missing argument 'input_dir' (or pass --files LIST).", usage=True)
+        if output is None:
+            raise CliError("Missing argument 'output'.", usage=True)
+        if not input_dir.exists():
+            raise CliError(f"Invalid value for 'input_dir': dir '{input_dir}' does not exist.",
+                           usage=True)
+        if not input_dir.is_dir():
+            raise CliError(f"Invalid value for 'input_dir': dir '{input_dir}' is a file.",
+                           usage=True)
+    if output.is_dir():
+        raise CliError(f"Invalid value for 'output': file '{output}' is a directory.",
+                       usage=True)
+    return input_dir, output
 
 
 def _note(msg: str) -> None:
@@ -276,7 +334,7 @@ def _list_failures(failures: List[dict]) -> None:
 def _run(
     decoder: Any,
     n_workers: int,
-    input_dir: Path,
+    input_dir: Optional[Path],
     output: Path,
     cfgs: List[Any],
     dev: Any,
@@ -295,6 +353,7 @@ def _run(
     shard: Any = None,
     storage: Optional[dict] = None,
     list_failures: bool = True,
+    inputs: Optional[dict] = None,
 ) -> int:
     import torch
 
@@ -329,7 +388,9 @@ def _run(
         nan_policy=nan_policy,
         note=_note,
         shard=None if shard is None else (shard.index, shard.count),
+        verbose=verbose,
         **(storage or {}),
+        **(inputs or {}),
     )
     try:
         summary = run_extract(opts, make_reporter(quiet), decoder)
@@ -358,11 +419,14 @@ def _run(
         _list_failures(summary.failures)
     if not quiet:
         resumed = f" ({summary.resumed} kept from before)" if summary.resumed else ""
+        skipped = skipped_text(summary.skipped)
+        if skipped:
+            skipped = f"; skipped {skipped}" + ("" if verbose else " (-v lists them)")
         print(
             f"nnaudio: wrote {shown_key(str(output))}: {summary.ok}/{summary.files} files"
             f"{resumed}, "
             f"{summary.audio_seconds / 3600:.3f} h audio in {summary.wall_seconds:.1f} s "
-            f"({result['audio_seconds_per_second']:.0f}x real time)",
+            f"({result['audio_seconds_per_second']:.0f}x real time){skipped}",
             file=sys.stderr,
         )
     if json_out:

@@ -55,12 +55,14 @@ class Job:
     path : file to read
     key : its relative path
     nbytes : expected size of the decoded audio (float32 at every target rate)
+    span : ``(start, end)`` seconds of a segment (``end`` None: to the file's end), or None
     """
 
     clip: int
     path: str
     key: str
     nbytes: int
+    span: tuple[float, float | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,8 @@ class DecodeSettings:
 
     def args(self, job: Job) -> tuple:
         # no streaming decisions in the worker: the batch plan made them
-        return (job.path, job.key, self.rates, self.mono, sys.maxsize, self.nan_policy)
+        return (job.path, job.key, self.rates, self.mono, sys.maxsize, self.nan_policy,
+                job.span)
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:

@@ -513,5 +513,6 @@ def _other_settings(path: Path) -> ResumeError:
 
 def _diff(old: dict[str, Any], new: dict[str, Any]) -> str:
     names = [k for k in ("features", "config_hash", "segment_samples", "nan_policy",
-                         "keep_channels", "batch_samples") if old.get(k) != new.get(k)]
+                         "keep_channels", "batch_samples", "input_rows")
+             if old.get(k) != new.get(k)]
     return "differs: " + ", ".join(names) if names else "different configuration hash"

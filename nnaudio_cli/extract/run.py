@@ -43,13 +43,21 @@ from nnaudio_cli.extract.decode import (
     default_workers,
     make_decoder,
 )
-from nnaudio_cli.extract.discover import Header, find_audio, read_headers
+from nnaudio_cli.extract.discover import (
+    Discovery,
+    Header,
+    discover,
+    own_files,
+    read_headers,
+)
+from nnaudio_cli.extract.listing import Input, InputList
 from nnaudio_cli.extract.parts import PartStore, ResumeError, remove_parts
 from nnaudio_cli.extract.shard import plan_hash, shard_batches
 from nnaudio_cli.outputs import check_owned
 from nnaudio_cli.progress import Reporter
 from nnaudio_cli.storage import Storage, StorageError, db_for
 from nnaudio_cli.store import FeatureSpec, OutputError
+from nnaudio_cli.text import skipped_text
 from nnaudio_core import ParameterError
 
 #: Compression of the part files (the output gets ``--compression``).
@@ -80,7 +88,8 @@ class Interrupted(Exception):
 class ExtractOptions:
     """Everything ``nnaudio extract`` needs besides the configuration."""
 
-    input_dir: Path
+    #: the folder searched (None with ``input_list``)
+    input_dir: Path | None
     output: Path
     #: the features of the pass, in stored order (distinct ``name``s)
     features: list[ExtractConfig]
@@ -105,6 +114,15 @@ class ExtractOptions:
     db_ref: float = 1.0
     db_amin: float | None = None
     db_top_db: float | None = 80.0
+    #: ``--files``: the inputs of a list (then ``input_dir`` is not searched)
+    input_list: InputList | None = None
+    #: ``--include``/``--exclude`` glob patterns for searching ``input_dir``
+    include: list[str] = field(default_factory=list)
+    exclude: list[str] = field(default_factory=list)
+    #: the merged output of a sharded run (its files are never taken as inputs either)
+    target: Path | None = None
+    #: ``-v``: list the skipped files as notes
+    verbose: bool = False
 
 
 @dataclass
@@ -129,6 +147,10 @@ class Summary:
     transform: str = ""
     config_hash: str = ""
     features: list[str] = field(default_factory=list)
+    #: entries of the input folder not taken, per extension (see ``Discovery``)
+    skipped: dict[str, int] = field(default_factory=dict)
+    #: ``--files``: ``{"name": LIST, "sha256": ...}``
+    input_list: dict[str, str] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready summary including rates and the exit code."""
@@ -155,6 +177,8 @@ class Summary:
             "transform": self.transform,
             "features": self.features,
             "config_hash": self.config_hash,
+            "skipped": self.skipped,
+            "input_list": self.input_list,
             "exit_code": 3 if self.failed else 0,
         }
 
@@ -181,13 +205,17 @@ def resampler_name() -> str:
     return f"soxr {soxr.__version__} quality={audio.SOXR_QUALITY}"
 
 
-def resume_hash(chash: str, segment_samples: int, nan_policy: str, batch_samples: int) -> str:
+def resume_hash(chash: str, segment_samples: int, nan_policy: str, batch_samples: int,
+                rows_hash: str | None = None) -> str:
     """Hash of everything the stored values depend on (checked by ``--resume``): the
-    configuration, the segment length, the NaN policy and the batch plan's size."""
-    text = canonical_json(
-        {"config_hash": chash, "segment_samples": segment_samples, "nan_policy": nan_policy,
-         "batch_samples": batch_samples}
-    )
+    configuration, the segment length, the NaN policy and the batch plan's size, and for a
+    ``--files`` list its rows (:attr:`~nnaudio_cli.extract.listing.InputList.rows_hash`:
+    a list whose keys or spans changed is refused, where a folder may gain files)."""
+    fields: dict[str, Any] = {"config_hash": chash, "segment_samples": segment_samples,
+                              "nan_policy": nan_policy, "batch_samples": batch_samples}
+    if rows_hash is not None:
+        fields["input_rows"] = rows_hash
+    text = canonical_json(fields)
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -229,15 +257,29 @@ def _meta(info: audio.SourceInfo) -> dict[str, Any]:
     }
 
 
-def _stat_all(root: Path, keys: list[str]) -> dict[str, tuple[int, float]]:
+def _stat_all(inputs: list[Input]) -> dict[str, tuple[int, float]]:
+    """Key -> (size, mtime) of each input's source file (resume compares them)."""
     out: dict[str, tuple[int, float]] = {}
-    for k in keys:
+    for inp in inputs:
         try:
-            st = os.stat(root / k)
+            st = os.stat(inp.path)
         except OSError:
             continue
-        out[k] = (int(st.st_size), float(st.st_mtime))
+        out[inp.key] = (int(st.st_size), float(st.st_mtime))
     return out
+
+
+def _span_header(h: Header, inp: Input) -> Header:
+    """The header of a segment for planning: its length (0 when it does not fit the file:
+    decoding then fails the row with the reason)."""
+    span = inp.span
+    if span is None or not h.sr:
+        return h
+    try:
+        start, stop = audio.span_frames(span, h.sr, h.samples)
+    except audio.InputError:
+        return Header(h.sr, 0, h.channels)
+    return Header(h.sr, stop - start, h.channels)
 
 
 @dataclass
@@ -312,12 +354,13 @@ class Extraction:
     overlaps the device. Every batch is committed as one part.
     """
 
-    def __init__(self, opts: ExtractOptions, lanes: list[Lane], keys: list[str],
+    def __init__(self, opts: ExtractOptions, lanes: list[Lane], inputs: list[Input],
                  headers: list[Header], store: PartStore, decoder: Any, reporter: Reporter,
                  summary: Summary, batch_samples: int) -> None:
         self.opts = opts
         self.lanes = lanes
-        self.keys = keys
+        self.inputs = inputs
+        self.keys = [inp.key for inp in inputs]
         self.headers = headers
         self.store = store
         self.decoder = decoder
@@ -355,7 +398,8 @@ class Extraction:
         h = self.headers[i]
         channels = 1 if self.opts.mono else max(h.channels, 1)
         n = sum(audio.resampled_length(h.samples, h.sr or r, r) for r in self.rates)
-        return Job(i, str(self.opts.input_dir / self.keys[i]), self.keys[i], 4 * n * channels)
+        inp = self.inputs[i]
+        return Job(i, inp.path, inp.key, 4 * n * channels, inp.span)
 
     def _item(self, job: Job, res: audio.DecodeResult) -> _Item:
         item = _Item(job.clip, _meta(res.info))
@@ -434,10 +478,9 @@ class Extraction:
 
     def _stream(self, i: int) -> None:
         """A long input: decode block by block, compute segment by segment, one part."""
-        key = self.keys[i]
-        path = str(self.opts.input_dir / key)
+        key, path = self.keys[i], self.inputs[i].path
         probe = audio.decode_task(path, key, self.rates, self.opts.mono, 0,
-                                  self.opts.nan_policy)  # stat and header only
+                                  self.opts.nan_policy, self.inputs[i].span)  # header only
         info = probe.info
         if probe.status == "failed":
             self.clips.fail(key, _meta(info), probe.reason)
@@ -447,9 +490,11 @@ class Extraction:
         self.summary.streamed += 1
         framers = [_framer(lane) for lane in self.lanes]
         pending: _Submitted | None = None
+        start, stop = probe.extra.get("span", (0, None))
         try:
             blocks = _threaded(lambda: audio.stream_rates(
-                path, info, self.rates, self.opts.mono, nan_policy=self.opts.nan_policy))
+                path, info, self.rates, self.opts.mono, nan_policy=self.opts.nan_policy,
+                start=start, stop=stop))
             for x, last in blocks:
                 interrupts.check()
                 item = _Item(i, {}, pieces=[
@@ -501,6 +546,10 @@ def _root_attrs(opts: ExtractOptions, lanes: list[Lane], summary: Summary) -> di
         "n_inputs": summary.files,
         "n_ok": summary.ok,
         "n_failed": summary.failed,
+        "skipped_json": canonical_json(summary.skipped),
+        **({} if opts.input_list is None else {
+            "input_list": opts.input_list.name, "input_list_sha256": opts.input_list.sha256,
+            "input_rows_hash": opts.input_list.rows_hash}),
     }
 
 
@@ -557,18 +606,51 @@ def run_extract(opts: ExtractOptions, reporter: Reporter, decoder: Any = None) -
     """
     t_start = time.perf_counter()
     try:
-        keys = find_audio(opts.input_dir)
-        if not keys:
-            raise ExtractError(
-                f"no audio files under {opts.input_dir} "
-                "(looked for .wav .flac .ogg .oga .opus .mp3 .aiff .aif .au .caf ...)"
-            )
+        inputs, skipped = _inputs(opts)
         if decoder is None:
             decoder = make_decoder(opts.workers)  # they start while the kernels are built
-        return _run(opts, reporter, keys, decoder, t_start)
+        return _run(opts, reporter, inputs, skipped, decoder, t_start)
     finally:
         if decoder is not None:
             decoder.close()
+
+
+def _inputs(opts: ExtractOptions) -> tuple[list[Input], dict[str, int]]:
+    """The inputs of the run, sorted by key, and the skipped entries per extension: the
+    ``--files`` list, or the audio files found under ``input_dir`` (its skipped entries
+    listed as notes with ``verbose``).
+
+    Raises
+    ------
+    ExtractError
+        Nothing to extract (every file of the folder skipped, or an empty list).
+    """
+    if opts.input_list is not None:
+        if not opts.input_list.inputs:
+            raise ExtractError(f"--files {opts.input_list.name}: the list holds no inputs")
+        return list(opts.input_list.inputs), {}
+    if opts.input_dir is None:
+        raise ExtractError("internal error: neither an input folder nor a list")
+    found: Discovery = discover(opts.input_dir, opts.include, opts.exclude,
+                                own_files(opts.input_dir, opts.output, opts.target))
+    if opts.verbose:
+        for rel, group in found.skipped:
+            opts.note(f"skipped: {rel} ({_skip_reason(group)})")
+    counts = found.skipped_counts()
+    if not found.keys:
+        what = f"; skipped {skipped_text(counts)}" if counts else ""
+        patterns = " matching --include/--exclude" if opts.include or opts.exclude else ""
+        raise ExtractError(
+            f"no audio files{patterns} under {opts.input_dir}{what} (looked for .wav .flac "
+            ".ogg .oga .opus .mp3 .aiff .aif .au .caf ...)"
+        )
+    return [Input(k, str(opts.input_dir / k)) for k in found.keys], counts
+
+
+def _skip_reason(group: str) -> str:
+    if group.startswith("("):
+        return group[1:-1]
+    return f"not an audio extension: {group}"
 
 
 def _storage(opts: ExtractOptions, name: str, config: dict[str, Any]) -> Storage:
@@ -610,12 +692,14 @@ def _lanes(opts: ExtractOptions, seg_seconds: float) -> list[Lane]:
     return lanes
 
 
-def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any,
-         t_start: float) -> Summary:
+def _run(opts: ExtractOptions, reporter: Reporter, inputs: list[Input],
+         skipped: dict[str, int], decoder: Any, t_start: float) -> Summary:
     seg_seconds = opts.segment_seconds or opts.batch_seconds
     lanes = _lanes(opts, seg_seconds)
     sr = max(lane.engine.sr for lane in lanes)  # the plan's rate: the largest one
-    headers = read_headers(opts.input_dir, keys)
+    keys = [inp.key for inp in inputs]
+    headers = [_span_header(h, inp) for h, inp in
+               zip(read_headers([inp.path for inp in inputs]), inputs, strict=True)]
     stored_channels = [1 if opts.mono else max(h.channels, 1) for h in headers]
     costs = [audio.resampled_length(h.samples, h.sr or sr, sr) * c
              for h, c in zip(headers, stored_channels, strict=True)]
@@ -637,15 +721,20 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
     chash = hashlib.sha256(canonical_json(
         [{"name": ln.name, "config_hash": ln.spec.attrs["config_hash"],
           "storage": ln.spec.storage.attrs()} for ln in lanes]).encode()).hexdigest()
-    rhash = resume_hash(chash, seg_samples, opts.nan_policy, batch_samples)
+    listed = opts.input_list
+    rhash = resume_hash(chash, seg_samples, opts.nan_policy, batch_samples,
+                        None if listed is None else listed.rows_hash)
     summary = Summary(output=str(opts.output), files=len(keys), device=str(opts.device),
                       workers=opts.workers, threads=torch.get_num_threads(),
                       transform=", ".join(ln.engine.name for ln in lanes), config_hash=chash,
-                      features=names)
+                      features=names, skipped=skipped,
+                      input_list=None if listed is None else {"name": listed.name,
+                                                              "sha256": listed.sha256})
     manifest = {
         "resume_hash": rhash, "config_hash": chash, "features": names,
         "segment_samples": seg_samples, "nan_policy": opts.nan_policy, "keep_channels": keep,
         "batch_samples": batch_samples,
+        **({} if listed is None else {"input_rows": listed.rows_hash}),
     }
     part_attrs = {"config_hash": chash, "sr": lanes[0].engine.sr, "keep_channels": keep}
     specs = [ln.spec for ln in lanes]
@@ -660,13 +749,15 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
     store.open(opts.resume, opts.overwrite)
     try:
         if opts.resume:
+            mine = set(keys)
             try:
-                summary.resumed = store.load(_stat_all(opts.input_dir, keys), previous)
+                summary.resumed = store.load(
+                    _stat_all([i for i in inputs if i.key in mine]), previous)
             except ResumeError:
                 store.discard_created()
                 raise
         interrupts.check()
-        extraction = Extraction(opts, lanes, all_keys, headers, store, decoder, reporter,
+        extraction = Extraction(opts, lanes, inputs, headers, store, decoder, reporter,
                                 summary, batch_samples)
         todo = _todo(plan, all_keys, store)
         reporter.start(sum(len(b.clips) for b in todo))
