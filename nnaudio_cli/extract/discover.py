@@ -9,18 +9,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-import soundfile as sf
+from nnaudio_cli import audio
+from nnaudio_cli.containers import CONTAINER_EXTENSIONS
 
 #: File name extensions (lower case) treated as audio; matching is case-insensitive.
-#: Whether a file really is audio is decided by decoding it (soundfile/libsndfile): a file
-#: with one of these extensions that cannot be decoded becomes a *failed* row, other files
-#: are skipped silently.
+#: Whether a file really is audio is decided by decoding it (libsndfile, or FFmpeg for the
+#: containers of :data:`~nnaudio_cli.containers.CONTAINER_EXTENSIONS`): a file with one of
+#: these extensions that cannot be decoded becomes a *failed* row, other files are skipped.
 AUDIO_EXTENSIONS = frozenset(
     {
         ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif",
-        ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64",
+        ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64", ".spx",
     }
-)
+) | CONTAINER_EXTENSIONS
 
 
 def is_audio_name(name: str) -> bool:
@@ -84,8 +85,8 @@ def read_header(path: str | os.PathLike[str]) -> Header:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # never open a FIFO or device here
             return Header()
-        with sf.SoundFile(path) as f:
-            return Header(int(f.samplerate), max(int(f.frames), 0), int(f.channels))
+        head = audio.header(path)  # opened without blocking, checked again once open
+        return Header(*head) if head else Header()
     except Exception:  # noqa: BLE001 - any unreadable input is planned as empty
         return Header()
 

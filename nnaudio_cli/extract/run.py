@@ -49,6 +49,7 @@ from nnaudio_cli.extract.shard import plan_hash, shard_batches
 from nnaudio_cli.progress import Reporter
 from nnaudio_cli.storage import Storage, StorageError, db_for
 from nnaudio_cli.store import FeatureSpec, OutputError
+from nnaudio_cli.text import stored_key
 from nnaudio_core import ParameterError
 
 #: Compression of the part files (the output gets ``--compression``).
@@ -465,7 +466,7 @@ class Extraction:
             raise
         except Exception as e:  # noqa: BLE001 - a broken file is a failed row
             self.clips.abort(i)
-            self.clips.fail(key, _meta(info), audio.one_line(e))
+            self.clips.fail(key, _meta(info), audio.failure_reason(e))
             status = "failed"
         self.reporter.advance(info.duration if status == "ok" else 0.0, failed=status != "ok")
         self.store.commit()
@@ -518,7 +519,7 @@ def _summarise(summary: Summary, keys: list[str], store: PartStore) -> None:
             summary.audio_seconds += float(row.get("duration", 0.0))
         else:
             summary.failed += 1
-            summary.failures.append({"key": k, "reason": str(row.get("reason", ""))})
+            summary.failures.append({"key": stored_key(k), "reason": str(row.get("reason", ""))})
 
 
 def _todo(plan: list[Batch], keys: list[str], store: PartStore) -> list[Batch]:
