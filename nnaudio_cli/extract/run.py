@@ -561,7 +561,7 @@ def run_extract(opts: ExtractOptions, reporter: Reporter, decoder: Any = None) -
         if not keys:
             raise ExtractError(
                 f"no audio files under {opts.input_dir} "
-                "(looked for .wav .flac .ogg .oga .opus .mp3 .aiff .aif .au .caf ...)"
+                "(looked for .wav .flac .ogg .opus .mp3 .aiff .m4a .mp4 .webm .mkv .wma ...)"
             )
         if decoder is None:
             decoder = make_decoder(opts.workers)  # they start while the kernels are built
