@@ -378,7 +378,9 @@ def _open_file(path: str | os.PathLike, start: int = 0) -> tuple[Any | None, str
             if ext not in containers.FALLBACK_EXTENSIONS:
                 return None, reason
         if not containers.available():
-            return None, reason or containers.missing_reason(ext)
+            if reason:  # an Ogg/MP3 variant libsndfile refuses: FFmpeg might read it
+                return None, f"{reason}; FFmpeg may read it: {containers.INSTALL}"
+            return None, containers.missing_reason(ext)
         try:
             sound = containers.AvSound(containers.descriptor_source(fd), start, owned_fd=fd)
         except InputError as e:

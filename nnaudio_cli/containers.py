@@ -59,10 +59,13 @@ def available() -> bool:
     return True
 
 
+#: How to install PyAV.
+INSTALL = f"pip install 'nnaudio[{EXTRA}]'"
+
+
 def missing_reason(ext: str) -> str:
     """A failed row's reason for a container file met without PyAV (one line, with the fix)."""
-    what = ext or "this file"
-    return f"decoding {what} needs FFmpeg (PyAV): pip install 'nnaudio[{EXTRA}]'"
+    return f"decoding {ext or 'this file'} needs FFmpeg (PyAV): {INSTALL}"
 
 
 def _ffmpeg_text(exc: BaseException) -> str:
@@ -119,7 +122,6 @@ class AvSound:
 
         self.fast_seek = fast_seek
         self.fd = -1  # set once opened: closed with this object
-
         self._source = source
         try:
             self._c = av.open(source, "r")
@@ -135,7 +137,7 @@ class AvSound:
             self._a = self._c.streams.audio[0]
             ctx = self._a.codec_context
             self.samplerate = int(ctx.sample_rate or self._a.rate or 0)
-            self.channels = int(ctx.channels or 0)
+            self.channels = int(getattr(ctx, "channels", 0) or len(ctx.layout.channels))
             if self.samplerate <= 0 or self.channels <= 0:
                 raise InputError("the audio stream declares no sample rate or channel count")
             self.format = str(ctx.name).upper()

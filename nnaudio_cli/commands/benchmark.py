@@ -179,8 +179,7 @@ def _formats(value: Optional[str], pipeline: bool) -> Optional[list[str]]:
     chosen = _split(value, tuple(FORMATS), "format")
     need = [f for f in chosen if FORMATS[f][1] == "ffmpeg"]
     if need and not containers.available():
-        raise CliError(f"--formats {','.join(need)} needs FFmpeg (PyAV): pip install "
-                       f"'nnaudio[{containers.EXTRA}]'")
+        raise CliError(f"--formats {','.join(need)} needs FFmpeg (PyAV): {containers.INSTALL}")
     return chosen
 
 

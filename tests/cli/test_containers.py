@@ -208,10 +208,22 @@ def test_damaged_containers_are_failed_rows_with_reasons(folder: Path, tmp_path:
         webm[i] ^= 0xFF
     (src / "flipped.webm").write_bytes(bytes(webm))
     os.symlink(folder / "aac.m4a", src / "good.m4a")
+    with av.open(str(src / "silent_film.mp4"), "w") as o:  # video only
+        v = o.add_stream("mpeg4", rate=25)
+        v.width, v.height, v.pix_fmt = 64, 48, "yuv420p"
+        for i in range(10):
+            frame = av.VideoFrame.from_ndarray(np.zeros((48, 64, 3), np.uint8), format="rgb24")
+            frame.pts = i
+            for p in v.encode(frame):
+                o.mux(p)
+        for p in v.encode(None):
+            o.mux(p)
     r = invoke("extract", src, tmp_path / "o.h5", "-c", "mel64_16k", "--json", "-q")
     assert r.exit_code == 3, r.output
     reasons = {f["key"]: f["reason"] for f in json.loads(r.stdout)["failures"]}
-    assert set(reasons) == {"garbage.m4a", "cut.mkv", "cut.m4a", "flipped.webm"}
+    assert set(reasons) == {"garbage.m4a", "cut.mkv", "cut.m4a", "flipped.webm",
+                            "silent_film.mp4"}
+    assert reasons["silent_film.mp4"] == "no audio stream (it holds video)"
     assert reasons["garbage.m4a"].startswith("not an audio file (ffmpeg: ")
     assert reasons["cut.m4a"].startswith("not an audio file (ffmpeg: ")
     assert reasons["cut.mkv"].startswith("truncated: AC3 stream ended after "), reasons
@@ -224,3 +236,6 @@ def test_without_pyav_a_container_is_a_failed_row_naming_the_extra(folder, monke
     assert r.status == "failed"
     assert r.reason == "decoding .m4a needs FFmpeg (PyAV): pip install 'nnaudio[containers]'"
     assert audio.decode_task(str(folder / "plain.wav"), "p", SR, True, sys.maxsize).status == "ok"
+    r = audio.decode_task(str(folder / "flac_in.ogg"), "f", SR, True, sys.maxsize)
+    assert r.status == "failed" and r.reason.startswith("not an audio file (")
+    assert r.reason.endswith("; FFmpeg may read it: pip install 'nnaudio[containers]'")
