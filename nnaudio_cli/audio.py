@@ -337,7 +337,9 @@ def _extension(path: str | os.PathLike) -> str:
 
 
 def open_sound(path: str | os.PathLike, start: int = 0) -> tuple[Any | None, str]:
-    """Open ``path`` for decoding (see :func:`_open_file`)."""
+    """Open ``path`` for decoding (see :func:`_open_file`). The decoding paths call this;
+    :func:`header` reads go to :func:`_open_file` directly, so wrapping this one sees
+    decodes only."""
     return _open_file(path, start)
 
 

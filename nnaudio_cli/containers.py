@@ -330,6 +330,7 @@ def descriptor_source(fd: int) -> Any:
     proc = f"/proc/self/fd/{fd}"
     if os.path.exists(proc):
         return proc
+    os.lseek(fd, 0, os.SEEK_SET)  # libsndfile may have read it first
     return os.fdopen(fd, "rb", closefd=False)
 
 
