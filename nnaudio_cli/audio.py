@@ -24,6 +24,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -137,16 +138,21 @@ def prepare(x: np.ndarray, sr_in: float, sr_out: float, mono: bool) -> np.ndarra
     return np.ascontiguousarray(x.T, dtype=np.float32)
 
 
+def _unreadable(e: OSError, path: str | os.PathLike) -> InputError:
+    """The failed row's error for a path that cannot be stat'ed or opened."""
+    if e.errno == errno.ELOOP:
+        return InputError("symbolic link loop")
+    if e.errno == errno.ENOENT and os.path.islink(path):
+        return InputError("broken symbolic link")
+    return InputError(f"cannot read: {(e.strerror or str(e)).lower()}")
+
+
 def _stat(path: str, info: SourceInfo) -> None:
     """Fill size and mtime; raise :class:`InputError` for what cannot be an audio file."""
     try:
         st = os.stat(path)
     except OSError as e:
-        if e.errno == errno.ELOOP:
-            raise InputError("symbolic link loop") from None
-        if e.errno == errno.ENOENT and os.path.islink(path):
-            raise InputError("broken symbolic link") from None
-        raise InputError(f"cannot read: {(e.strerror or str(e)).lower()}") from None
+        raise _unreadable(e, path) from None
     info.size = int(st.st_size)
     info.mtime = float(st.st_mtime)
     if not stat.S_ISREG(st.st_mode):
@@ -253,15 +259,149 @@ def _detail(noise: list[str], any_line: bool = True) -> str:
     return lines[0] if lines and any_line else ""
 
 
-def open_sound(path: str | os.PathLike) -> tuple[sf.SoundFile | None, str]:
-    """Open ``path`` with libsndfile: ``(file, "")``, or ``(None, reason)`` when it cannot be
-    opened (the reason is a failed row's, with what the decoder printed folded in)."""
-    with decoder_messages() as noise:
+#: Reason prefix of a failure that may not happen again (out of memory, a decoder process
+#: killed by SIGKILL, as the kernel's OOM killer does): such rows are computed again by
+#: ``--resume`` instead of being kept as failed inputs.
+TRANSIENT = "transient: "
+
+
+def transient(reason: str) -> str:
+    """A failed row's reason that ``--resume`` retries (see :data:`TRANSIENT`)."""
+    return reason if reason.startswith(TRANSIENT) else TRANSIENT + reason
+
+
+def is_transient(reason: str) -> bool:
+    """True for a reason made by :func:`transient`."""
+    return str(reason).startswith(TRANSIENT)
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A failed row's reason for an unexpected exception while decoding one file."""
+    if isinstance(exc, MemoryError):
+        return transient("out of memory while decoding this file; --resume tries it again")
+    return str(exc) if isinstance(exc, InputError) else one_line(exc)
+
+
+def open_regular(path: str | os.PathLike) -> int:
+    """Open ``path`` for reading without ever blocking, and check what was opened.
+
+    ``O_NONBLOCK`` makes opening a FIFO (swapped in after an earlier ``stat``) return at
+    once instead of waiting for a writer; ``fstat`` of the opened descriptor then rejects
+    anything that is not a non-empty regular file. Returns the descriptor (blocking mode
+    restored; the caller closes it).
+
+    Raises
+    ------
+    InputError
+        Cannot be opened, not a regular file, or empty (the failed row's reason).
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) \
+        | getattr(os, "O_NOCTTY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as e:
+        raise _unreadable(e, path) from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError("not a regular file")
+        if st.st_size == 0:
+            raise InputError("empty file")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+class _FdSoundFile(sf.SoundFile):
+    """A :class:`soundfile.SoundFile` reading a descriptor it owns (closed with it)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = -1
+        super().__init__(fd, closefd=False)
+        self.fd = fd
+
+    def close(self) -> None:
         try:
-            return sf.SoundFile(path), ""
-        except (sf.LibsndfileError, RuntimeError, TypeError) as e:
-            error = e
-    return None, _open_reason(error, noise)
+            super().close()
+        finally:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1
+
+
+def _extension(path: str | os.PathLike) -> str:
+    return os.path.splitext(os.fsdecode(path))[1].lower()
+
+
+def open_sound(path: str | os.PathLike, start: int = 0) -> tuple[Any | None, str]:
+    """Open ``path`` for decoding (see :func:`_open_file`). The decoding paths call this;
+    :func:`header` reads go to :func:`_open_file` directly, so wrapping this one sees
+    decodes only."""
+    return _open_file(path, start)
+
+
+def _open_file(path: str | os.PathLike, start: int = 0) -> tuple[Any | None, str]:
+    """Open ``path``: ``(file, "")``, or ``(None, reason)`` when it cannot be
+    opened (the reason is a failed row's, with what the decoder printed folded in).
+
+    The file is opened once (:func:`open_regular`: never blocks on a FIFO, works for any
+    file name, UTF-8 or not). libsndfile decodes what it reads (a :class:`soundfile.SoundFile`);
+    container extensions (:data:`~nnaudio_cli.containers.CONTAINER_EXTENSIONS`), and the
+    Ogg/MP3 variants libsndfile refuses, are decoded with FFmpeg
+    (:class:`~nnaudio_cli.containers.AvSound`, when PyAV is installed). Both offer
+    ``samplerate``, ``channels``, ``frames``, ``format``, ``read``, ``seek`` and ``tell``;
+    ``start`` (frames) seeks before the first read.
+    """
+    from nnaudio_cli import containers
+
+    try:
+        fd = open_regular(path)
+    except InputError as e:
+        return None, str(e)
+    ext = _extension(path)
+    reason = ""
+    try:
+        if ext not in containers.CONTAINER_EXTENSIONS:
+            with decoder_messages() as noise:
+                try:
+                    f = _FdSoundFile(fd)
+                    error = None
+                except (sf.LibsndfileError, RuntimeError, TypeError) as e:
+                    error = e
+            if error is None:
+                if start:
+                    f.seek(start)
+                fd = -1  # the file owns it now
+                return f, ""
+            reason = _open_reason(error, noise)
+            if ext not in containers.FALLBACK_EXTENSIONS:
+                return None, reason
+        if not containers.available():
+            if reason:  # an Ogg/MP3 variant libsndfile refuses: FFmpeg might read it
+                return None, f"{reason}; FFmpeg may read it: {containers.INSTALL}"
+            return None, containers.missing_reason(ext)
+        try:
+            sound = containers.AvSound(containers.descriptor_source(fd), start, owned_fd=fd)
+        except InputError as e:
+            return None, reason or str(e)
+        fd = -1
+        return sound, ""
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def header(path: str | os.PathLike) -> tuple[int, int, int] | None:
+    """``(sample rate, frames, channels)`` of a file as its header declares them (an
+    estimate for containers), without decoding; None when it cannot be opened."""
+    f, _ = _open_file(path)
+    if f is None:
+        return None
+    with f:
+        return int(f.samplerate), max(int(f.frames), 0), int(f.channels)
 
 
 def _open_reason(exc: BaseException, noise: list[str] | None = None) -> str:
@@ -294,15 +434,16 @@ def _read_reason(exc: BaseException, fmt: str, declared: int, noise: list[str]) 
     return f"corrupt {fmt} stream ({detail or 'libsndfile: ' + text})"
 
 
-def riff_truncation(path: str, size: int) -> str | None:
-    """Why a RIFF/WAVE file is truncated (its ``data`` chunk runs past the end), or None.
+def riff_truncation(fd: int) -> str | None:
+    """Why the RIFF/WAVE file open at descriptor ``fd`` is truncated (its ``data`` chunk
+    runs past the end), or None.
 
     libsndfile silently shortens such files; the header still tells. Files whose ``data``
     size is 0 or 0xFFFFFFFF (written by streaming recorders) are not judged.
     """
     try:
-        with open(path, "rb") as fh:
-            head = fh.read(1 << 16)
+        head = os.pread(fd, 1 << 16, 0)
+        size = os.fstat(fd).st_size
     except OSError:
         return None
     if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
@@ -319,6 +460,31 @@ def riff_truncation(path: str, size: int) -> str | None:
             return None
         pos += 8 + n + (n & 1)
     return None
+
+
+def length_problem(f: Any, decoded: int) -> str | None:
+    """Why ``decoded`` frames (the whole stream of ``f``, from :func:`open_sound`) mean a
+    cut-short file, or None. libsndfile's header length is exact; a container's is an
+    estimate (``AvSound.truncation`` allows for encoder delay and padding)."""
+    judge = getattr(f, "truncation", None)
+    if judge is not None:
+        return judge(decoded)
+    if decoded < f.frames:
+        return f"truncated: decoded {decoded} of {f.frames} samples"
+    return None
+
+
+def _truncated_riff(f: Any) -> str | None:
+    fd = getattr(f, "fd", -1)
+    return riff_truncation(fd) if isinstance(f, sf.SoundFile) and fd >= 0 else None
+
+
+def _at_end(f: Any) -> bool:
+    """After a full block: True when nothing is left to read."""
+    done = getattr(f, "exhausted", None)
+    if done is not None:
+        return bool(done)
+    return f.tell() >= f.frames if f.seekable() else False
 
 
 def check_finite(x: np.ndarray, nan_policy: str) -> np.ndarray:
@@ -420,7 +586,7 @@ def decode_task(
             extra = {} if span is None else {"span": (start, start + info.samples)}
             if resampled_length(info.samples, info.sr, rates[0]) * out_ch > long_samples:
                 return DecodeResult(info, "long", extra=extra)
-            why = riff_truncation(path, info.size)
+            why = _truncated_riff(f)
             if why:
                 return DecodeResult(info, "failed", reason=why)
             with decoder_messages() as noise:
@@ -434,10 +600,12 @@ def decode_task(
             if error is not None:
                 reason = _read_reason(error, info.format, info.samples, noise)
                 return DecodeResult(info, "failed", reason=reason)
-        if x.shape[0] < info.samples:
-            return DecodeResult(
-                info, "failed", reason=f"truncated: decoded {x.shape[0]} of {info.samples} samples"
-            )
+            if span is None:
+                why = length_problem(f, x.shape[0])
+            elif x.shape[0] < info.samples:
+                why = f"truncated: decoded {x.shape[0]} of {info.samples} samples"
+        if why:
+            return DecodeResult(info, "failed", reason=why)
         info.samples = int(x.shape[0])
         if info.samples == 0:
             return DecodeResult(info, "failed", reason="no audio samples")
@@ -449,7 +617,7 @@ def decode_task(
     except InputError as e:
         return DecodeResult(info, "failed", reason=str(e))
     except Exception as e:  # noqa: BLE001 - every decoding problem is a failed row
-        return DecodeResult(info, "failed", reason=one_line(e))
+        return DecodeResult(info, "failed", reason=failure_reason(e))
 
 
 def stream_file(
@@ -495,13 +663,13 @@ def stream_rates(
         (the message is the failed row's reason).
     """
     rates = rates_of(tuple(rates))
-    why = riff_truncation(path, os.path.getsize(path))
-    if why:
-        raise InputError(why)
     sound, reason = open_sound(path)
     if sound is None:
         raise InputError(reason)
     with sound as f:
+        why = _truncated_riff(f)
+        if why:
+            raise InputError(why)
         sr_in = int(f.samplerate)
         channels = 1 if mono else int(f.channels)
         streams = {r: soxr.ResampleStream(sr_in, r, channels, dtype="float32",
@@ -521,14 +689,17 @@ def stream_rates(
                     error = e
             if error is not None:
                 raise InputError(_read_reason(error, str(f.format), int(f.frames), noise))
-            last = x.shape[0] < n
-            if x.shape[0] == n:
-                # peek: a block that ends exactly at the end of the file is the last one
-                last = (f.tell() >= f.frames if f.seekable() else False) if stop is None \
-                    else decoded + n >= want
-            decoded += x.shape[0]
-            if last and decoded < want:
-                raise InputError(f"truncated: decoded {decoded} of {want} samples")
+            if stop is None:  # to the end: a full block may end exactly there
+                last = x.shape[0] < n or _at_end(f)
+                decoded += x.shape[0]
+                why = length_problem(f, start + decoded) if last else None
+            else:
+                last = x.shape[0] < n or decoded + x.shape[0] >= want
+                decoded += x.shape[0]
+                why = (f"truncated: decoded {decoded} of {want} samples"
+                       if last and decoded < want else None)
+            if why:
+                raise InputError(why)
             x = check_finite(x, nan_policy)
             if mono and x.shape[1] > 1:
                 x = x.mean(axis=1, keepdims=True, dtype=np.float32)

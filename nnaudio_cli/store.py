@@ -42,6 +42,7 @@ import numpy as np
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.stats import BinStats
 from nnaudio_cli.storage import Storage
+from nnaudio_cli.text import stored_key
 
 LAYOUT_VERSION = 2
 #: Layout versions the reader reads.
@@ -452,6 +453,8 @@ class FeatureWriter:
         for col, dtype in INDEX_COLUMNS.items():
             default: Any = "" if dtype is STR else 0
             values = [r.get(col, default) for r in self.rows]
+            if col == "key":  # a file name that is not UTF-8: see text.stored_key
+                values = [stored_key(str(v)) for v in values]
             columns[col] = np.array(values, dtype=object if dtype is STR else dtype)
             grp.create_dataset(col, data=columns[col], dtype=dtype)
         self.digest_hex = file_checksum(parts, columns)
@@ -585,8 +588,16 @@ class FeatureFile(Mapping[str, np.ndarray]):
                     if s == "ok"]
 
     # Mapping interface -------------------------------------------------------------
-    def __getitem__(self, key: str) -> np.ndarray:
+    def _find(self, key: str) -> int | None:
+        """Row of ``key``: as stored, or as :func:`os.fsdecode` gives a file name that is
+        not UTF-8 (stored as its ``repr``, see :func:`nnaudio_cli.text.stored_key`)."""
         i = self._row.get(key)
+        if i is None and isinstance(key, str):
+            i = self._row.get(stored_key(key))
+        return i
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        i = self._find(key)
         if i is None:
             raise KeyError(key)
         if self.index["status"][i] != "ok":
@@ -604,7 +615,8 @@ class FeatureFile(Mapping[str, np.ndarray]):
         return len(self._ok)
 
     def __contains__(self, key: object) -> bool:
-        return key in self._row and self.index["status"][self._row[key]] == "ok"
+        i = self._find(key) if isinstance(key, str) else None
+        return i is not None and self.index["status"][i] == "ok"
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Stored rows ``[start, stop)`` of this feature's data (float32 unless
@@ -656,7 +668,9 @@ class FeatureFile(Mapping[str, np.ndarray]):
     def info(self, key: str) -> dict[str, Any]:
         """Index row of ``key`` as a dict (status, reason, sr, samples, channels, frames of
         this feature, ...)."""
-        i = self._row[key]
+        i = self._find(key)
+        if i is None:
+            raise KeyError(key)
         return {col: _attr(arr[i]) for col, arr in self.index.items()}
 
     def transform(self) -> Any:

@@ -20,6 +20,53 @@ def shown_key(key: str) -> str:
     return key if key.isprintable() else repr(key)
 
 
+def stored_key(key: str) -> str:
+    """The text a key is stored under in a feature file's ``/index/key``.
+
+    A key that is valid UTF-8 is stored unchanged. A file name that is not (a Latin-1
+    ``é``, byte 0xE9, reaches Python as the lone surrogate ``\\udce9``, see
+    :func:`os.fsdecode`) is stored as Python's ``repr`` of it, quotes included:
+    ``'caf\\udce9.wav'``, the same text every message shows (:func:`shown_key`).
+    :func:`key_from_stored` inverts it; ``os.fsencode(key_from_stored(text))`` gives the
+    file name's bytes.
+
+    Examples
+    --------
+    >>> stored_key("a/b.wav")
+    'a/b.wav'
+    >>> print(stored_key(b"caf\\xe9.wav".decode("utf-8", "surrogateescape")))
+    'caf\\udce9.wav'
+    """
+    try:
+        key.encode("utf-8")
+    except UnicodeEncodeError:
+        return repr(key)
+    return key
+
+
+def key_from_stored(text: str) -> str:
+    """The key (as :func:`os.fsdecode` gives file names) that :func:`stored_key` stored as
+    ``text``; any other text is returned unchanged.
+
+    Examples
+    --------
+    >>> key_from_stored("'caf\\\\udce9.wav'") == "caf\\udce9.wav"
+    True
+    >>> key_from_stored("'quoted'.wav")
+    "'quoted'.wav"
+    """
+    if len(text) > 2 and text[0] in "'\"" and text[-1] == text[0] and "\\" in text:
+        import ast
+
+        try:
+            key = ast.literal_eval(text)
+        except (ValueError, SyntaxError, MemoryError, RecursionError):
+            return text
+        if isinstance(key, str) and stored_key(key) == text:
+            return key
+    return text
+
+
 def unknown_key(key: str, keys: list[str], where: str) -> str:
     """The one-line message for a key that ``where`` (a file) does not hold, with the
     closest stored keys (``difflib``) as a did-you-mean, or an example key when none is close.

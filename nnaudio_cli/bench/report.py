@@ -202,6 +202,7 @@ def transforms_report(
     presets: Optional[list[str]] = None,
     librosa_loop: bool = True,
     one_pass: bool = False,
+    formats: Optional[list[str]] = None,
 ) -> dict[str, Any]:
     """Run the transform benchmark, or with ``pipeline`` the extract pipeline against its
     parts per preset, or with ``one_pass`` too (several ``--config``) one ``extract`` pass
@@ -274,6 +275,9 @@ def transforms_report(
                                 threads, repeat, log, librosa=librosa_loop)
         if input_dir:
             workload.update(clips=pipe["files"], audio_seconds=pipe["audio_seconds"])
+        if formats:
+            pipe["formats"] = _formats(formats, input_dir, n_clips, n, samples, sr, seed,
+                                       repeat, log)
         results: list[dict[str, Any]] = []
         skipped = []  # peers play no part in the pipeline mode
     else:
@@ -312,6 +316,26 @@ def transforms_report(
         plot(report, plot_path)
         log(f"wrote {plot_path}")
     return report
+
+
+def _formats(formats: list[str], input_dir: Optional[Path], n_clips: Optional[int], n: int,
+             samples: int, sr: float, seed: int, repeat: int,
+             log: Any) -> dict[str, Any]:
+    """The decode-format comparison on the pipeline's clips (``--formats``)."""
+    import shutil
+    import tempfile
+
+    from nnaudio_cli.bench.formats import run_formats
+
+    if input_dir:
+        x, _ = clips_from_folder(input_dir, n_clips, samples, sr)
+    else:
+        x = piano_clips(n, samples, sr, seed)
+    tmp = Path(tempfile.mkdtemp(prefix="nnaudio-formats-"))
+    try:
+        return run_formats(list(x), int(round(sr)), formats, tmp, repeat, log)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def matrix_report(
@@ -435,6 +459,10 @@ def render(report: dict[str, Any], console: Any = None) -> None:
             render_pipeline(report["pipeline"], console)
         if report["pipeline"].get("one_pass"):
             render_one_pass(report["pipeline"], console)
+        if report["pipeline"].get("formats"):
+            from nnaudio_cli.bench.formats import render_formats
+
+            render_formats(report["pipeline"]["formats"], console)
     console.print(
         f"{m['cpu_model']}, {m['cores']} cores, gpu {m['gpu'] or '-'}, torch {m['torch']} "
         f"({m['threads']['torch_intraop']} threads), git {str(m['git_commit'])[:10]}",

@@ -105,9 +105,7 @@ def clips_from_folder(
 
     Files that cannot be decoded or are too short are skipped (counted in the info).
     """
-    import soundfile as sf
-
-    from nnaudio_cli.audio import prepare
+    from nnaudio_cli.audio import open_sound, prepare
     from nnaudio_cli.extract.discover import find_audio
 
     keys = find_audio(root)
@@ -117,7 +115,11 @@ def clips_from_folder(
         if n_clips is not None and len(rows) >= n_clips:
             break
         try:
-            x, sr_in = sf.read(str(Path(root) / key), dtype="float32", always_2d=True)
+            f, _ = open_sound(Path(root) / key)  # libsndfile or FFmpeg, as extract decodes
+            if f is None:
+                raise ValueError(key)
+            with f:
+                x, sr_in = f.read(dtype="float32", always_2d=True), f.samplerate
         except Exception:  # noqa: BLE001 - not audio after all
             failed += 1
             continue

@@ -91,6 +91,12 @@ def run(
         "Repeated: one 'extract -c A -c B ...' pass against one run per preset, and the "
         "decode time the one pass saves.",
     ),
+    formats: Optional[str] = typer.Option(
+        None, "--formats",
+        help="--pipeline: also encode the clips in these formats (comma-separated: wav, "
+        "flac, mp3, ogg, opus, webm, m4a, mp4, aac, wma, mkv) and report seconds of audio "
+        "decoded per CPU-second for each.",
+    ),
     workers: Optional[int] = typer.Option(
         None, "--workers", "-j", min=0, help="--pipeline: decoder processes (default: cores-1)."
     ),
@@ -138,6 +144,7 @@ def run(
             raise CliError("--plot needs matplotlib: pip install 'nnaudio[bench]' "
                            "(or pip install matplotlib)")
     chosen, one_pass = _pipeline_presets(pipeline, presets, list(config))
+    wanted_formats = _formats(formats, pipeline)
     if verbose:
         mode = ("matrix" if matrix else
                 "one pass vs separate runs " + ",".join(chosen) if one_pass else
@@ -156,11 +163,28 @@ def run(
             report.transforms_report(
                 wanted, peers, device, clips, samples, sr, input_dir, repeat, batch_size,
                 threads, seed, pipeline, workers, json_path, plot_path, quiet, chosen,
-                "librosa" in peers, one_pass=one_pass)
+                "librosa" in peers, one_pass=one_pass, formats=wanted_formats)
         return EXIT_OK
     except KeyboardInterrupt:
         error("interrupted")
         return EXIT_INTERRUPTED
+
+
+def _formats(value: Optional[str], pipeline: bool) -> Optional[list[str]]:
+    """The formats of ``--formats`` (checked: known names, and FFmpeg where they need it)."""
+    if value is None:
+        return None
+    if not pipeline:
+        raise CliError("--formats is part of the pipeline benchmark; add --pipeline",
+                       usage=True)
+    from nnaudio_cli import containers
+    from nnaudio_cli.bench.formats import FORMATS
+
+    chosen = _split(value, tuple(FORMATS), "format")
+    need = [f for f in chosen if FORMATS[f][1] == "ffmpeg"]
+    if need and not containers.available():
+        raise CliError(f"--formats {','.join(need)} needs FFmpeg (PyAV): {containers.INSTALL}")
+    return chosen
 
 
 def _pipeline_presets(pipeline: bool, presets: Optional[str],

@@ -271,10 +271,11 @@ class DecoderPool:
             if moved:
                 first = moved.pop(0)
                 how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+                reason = f"the decoder process died ({how}) while reading this file"
+                if code == -signal.SIGKILL:  # the OOM killer's signal: --resume retries it
+                    reason = audio.transient(reason + " (out of memory?)")
                 self.done[first.clip] = audio.DecodeResult(
-                    audio.SourceInfo(key=first.key), "failed",
-                    reason=f"the decoder process died ({how}) while reading this file",
-                )
+                    audio.SourceInfo(key=first.key), "failed", reason=reason)
             fresh.jobs.extend(moved)
             self.cond.notify_all()
         return [(fresh, job) for job in moved]

@@ -13,18 +13,20 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import soundfile as sf
+from nnaudio_cli import audio
+from nnaudio_cli.containers import CONTAINER_EXTENSIONS
 
 #: File name extensions (lower case) treated as audio; matching is case-insensitive.
-#: Whether a file really is audio is decided by decoding it (soundfile/libsndfile): a file
-#: with one of these extensions that cannot be decoded becomes a *failed* row; every other
-#: file is *skipped* and counted (:class:`Discovery`).
+#: Whether a file really is audio is decided by decoding it (libsndfile, or FFmpeg for the
+#: containers of :data:`~nnaudio_cli.containers.CONTAINER_EXTENSIONS`): a file with one of
+#: these extensions that cannot be decoded becomes a *failed* row; every other file is
+#: *skipped* and counted (:class:`Discovery`).
 AUDIO_EXTENSIONS = frozenset(
     {
         ".wav", ".wave", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif",
-        ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64",
+        ".aifc", ".au", ".snd", ".caf", ".w64", ".rf64", ".spx",
     }
-)
+) | CONTAINER_EXTENSIONS
 #: How skipped entries are counted besides their extension (see :class:`Discovery`).
 HIDDEN, NO_EXTENSION, EXCLUDED = "(hidden)", "(no extension)", "(excluded by pattern)"
 
@@ -193,8 +195,8 @@ def read_header(path: str | os.PathLike[str]) -> Header:
     try:
         if not stat.S_ISREG(os.stat(path).st_mode):  # never open a FIFO or device here
             return Header()
-        with sf.SoundFile(path) as f:
-            return Header(int(f.samplerate), max(int(f.frames), 0), int(f.channels))
+        head = audio.header(path)  # opened without blocking, checked again once open
+        return Header(*head) if head else Header()
     except Exception:  # noqa: BLE001 - any unreadable input is planned as empty
         return Header()
 

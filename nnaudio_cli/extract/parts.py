@@ -38,6 +38,7 @@ from typing import Any
 
 import h5py
 
+from nnaudio_cli.audio import is_transient
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.store import (
     FeatureSpec,
@@ -50,6 +51,7 @@ from nnaudio_cli.store import (
     partial_path,
     read_index,
 )
+from nnaudio_cli.text import key_from_stored
 
 MANIFEST = "manifest.json"
 JOURNAL = "parts.jsonl"
@@ -134,7 +136,8 @@ def read_sources(path: Path) -> tuple[dict[str, Any], list[tuple[str, Source]]]:
         row = {c: index[c][i].item() if hasattr(index[c][i], "item") else index[c][i]
                for c in cols}
         row["n_rows"] = {n: int(o[i + 1] - o[i]) for n, o in offsets.items()}
-        out.append((str(key), Source(path, row, {n: int(o[i]) for n, o in offsets.items()})))
+        start = {n: int(o[i]) for n, o in offsets.items()}
+        out.append((key_from_stored(str(key)), Source(path, row, start)))
     return attrs, out
 
 
@@ -398,6 +401,8 @@ class PartStore:
                 continue
             for key, src in rows:
                 st = stats.get(key)
+                if src.row.get("status") != "ok" and is_transient(str(src.row.get("reason"))):
+                    st = None  # out of memory, decoder killed: computed again
                 if st is not None and st == (int(src.row["size"]), float(src.row["mtime"])):
                     self.sources[key] = src
                 elif key in self.sources and path != previous:

@@ -57,7 +57,7 @@ from nnaudio_cli.outputs import check_owned
 from nnaudio_cli.progress import Reporter
 from nnaudio_cli.storage import Storage, StorageError, db_for
 from nnaudio_cli.store import FeatureSpec, OutputError
-from nnaudio_cli.text import skipped_text
+from nnaudio_cli.text import skipped_text, stored_key
 from nnaudio_core import ParameterError
 
 #: Compression of the part files (the output gets ``--compression``).
@@ -511,7 +511,7 @@ class Extraction:
             raise
         except Exception as e:  # noqa: BLE001 - a broken file is a failed row
             self.clips.abort(i)
-            self.clips.fail(key, _meta(info), audio.one_line(e))
+            self.clips.fail(key, _meta(info), audio.failure_reason(e))
             status = "failed"
         self.reporter.advance(info.duration if status == "ok" else 0.0, failed=status != "ok")
         self.store.commit()
@@ -568,7 +568,7 @@ def _summarise(summary: Summary, keys: list[str], store: PartStore) -> None:
             summary.audio_seconds += float(row.get("duration", 0.0))
         else:
             summary.failed += 1
-            summary.failures.append({"key": k, "reason": str(row.get("reason", ""))})
+            summary.failures.append({"key": stored_key(k), "reason": str(row.get("reason", ""))})
 
 
 def _todo(plan: list[Batch], keys: list[str], store: PartStore) -> list[Batch]:
@@ -642,7 +642,7 @@ def _inputs(opts: ExtractOptions) -> tuple[list[Input], dict[str, int]]:
         patterns = " matching --include/--exclude" if opts.include or opts.exclude else ""
         raise ExtractError(
             f"no audio files{patterns} under {opts.input_dir}{what} (looked for .wav .flac "
-            ".ogg .oga .opus .mp3 .aiff .aif .au .caf ...)"
+            ".ogg .opus .mp3 .aiff .m4a .mp4 .webm .mkv .wma ...)"
         )
     return [Input(k, str(opts.input_dir / k)) for k in found.keys], counts
 

@@ -276,3 +276,34 @@ def test_matrix_runs_every_cell_and_reports_builds(tmp_path, monkeypatch):
 def test_preset_kernel_builds_stay_under_a_second():
     for b in measure.preset_build_times(repeat=3):
         assert b["build_seconds"] < 1.0, b
+
+
+def test_pipeline_formats_decode_throughput(tmp_path):
+    pytest.importorskip("av")
+    out = tmp_path / "f.json"
+    r = run([*TINY, "--pipeline", "--presets", "stft", "--against", "none", "--workers", "1",
+             "--formats", "flac,mp3,m4a,opus,webm", "--json", out])
+    assert r.exit_code == 0, r.stderr
+    section = json.loads(out.read_text())["pipeline"]["formats"]
+    rows = {row["format"]: row for row in section["results"]}
+    assert list(rows) == ["flac", "mp3", "m4a", "opus", "webm"]
+    decoders = {f: row["decoder"] for f, row in rows.items()}
+    assert decoders == {"flac": "libsndfile", "mp3": "libsndfile", "m4a": "ffmpeg (PyAV)",
+                        "opus": "libsndfile", "webm": "ffmpeg (PyAV)"}
+    for row in rows.values():
+        assert row["files"] == 4 and row["bytes"] > 0 and row["cpu_seconds"] > 0
+        # the same 4 x 8000 samples at 44.1 kHz, give or take the codec's delay/padding
+        assert row["audio_seconds"] == pytest.approx(4 * 8000 / 44100, rel=0.1)
+        assert row["audio_seconds_per_cpu_second"] == pytest.approx(
+            row["audio_seconds"] / row["cpu_seconds"], rel=1e-3)  # audio_seconds is rounded
+    assert rows["flac"]["vs_first"] == 1.0
+    assert "decode throughput per format" in r.stdout and "audio s / CPU s" in r.stdout
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--formats", "flac"], "--pipeline"),
+    (["--pipeline", "--formats", "flac,nope"], "'nope'"),
+])
+def test_formats_flag_errors(args, needle):
+    r = run([*TINY, *args])
+    assert r.exit_code == 2 and needle in r.output, r.output
