@@ -117,8 +117,8 @@ def test_include_and_exclude_choose_what_is_taken(tmp_path):
     assert r.exit_code == 1
     assert r.stderr.strip() == (
         f"nnaudio: error: no audio files matching --include/--exclude under {src}; skipped "
-        f"4 files ({EXCLUDED} 4) (looked for .wav .flac .ogg .oga .opus .mp3 .aiff .aif .au "
-        ".caf ...)")
+        f"4 files ({EXCLUDED} 4) (looked for .wav .flac .ogg .opus .mp3 .aiff .m4a .mp4 .webm "
+        ".mkv .wma ...)")
 
 
 def test_folder_of_only_skipped_files_is_one_line_exit_1_and_writes_nothing(tmp_path):
@@ -129,7 +129,7 @@ def test_folder_of_only_skipped_files_is_one_line_exit_1_and_writes_nothing(tmp_
         assert r.exit_code == 1
         assert r.stderr.strip().splitlines() == [
             f"nnaudio: error: no audio files under {src}; skipped 2 files (.json 1, .txt 1) "
-            "(looked for .wav .flac .ogg .oga .opus .mp3 .aiff .aif .au .caf ...)"]
+            "(looked for .wav .flac .ogg .opus .mp3 .aiff .m4a .mp4 .webm .mkv .wma ...)"]
         assert not out.exists() and not parts_dir(out).exists()
 
 
