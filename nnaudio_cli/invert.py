@@ -187,10 +187,7 @@ def select_feature(path: Path, feature: str | None, requested: str) -> str | Non
     with h5:
         if h5.attrs.get("layout_version") not in READABLE_VERSIONS:
             return feature
-        try:
-            validate_layout(h5)
-        except ValueError as e:
-            raise InvertError(f"{path}: {e}") from None
+        validate_layout(h5, path)  # a damaged file: one line naming it (FeatureFileError)
         names = feature_names(h5)  # validate_layout read them
         if feature is not None:
             if feature not in names:
@@ -544,6 +541,8 @@ def invert_file(
     except (OSError, KeyError, ValueError) as e:
         if ff is not None:
             ff.close()
+        if isinstance(e, CliError):  # damaged (FeatureFileError): it names file and defect
+            raise
         raise InvertError(
             f"{features}: not an nnaudio feature file ({' '.join(str(e).split())})"
         ) from None
