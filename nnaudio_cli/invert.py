@@ -57,6 +57,7 @@ from nnaudio_cli.errors import CliError
 from nnaudio_cli.store import (
     READABLE_VERSIONS,
     FeatureFile,
+    FeatureFileError,
     feature_group,
     feature_names,
     validate_layout,
@@ -590,6 +591,8 @@ def invert_file(
             try:
                 job.target.parent.mkdir(parents=True, exist_ok=True)
                 _write_atomic(job.target, audio, rate, fmt, job.channels)
+            except FeatureFileError:  # the features could not be read: fatal, as for
+                raise  # keys read whole (never "cannot write")
             except (FloatingPointError, ValueError, RuntimeError) as e:
                 fail(job.key, " ".join(str(e).split()))
                 return

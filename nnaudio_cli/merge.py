@@ -24,12 +24,21 @@ several features (``/features/<name>/...``); every feature is merged.
 
 Either way the output is written to ``OUT.h5.partial``, fsynced and renamed into place.
 
-Checks before anything is written (one-line :class:`MergeError`, exit 1): every shard is
+Checks before anything is written (one line, exit 1): every shard passes
+:func:`~nnaudio_cli.store.validate_layout` (a damaged or crafted file is a
+:class:`~nnaudio_cli.store.FeatureFileError` naming it), is no merged master itself, is
 ``layout_version`` 2 (version 1 shards must be extracted again) and holds the same features
 in the same order with the same settings (per feature: ``config_hash``, stored ``dtype``,
 ``scale`` and ``db_*``, row shape; then the run's ``config_hash`` and ``resume_hash``), the
 same plan (inputs and shard count: ``shard_plan``), no shard is given twice or missing
 (reported by number), no key is in two shards and the keys add up to the number of inputs.
+Then each shard's checksum is verified (:func:`~nnaudio_cli.store.verify_file`, every row
+read once); ``--copy`` instead recomputes it from the rows it copies and aborts before
+committing, so damaged rows never get a fresh valid checksum.
+
+A virtual master records each shard's checksum (``shard_digests``); every reader checks on
+open that each shard still has it and the rows mapped (``validate_layout``), and
+``nnaudio info --verify`` recomputes them.
 """
 
 from __future__ import annotations
@@ -173,9 +182,9 @@ def _read(path: Path) -> _Shard:
                 raise MergeError(f"{path}: not an nnaudio feature file (layout_version "
                                  f"{version}, this merges {LAYOUT_VERSION})")
             index = validate_layout(h5, path)
-            if _attr(h5.attrs.get("merged", "")) == "virtual":
-                raise MergeError(f"{shown_key(str(path))} is itself a merged file; merge the "
-                                 "shard files it was made from")
+            if any(feature_group(h5, n)["data"].is_virtual for n in feature_names(h5)):
+                raise MergeError(f"{shown_key(str(path))}: its data are virtual (it is itself "
+                                 "a merged file); merge the shard files it reads")
             features = []
             for name in feature_names(h5):
                 g = feature_group(h5, name)
@@ -384,7 +393,11 @@ def _write_copy(shards: list[_Shard], output: Path, attrs: dict[str, Any],
                                                   f.dtype.itemsize))
                     digest = ArrayDigest()
                     for a in range(0, f.rows, block):
-                        rows = data[a : a + block]
+                        try:
+                            rows = data[a : a + block]
+                        except OSError as e:  # a damaged chunk: the shard, not OUTPUT
+                            raise MergeError(f"cannot read {shown_key(str(s.path))}: "
+                                             f"{' '.join(str(e).split())}") from None
                         digest.data(rows)
                         if a < f.used:
                             writer.append_stored(f.name, rows[: f.used - a])

@@ -595,8 +595,14 @@ class FeatureFile(Mapping[str, np.ndarray]):
 
     def rows(self, start: int, stop: int) -> np.ndarray:
         """Stored rows ``[start, stop)`` of this feature's data (float32 unless
-        ``dtype=None``)."""
-        block = self.data[start:stop]
+        ``dtype=None``); a chunk HDF5 cannot read (damaged bytes) is a
+        :class:`FeatureFileError` naming the file and the rows."""
+        try:
+            block = self.data[start:stop]
+        except OSError as e:
+            raise FeatureFileError(
+                f"{shown_key(str(self.path))}: cannot read rows {start}..{stop} of "
+                f"{self.data.name} ({_one(e)}); the file is damaged") from None
         return self.storage.decode(block) if self.decode else block
 
     # Metadata ----------------------------------------------------------------------
@@ -742,9 +748,9 @@ def validate_layout(h5: h5py.File, path: str | os.PathLike[str] | None = None
       positive; the ``hop_length`` and ``sr`` attributes likewise; offsets are
       ``n_inputs + 1`` non-decreasing integers from 0 to at most the stored rows, whole
       frames of each input's channels with ``keep_channels``;
-    * a merged master (virtual data): every source is one of its ``merged_from`` shards,
-      each shard is there, its ``digest`` attribute is the one recorded at the merge
-      (``shard_digests``) and its data have the rows the merge mapped. This is cheap (an
+    * virtual data (a merged master): each source file is there, readable, with the rows
+      mapped; a merged master's sources are its ``merged_from`` shards, each with the
+      ``digest`` attribute recorded at the merge (``shard_digests``). This is cheap (an
       attribute and a shape per shard); the full checksums are :func:`verify_file`'s job.
 
     Parameters
@@ -832,7 +838,6 @@ def validate_layout(h5: h5py.File, path: str | os.PathLike[str] | None = None
                       "ok nor failed")
 
     keep = bool(root.get("keep_channels", False)) and "stored_channels" in index
-    shards: dict[tuple[str, str], tuple[int, ...]] = {}  # (file, dataset) -> mapped shape
     for name in names:
         label = f"feature {name}: "
         try:
@@ -879,12 +884,34 @@ def validate_layout(h5: h5py.File, path: str | os.PathLike[str] | None = None
         offsets = np.asarray(off_ds[()])
         _check_offsets(offsets, n_keys, int(data.shape[0]),
                        index["stored_channels"] if keep else None, label, damaged)
+    check_shards(h5, path)
+    return index
+
+
+def check_shards(h5: h5py.File, path: str | os.PathLike[str] | None = None) -> None:
+    """The cheap check of a merged master's shards (see :func:`validate_layout`; nothing
+    for a file without virtual data): the part of the validation a reader that opens the
+    file again (a DataLoader worker) repeats.
+
+    Raises
+    ------
+    FeatureFileError
+        A shard is missing, unreadable, not one the merge recorded, or changed since.
+    """
+    where = shown_key(str(path if path is not None else h5.filename))
+    # (file, dataset) -> the source shape mapped, or (when HDF5 kept none: a whole-dataset
+    # mapping) the number of values mapped
+    shards: dict[tuple[str, str], tuple[int, ...] | int] = {}
+    for name in feature_names(h5):
+        data = feature_group(h5, name)["data"]
         if data.is_virtual:
             for src in data.virtual_sources():
-                shards[(src.file_name, src.dset_name)] = tuple(src.src_space.shape)
+                shape = tuple(src.src_space.shape)
+                shards[(src.file_name, src.dset_name)] = \
+                    shape if shape else int(src.vspace.get_select_npoints())
     if shards:
-        _check_shards(h5, where, shards, damaged)
-    return index
+        _check_shards(h5, where, shards,
+                      lambda why: FeatureFileError(f"{where}: damaged feature file: {why}"))
 
 
 def _check_offsets(offsets: np.ndarray, n_keys: int, rows: int, channels: np.ndarray | None,
@@ -932,43 +959,47 @@ def merged_shards(h5: h5py.File) -> dict[str, str] | None:
 
 
 def _check_shards(h5: h5py.File, where: str,
-                  sources: Mapping[tuple[str, str], tuple[int, ...]],
+                  sources: Mapping[tuple[str, str], tuple[int, ...] | int],
                   damaged: Callable[[str], FeatureFileError]) -> None:
-    """A merged master's cheap shard check (see :func:`validate_layout`): ``sources`` maps
-    (shard file, dataset) to the shape the merge mapped."""
+    """The cheap check of virtual data's source files (see :func:`validate_layout`):
+    ``sources`` maps (file, dataset) to the source shape mapped (or the number of values).
+    A merged master's sources must be its recorded shards with their recorded checksums; a
+    virtual file made otherwise (with h5py over extract outputs) needs its sources there,
+    readable, with those shapes."""
     try:
         recorded = merged_shards(h5)
     except (TypeError, ValueError):
         raise damaged("merged_from / shard_digests are not a list of shards") from None
-    if recorded is None:
-        raise damaged("its data are virtual but it records no merged shards (merged_from)")
-    strays = [name for name, _ in sources if name not in recorded]
+    strays = [name for name, _ in sources if recorded is not None and name not in recorded]
     if strays:
         raise damaged(f"its data are read from {shown_key(strays[0])}, which is not one of "
                       "its merged shards")
+    what = "virtual source" if recorded is None else "shard"
     home = Path(h5.filename).parent
-    for name in [n for n in recorded if any(n == f for f, _ in sources)]:
+    for name in dict.fromkeys(f for f, _ in sources):
         shown = shown_key(name)
         if not (home / name).is_file():
-            raise FeatureFileError(f"{where}: shard file {shown} is missing (the merged file "
-                                   "reads it in place)")
+            raise FeatureFileError(f"{where}: {what} file {shown} is missing (the file reads "
+                                   "it in place)")
         try:
             with h5py.File(home / name, "r") as sh:
                 digest = str(_attr(sh.attrs.get("digest", "")))
                 held = {d: tuple(sh[d].shape) for f, d in sources if f == name}
         except _OPEN_ERRORS as e:
-            raise FeatureFileError(f"{where}: shard {shown} cannot be read ({_one(e)})"
+            raise FeatureFileError(f"{where}: {what} {shown} cannot be read ({_one(e)})"
                                    ) from None
-        if digest != recorded[name]:
+        if recorded is not None and digest != recorded[name]:
             raise FeatureFileError(
                 f"{where}: shard {shown} changed since the merge (checksum "
                 f"{digest or 'none'}, merged {recorded[name] or 'none'}); merge the shards "
                 "again")
         for dset, shape in held.items():
-            if shape != sources[(name, dset)]:
+            want = sources[(name, dset)]
+            if shape != want if isinstance(want, tuple) else int(np.prod(shape)) != want:
+                mapped = want[0] if isinstance(want, tuple) else f"{want} values"
                 raise FeatureFileError(
-                    f"{where}: shard {shown} holds {shape[0]} rows of {dset}, the merge "
-                    f"mapped {sources[(name, dset)][0]}; merge the shards again")
+                    f"{where}: {what} {shown} holds {shape[0] if shape else 0} rows of "
+                    f"{dset}, {mapped} were mapped; make the file again")
 
 
 def verify_file(path: str | os.PathLike[str]) -> list[str]:

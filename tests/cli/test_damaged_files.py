@@ -6,6 +6,8 @@ a slice of the wrong rows."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +16,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 from support import invoke
+from torch.utils.data import DataLoader
 
 from nnaudio_cli.dataset import FeatureDataset
 from nnaudio_cli.store import FeatureFileError, open_features
@@ -114,6 +117,27 @@ def duplicate_keys(f: h5py.File) -> None:
     _replace(f["index"], "key", np.array(keys, dtype=object), dtype=h5py.string_dtype())
 
 
+def _offsets(f: h5py.File, edit: Callable[[np.ndarray, int], np.ndarray]) -> None:
+    g = _group(f)
+    _replace(g, "offsets", edit(g["offsets"][()].copy(), int(g["data"].shape[0])))
+
+
+def offsets_decrease(f: h5py.File) -> None:
+    _offsets(f, lambda o, n: np.concatenate([o[:2], [o[1] - 1], o[3:]]))
+
+
+def offsets_past_the_data(f: h5py.File) -> None:
+    _offsets(f, lambda o, n: np.concatenate([o[:-1], [n + 7]]))
+
+
+def negative_offset(f: h5py.File) -> None:
+    _offsets(f, lambda o, n: np.concatenate([o[:1], [-5], o[2:]]))
+
+
+def one_offset_short(f: h5py.File) -> None:
+    _offsets(f, lambda o, n: o[:-1])
+
+
 #: crafted damage -> a word the one-line reason must contain
 DAMAGE: dict[str, tuple[Callable[[h5py.File], None], str]] = {
     "data_group": (data_group, "not a dataset"),
@@ -127,6 +151,10 @@ DAMAGE: dict[str, tuple[Callable[[h5py.File], None], str]] = {
     "huge_n_fft": (huge_n_fft, "n_fft"),
     "negative_hop": (negative_hop, "hop_length"),
     "duplicate_keys": (duplicate_keys, "duplicate key"),
+    "offsets_decrease": (offsets_decrease, "offsets decrease"),
+    "offsets_past_the_data": (offsets_past_the_data, "past the"),
+    "negative_offset": (negative_offset, "negative offset"),
+    "one_offset_short": (one_offset_short, "offsets for 3 keys"),
 }
 
 
@@ -180,3 +208,43 @@ def test_the_good_file_reads(good: Path) -> None:
     with open_features(good) as ff:
         assert sorted(ff) == ["a.wav", "b.wav", "c.wav"]
     assert len(FeatureDataset(good)) == 3
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_a_dataset_refuses_a_file_replaced_under_it(good: Path, tmp_path: Path,
+                                                    workers: int) -> None:
+    """The file under the dataset's path is replaced (as ``extract --overwrite`` does: a new
+    file renamed over it) after the dataset read its index: every process that opens it
+    says so, naming it, instead of reading the old offsets in the new rows."""
+    path = tmp_path / "f.h5"
+    shutil.copy(good, path)
+    ds = FeatureDataset(path)
+    src = tmp_path / "other"
+    src.mkdir()
+    for name, sec in (("a.wav", 1.3), ("b.wav", 0.2), ("c.wav", 0.9)):  # other lengths
+        sf.write(src / name, _tone(sec, 500), SR)
+    r = invoke("extract", src, tmp_path / "new.h5", "-q", "-j", "0", "-c", "stft_complex")
+    assert r.exit_code == 0, r.stderr
+    os.replace(tmp_path / "new.h5", path)
+    loader = DataLoader(ds, batch_size=None, num_workers=workers)
+    with pytest.raises(FeatureFileError, match=r"f\.h5 was replaced after this FeatureDataset"):
+        list(loader)
+    fresh = FeatureDataset(path)  # a new dataset reads the new file
+    assert list(fresh.frames) != list(ds.frames)  # the replacement has other lengths
+    assert [x.shape[0] for x, _ in fresh] == list(fresh.frames)
+
+
+def test_an_unreadable_chunk_during_invert_is_a_read_error(good: Path, tmp_path: Path) -> None:
+    """A damaged data chunk (valid layout, bad bytes) is reported as unreadable features,
+    not as a folder that cannot be written."""
+    path = tmp_path / "bad.h5"
+    raw = bytearray(good.read_bytes())
+    with h5py.File(good, "r") as f:
+        at = _group(f)["data"].id.get_chunk_info(0).byte_offset + 64
+    raw[at : at + 32] = bytes(32)
+    path.write_bytes(bytes(raw))
+    out = tmp_path / "wav"
+    r = invoke("invert", path, out)
+    line = one_line(r.stderr)
+    assert r.exit_code == 1, r.stderr
+    assert "cannot read" in line and "bad.h5" in line and "cannot write" not in line, line
