@@ -241,7 +241,14 @@ class FeatureDataset(Dataset):
         start, stop = self.window(i)
         ch = int(self._channels[i])
         first = int(self._start[i])
-        block = self.storage.decode(self._data()[first + start * ch : first + stop * ch])
+        data = self._data()
+        try:
+            block = self.storage.decode(data[first + start * ch : first + stop * ch])
+        except OSError as e:  # a chunk HDF5 cannot read: damaged bytes
+            raise FeatureFileError(
+                f"{shown_key(str(self.path))}: cannot read the rows of "
+                f"{shown_key(self.keys[i])} ({' '.join(str(e).split())}); the file is "
+                "damaged") from None
         if self.keep_channels:
             block = block.reshape((stop - start, ch) + block.shape[1:])
         if self.mean is not None:

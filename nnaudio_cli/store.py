@@ -28,6 +28,7 @@ transform's attributes at the root) are still read.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import zlib
@@ -769,9 +770,7 @@ def validate_layout(h5: h5py.File, path: str | os.PathLike[str] | None = None
         One line: ``PATH: damaged feature file: WHAT`` (or ``PATH: shard ...``).
     """
     where = shown_key(str(path if path is not None else h5.filename))
-
-    def damaged(why: str) -> FeatureFileError:
-        return FeatureFileError(f"{where}: damaged feature file: {why}")
+    damaged = functools.partial(_damaged, where)
 
     def dataset(g: h5py.Group, name: str) -> h5py.Dataset:
         try:
@@ -871,16 +870,15 @@ def validate_layout(h5: h5py.File, path: str | os.PathLike[str] | None = None
         params = config.get("params", {}) if isinstance(config, dict) else None
         if not isinstance(params, dict) or not isinstance(config.get("transform", ""), str):
             raise damaged(f"{label}config_json is not a {{transform, params}} object")
-        for where_, values in (("stored config", params), ("attribute", attrs)):
-            for k in SIZE_PARAMS if where_ == "stored config" else ("hop_length",):
-                v = values.get(k)
-                if v is not None and not _size(v):
-                    raise damaged(f"{label}{where_} {k}={v!r}, not a size from 1 to "
+        for what, values, sizes in (("stored config", params, SIZE_PARAMS),
+                                    ("attribute", attrs, ("hop_length",))):
+            for k in sizes:
+                if values.get(k) is not None and not _size(values[k]):
+                    raise damaged(f"{label}{what} {k}={values[k]!r}, not a size from 1 to "
                                   f"{MAX_SIZE}")
             for k in RATE_PARAMS:
-                v = values.get(k)
-                if v is not None and not (_number(v) and v > 0):
-                    raise damaged(f"{label}{where_} {k}={v!r}, not a sample rate")
+                if values.get(k) is not None and not (_number(values[k]) and values[k] > 0):
+                    raise damaged(f"{label}{what} {k}={values[k]!r}, not a sample rate")
         offsets = np.asarray(off_ds[()])
         _check_offsets(offsets, n_keys, int(data.shape[0]),
                        index["stored_channels"] if keep else None, label, damaged)
@@ -910,8 +908,11 @@ def check_shards(h5: h5py.File, path: str | os.PathLike[str] | None = None) -> N
                 shards[(src.file_name, src.dset_name)] = \
                     shape if shape else int(src.vspace.get_select_npoints())
     if shards:
-        _check_shards(h5, where, shards,
-                      lambda why: FeatureFileError(f"{where}: damaged feature file: {why}"))
+        _check_shards(h5, where, shards, functools.partial(_damaged, where))
+
+
+def _damaged(where: str, why: str) -> FeatureFileError:
+    return FeatureFileError(f"{where}: damaged feature file: {why}")
 
 
 def _check_offsets(offsets: np.ndarray, n_keys: int, rows: int, channels: np.ndarray | None,

@@ -170,6 +170,20 @@ def test_a_shard_whose_rows_changed_in_place_is_caught_by_full_verification(
     assert shard_path(master, 0, 2).name in one_line(r.stderr)
 
 
+def test_a_shard_chunk_unreadable_during_invert_is_a_read_error(master: Path, tmp_path: Path
+                                                                ) -> None:
+    """Damaged bytes in a shard's data (its attributes intact: the cheap check on open
+    passes) are reported when read, naming the master and the rows: never "cannot write"."""
+    flip_chunk_bytes(shard_path(master, 1, 2))
+    r = invoke("invert", master, tmp_path / "wav")
+    line = one_line(r.stderr)
+    assert r.exit_code == 1, r.stderr
+    assert "cannot read" in line and master.name in line and "cannot write" not in line
+    ds = FeatureDataset(master)
+    with pytest.raises(FeatureFileError, match="cannot read the rows of k[23].wav"):
+        [ds[i] for i in range(len(ds))]
+
+
 def test_info_verify_lists_each_checked_file(master: Path) -> None:
     r = invoke("info", master, "--verify")
     assert r.exit_code == 0, r.stderr
