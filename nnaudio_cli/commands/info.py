@@ -21,8 +21,7 @@ NAME = "info"
 EPILOG = examples(
     "nnaudio info feats.h5 --stats",
     "nnaudio info feats.h5 --key sub/song.flac --feature mel128",
-    "nnaudio info feats.h5 --json | jq '.features[].transform'",
-    "nnaudio info merged.h5 --verify             # every shard's checksum",
+    "nnaudio info merged.h5 --verify   # recompute every (shard's) checksum",
 )
 
 
