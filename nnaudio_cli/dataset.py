@@ -21,7 +21,17 @@ in any process that did not open it (a forked DataLoader worker gets its own han
 handles must not be shared across ``fork``). Reads are plain h5py slices of the feature's
 ``/features/<name>/data``, so a merged file whose data is an HDF5 virtual dataset works the
 same.
-A crop reads only its own rows.
+A crop reads only its own rows. A process that opens the file checks it is the file the
+dataset indexed (its ``digest``, ``created`` and ``shard_digests`` attributes): a file
+replaced under the same path since (``extract --overwrite``/``--resume``, ``merge
+--overwrite``, ``os.replace``) is a :class:`~nnaudio_cli.store.FeatureFileError` naming it,
+never items read with the old offsets from the new file; a merged master's shards are
+checked again as on open (:func:`~nnaudio_cli.store.check_shards`).
+
+**Damaged files.** Opening the dataset validates the file's layout
+(:func:`~nnaudio_cli.store.validate_layout`): a damaged or crafted file is a
+:class:`~nnaudio_cli.store.FeatureFileError` (a ``ValueError``), one line naming the file
+and the defect.
 
 **Crops.** With ``crop_frames=N`` an input of ``F >= N`` frames gives a random window of
 exactly ``N`` frames, start uniform in ``[0, F - N]``, drawn from torch's default generator:
@@ -61,7 +71,7 @@ import torch
 from torch.utils.data import Dataset
 
 from nnaudio_cli.stats import BinStats
-from nnaudio_cli.store import open_features
+from nnaudio_cli.store import FeatureFileError, check_shards, file_identity, open_features
 from nnaudio_cli.text import shown_key
 
 SHORT_POLICIES = ("pad", "skip")
@@ -142,6 +152,7 @@ class FeatureDataset(Dataset):
             self.storage = ff.storage
             self.stats = ff.stats
             self.attrs = dict(ff.attrs)
+            self._identity = file_identity(ff.h5)
             self.config = ff.config
             self.frequencies = ff.frequencies
             offsets = np.asarray(ff.offsets, dtype=np.int64)
@@ -178,9 +189,26 @@ class FeatureDataset(Dataset):
         """The feature's stored data, through a handle opened by this process."""
         if self._h5 is None or self._pid != os.getpid():
             # an inherited handle (fork) is dropped without closing: it is the parent's
-            self._h5 = h5py.File(self.path, "r")
-            self._pid = os.getpid()
+            h5 = h5py.File(self.path, "r")
+            try:
+                self._check_same(h5)
+            except BaseException:
+                h5.close()
+                raise
+            self._h5, self._pid = h5, os.getpid()
         return self._h5[self._dataset]
+
+    def _check_same(self, h5: h5py.File) -> None:
+        """The file opened now is the one this dataset indexed (same digest, creation stamp
+        and shard checksums), and a merged master's shards are still those it merged."""
+        now = file_identity(h5)
+        if now != self._identity:
+            was = self._identity[0] or self._identity[1]
+            raise FeatureFileError(
+                f"{shown_key(str(self.path))} was replaced after this FeatureDataset read "
+                f"its index (checksum/stamp {was} then {now[0] or now[1]}): its offsets no "
+                "longer fit; make a new FeatureDataset")
+        check_shards(h5, self.path)
 
     def close(self) -> None:
         """Close this process's handle (it is reopened on the next read)."""
@@ -213,7 +241,14 @@ class FeatureDataset(Dataset):
         start, stop = self.window(i)
         ch = int(self._channels[i])
         first = int(self._start[i])
-        block = self.storage.decode(self._data()[first + start * ch : first + stop * ch])
+        data = self._data()
+        try:
+            block = self.storage.decode(data[first + start * ch : first + stop * ch])
+        except OSError as e:  # a chunk HDF5 cannot read: damaged bytes
+            raise FeatureFileError(
+                f"{shown_key(str(self.path))}: cannot read the rows of "
+                f"{shown_key(self.keys[i])} ({' '.join(str(e).split())}); the file is "
+                "damaged") from None
         if self.keep_channels:
             block = block.reshape((stop - start, ch) + block.shape[1:])
         if self.mean is not None:

@@ -23,14 +23,19 @@ from nnaudio_cli.text import (  # shown_key also importable from here
 
 
 def unreadable(path: Path, exc: BaseException) -> CliError:
-    """The one-line error for a file that is not a readable feature file (exit 1)."""
+    """The one-line error for a file that is not a readable feature file (exit 1); a
+    :class:`CliError` already (a damaged file: it names the file and the defect) as it is."""
+    if isinstance(exc, CliError):
+        return exc
     return CliError(f"{path}: not a readable nnaudio feature file ({' '.join(str(exc).split())})")
 
 
 def file_features(path: Path) -> list[str]:
-    """The feature names of ``path`` in stored order; an unreadable file is one line (exit 1)."""
+    """The feature names of ``path`` in stored order, after :func:`validate_layout`; an
+    unreadable or damaged file is one line (exit 1)."""
     try:
         with h5py.File(path, "r") as h5:
+            validate_layout(h5, path)
             return feature_names(h5)
     except (OSError, ValueError, KeyError) as e:
         raise unreadable(path, e) from None
@@ -61,17 +66,9 @@ def chosen_features(path: Path, feature: str | None, need_one: bool = False) -> 
 
 def check_file(path: Path, feature: str | None = None) -> list[str]:
     """The features to show (:func:`chosen_features`) of a file whose layout is sound
-    (:func:`validate_layout`, every feature); each problem is one line (exit 1, or 2 for an
-    unknown ``feature``)."""
-    names = chosen_features(path, feature)
-    try:
-        with h5py.File(path, "r") as h5:
-            validate_layout(h5)
-    except ValueError as e:
-        raise CliError(f"{path}: {e}") from None
-    except (OSError, KeyError) as e:
-        raise unreadable(path, e) from None
-    return names
+    (:func:`validate_layout`); each problem is one line (exit 1, or 2 for an unknown
+    ``feature``)."""
+    return chosen_features(path, feature)
 
 
 def open_checked(path: Path, feature: str | None = None) -> FeatureFile:
@@ -80,15 +77,9 @@ def open_checked(path: Path, feature: str | None = None) -> FeatureFile:
     each failing as one line (unreadable or damaged: exit 1)."""
     name = chosen_features(path, feature, need_one=True)[0]
     try:
-        ff = open_features(path, name)
+        return open_features(path, name)  # validates the layout
     except (OSError, ValueError, KeyError) as e:
         raise unreadable(path, e) from None
-    try:
-        validate_layout(ff.h5)
-    except ValueError as e:
-        ff.close()
-        raise CliError(f"{path}: {e}") from None
-    return ff
 
 
 def _plain(v: Any) -> Any:

@@ -58,6 +58,7 @@ from nnaudio_cli.outputs import remove_stale, replacing
 from nnaudio_cli.store import (
     READABLE_VERSIONS,
     FeatureFile,
+    FeatureFileError,
     feature_group,
     feature_names,
     validate_layout,
@@ -188,10 +189,7 @@ def select_feature(path: Path, feature: str | None, requested: str) -> str | Non
     with h5:
         if h5.attrs.get("layout_version") not in READABLE_VERSIONS:
             return feature
-        try:
-            validate_layout(h5)
-        except ValueError as e:
-            raise InvertError(f"{path}: {e}") from None
+        validate_layout(h5, path)  # a damaged file: one line naming it (FeatureFileError)
         names = feature_names(h5)  # validate_layout read them
         if feature is not None:
             if feature not in names:
@@ -541,6 +539,8 @@ def invert_file(
     except (OSError, KeyError, ValueError) as e:
         if ff is not None:
             ff.close()
+        if isinstance(e, CliError):  # damaged (FeatureFileError): it names file and defect
+            raise
         raise InvertError(
             f"{features}: not an nnaudio feature file ({' '.join(str(e).split())})"
         ) from None
@@ -590,6 +590,8 @@ def invert_file(
             try:
                 job.target.parent.mkdir(parents=True, exist_ok=True)
                 _write_atomic(job.target, audio, rate, fmt, job.channels)
+            except FeatureFileError:  # the features could not be read: fatal, as for
+                raise  # keys read whole (never "cannot write")
             except (FloatingPointError, ValueError, RuntimeError) as e:
                 fail(job.key, " ".join(str(e).split()))
                 return

@@ -24,12 +24,21 @@ several features (``/features/<name>/...``); every feature is merged.
 
 Either way the output is written to ``OUT.h5.partial``, fsynced and renamed into place.
 
-Checks before anything is written (one-line :class:`MergeError`, exit 1): every shard is
+Checks before anything is written (one line, exit 1): every shard passes
+:func:`~nnaudio_cli.store.validate_layout` (a damaged or crafted file is a
+:class:`~nnaudio_cli.store.FeatureFileError` naming it), is no merged master itself, is
 ``layout_version`` 2 (version 1 shards must be extracted again) and holds the same features
 in the same order with the same settings (per feature: ``config_hash``, stored ``dtype``,
 ``scale`` and ``db_*``, row shape; then the run's ``config_hash`` and ``resume_hash``), the
 same plan (inputs and shard count: ``shard_plan``), no shard is given twice or missing
 (reported by number), no key is in two shards and the keys add up to the number of inputs.
+Then each shard's checksum is verified (:func:`~nnaudio_cli.store.verify_file`, every row
+read once); ``--copy`` instead recomputes it from the rows it copies and aborts before
+committing, so damaged rows never get a fresh valid checksum.
+
+A virtual master records each shard's checksum (``shard_digests``); every reader checks on
+open that each shard still has it and the rows mapped (``validate_layout``), and
+``nnaudio info --verify`` recomputes them.
 """
 
 from __future__ import annotations
@@ -54,16 +63,19 @@ from nnaudio_cli.store import (
     INDEX_COLUMNS,
     LAYOUT_VERSION,
     STR,
+    ArrayDigest,
     FeatureSpec,
     FeatureWriter,
     OutputError,
     _attr,
+    check_digest,
     feature_group,
     feature_names,
+    file_checksum,
     fsync_path,
     partial_path,
-    read_index,
     validate_layout,
+    verify_file,
 )
 from nnaudio_cli.text import shown_key
 
@@ -158,6 +170,8 @@ def wait_for_shards(output: Path, count: int, timeout: float, poll: float = 0.5,
 
 
 def _read(path: Path) -> _Shard:
+    """A shard's attributes, index and features after :func:`validate_layout` (a damaged
+    or crafted shard, or a merged master, is a one-line error naming it)."""
     try:
         with h5py.File(path, "r") as h5:
             version = int(h5.attrs.get("layout_version", -1))
@@ -167,7 +181,10 @@ def _read(path: Path) -> _Shard:
             if version != LAYOUT_VERSION:
                 raise MergeError(f"{path}: not an nnaudio feature file (layout_version "
                                  f"{version}, this merges {LAYOUT_VERSION})")
-            validate_layout(h5)
+            index = validate_layout(h5, path)
+            if any(feature_group(h5, n)["data"].is_virtual for n in feature_names(h5)):
+                raise MergeError(f"{shown_key(str(path))}: its data are virtual (it is itself "
+                                 "a merged file); merge the shard files it reads")
             features = []
             for name in feature_names(h5):
                 g = feature_group(h5, name)
@@ -176,12 +193,14 @@ def _read(path: Path) -> _Shard:
                     name, {k: _attr(v) for k, v in g.attrs.items()},
                     np.asarray(g["offsets"][()], np.int64), int(data.shape[0]),
                     tuple(int(n) for n in data.shape[1:]), data.dtype, BinStats.read(g)))
-            return _Shard(Path(path), {k: _attr(v) for k, v in h5.attrs.items()},
-                          read_index(h5), features)
-    except MergeError:
+            shard = _Shard(Path(path), {k: _attr(v) for k, v in h5.attrs.items()}, index,
+                           features)
+    except CliError:  # MergeError, or FeatureFileError naming the file and the defect
         raise
-    except (OSError, KeyError, ValueError) as e:
-        raise MergeError(f"cannot read {path}: {' '.join(str(e).split())}") from None
+    except (OSError, KeyError, ValueError, RuntimeError) as e:
+        raise MergeError(f"cannot read {shown_key(str(path))}: {' '.join(str(e).split())}"
+                         ) from None
+    return shard
 
 
 def _differ(s: _Shard, first: _Shard, what: str, a: Any, b: Any) -> MergeError:
@@ -364,13 +383,27 @@ def _write_copy(shards: list[_Shard], output: Path, attrs: dict[str, Any],
     writer = FeatureWriter(output, specs, str(attrs.get("compression", "lzf")), stats=True)
     try:
         for s in shards:
+            # the shard's checksum is recomputed from the very rows copied (one read): a
+            # damaged shard aborts the merge before its rows get a fresh, valid checksum
+            parts = []
             with h5py.File(s.path, "r") as h5:
                 for f in s.features:
                     data = feature_group(h5, f.name)["data"]
                     block = max(1, COPY_BYTES // (int(np.prod(f.row_shape)) *
                                                   f.dtype.itemsize))
-                    for a in range(0, f.used, block):
-                        writer.append_stored(f.name, data[a : min(f.used, a + block)])
+                    digest = ArrayDigest()
+                    for a in range(0, f.rows, block):
+                        try:
+                            rows = data[a : a + block]
+                        except OSError as e:  # a damaged chunk: the shard, not OUTPUT
+                            raise MergeError(f"cannot read {shown_key(str(s.path))}: "
+                                             f"{' '.join(str(e).split())}") from None
+                        digest.data(rows)
+                        if a < f.used:
+                            writer.append_stored(f.name, rows[: f.used - a])
+                    parts.append((f.name, digest, f.offsets))
+            check_digest(shown_key(str(s.path)), str(s.attrs.get("digest", "")),
+                         file_checksum(parts, s.index))
             n_rows = {f.name: np.diff(f.offsets) for f in s.features}
             for i in range(len(s.index["key"])):
                 writer.add_row({n: int(r[i]) for n, r in n_rows.items()},
@@ -397,6 +430,9 @@ def merge(shards: list[Path], output: Path, copy: bool = False,
     if not shards:
         raise MergeError("no shard files given")
     read = check([_read(Path(p)) for p in shards])
+    if not copy:  # every shard's checksum, before the master points at it (--copy: while
+        for s in read:  # copying, from the rows it copies)
+            verify_file(s.path)
     with h5py.File(read[0].path, "r") as h5:
         frequencies = {f.name: feature_group(h5, f.name)["frequencies"][()]
                        for f in read[0].features}

@@ -21,7 +21,7 @@ NAME = "info"
 EPILOG = examples(
     "nnaudio info feats.h5 --stats",
     "nnaudio info feats.h5 --key sub/song.flac --feature mel128",
-    "nnaudio info feats.h5 --json | jq '.features[].transform'",
+    "nnaudio info merged.h5 --verify   # recompute every (shard's) checksum",
 )
 
 
@@ -41,11 +41,17 @@ def run(
         help="Per-bin count, mean and std of each feature (text: first and last bins; "
         "--json: every bin).",
     ),
+    verify: bool = typer.Option(
+        False, "--verify",
+        help="Recompute every checksum the file depends on (a merged master: each shard's, "
+        "against the one recorded at the merge); reads every stored row.",
+    ),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
 ) -> int:
     """Show what FEATURES contains and how it was made: every feature (or --feature), the
-    shared index, --stats per-bin statistics; --key: one input's row."""
+    shared index, --stats per-bin statistics; --key: one input's row; --verify: the
+    checksums."""
     check_verbosity(quiet, verbose)
     from nnaudio_cli.describe import (
         check_file,
@@ -57,6 +63,12 @@ def run(
     )
 
     check_file(features, feature)  # unreadable, damaged (exit 1) or no such feature (exit 2)
+    if verify:
+        from nnaudio_cli.store import verify_file
+
+        for line in verify_file(features):  # a mismatch: one line naming the file (exit 1)
+            print(line)
+        return EXIT_OK
     if key is not None:
         try:
             row = describe_key(features, key, feature)

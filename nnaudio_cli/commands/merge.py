@@ -65,8 +65,11 @@ def run(
         raise CliError("give the shard files and then OUTPUT, or --expect N OUTPUT",
                        usage=True)
     for p in shards:
-        if not p.is_file():
+        if not p.exists():
             raise CliError(f"{shown_key(str(p))}: no such file")
+        if not p.is_file():
+            raise CliError(f"{shown_key(str(p))}: not a regular file (a shard is an HDF5 "
+                           "file written by nnaudio extract --shard)")
         if p.resolve() == output.resolve():
             raise CliError(f"{shown_key(str(output))} is one of the shards", usage=True)
     if output.exists() and not overwrite:
