@@ -411,13 +411,14 @@ def _time_cell(
 
 
 def preset_build_times(repeat: int = 3) -> list[dict[str, Any]]:
-    """Median construction time of every preset in ``configs/`` (kernels included)."""
+    """Median construction time of every shipped preset (kernels included)."""
     from nnaudio_cli import config
+    from nnaudio_cli.preset_paths import shipped_dir
     from nnaudio_core.features import build
 
-    root = Path(__file__).resolve().parents[2] / "configs"
+    root = shipped_dir()
     out = []
-    for path in sorted(root.glob("*.toml")):
+    for path in sorted(root.glob("*.toml")) if root is not None else []:
         cfg = config.resolve(str(path)).as_core_config()
         times = []
         for _ in range(repeat):

@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from nnaudio_cli import DISTRIBUTION
 from nnaudio_cli.bench import measure
 from nnaudio_cli.bench import peers as peer_lib
 from nnaudio_cli.bench.measure import (
@@ -165,7 +166,7 @@ def machine_info(device: Any = None) -> dict[str, Any]:
         "numpy": np.__version__,
         "librosa": package_version("librosa"),
         "nnaudio2": package_version("nnaudio2"),
-        "nnaudio": package_version("nnaudio"),
+        "nnaudio": package_version(DISTRIBUTION),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git_commit": git["commit"],

@@ -131,7 +131,9 @@ def run(
         from importlib.util import find_spec
 
         if find_spec("matplotlib") is None:
-            raise CliError("--plot needs matplotlib: pip install 'nnaudio[bench]' "
+            from nnaudio_cli.text import install_hint
+
+            raise CliError(f"--plot needs matplotlib: {install_hint('bench')} "
                            "(or pip install matplotlib)")
     chosen, one_pass = _pipeline_presets(pipeline, presets, list(config))
     if verbose:

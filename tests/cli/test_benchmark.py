@@ -110,9 +110,9 @@ def test_missing_peer_is_skipped_with_install_hint(tmp_path, monkeypatch):
     rep = json.loads(out.read_text())
     skip = [s for s in rep["skipped"] if s["impl"] == "nnAudio2"]
     assert len(skip) == 1 and "not installed" in skip[0]["reason"]
-    assert "pip install 'nnaudio[bench]'" in skip[0]["install"]
+    assert "pip install 'nnaudio-cli[bench]'" in skip[0]["install"]
     assert {r["impl"] for r in rep["results"]} == {"nnaudio", "torch.stft"}
-    assert "nnaudio[bench]" in r.stdout  # also on the terminal
+    assert "nnaudio-cli[bench]" in r.stdout  # also on the terminal
 
 
 def _folder(root: Path, n: int = 3, short: bool = True) -> Path:
