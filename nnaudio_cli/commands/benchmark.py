@@ -26,11 +26,9 @@ from nnaudio_cli.flags import (
 
 NAME = "benchmark"
 EPILOG = examples(
-    "nnaudio benchmark",
     "nnaudio benchmark --full --json bench-1770.json",
     "nnaudio benchmark -t stft,mel --clips 64 --against librosa",
     "nnaudio benchmark --pipeline --input data/ -c mel128 -c cqt84 -c mfcc --json b.json",
-    "nnaudio benchmark --invert --clips 8 --samples 44100",
 )
 DEFAULT_TRANSFORMS = "stft,mel,cqt1992v2,cqt2010v2"
 ALL_TRANSFORMS = ("stft", "mel", "mfcc", "cqt1992v2", "cqt2010v2", "vqt")

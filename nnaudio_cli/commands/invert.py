@@ -30,7 +30,6 @@ EPILOG = examples(
     "nnaudio invert stft.h5 audio_out/",
     "nnaudio invert cqt.h5 audio_out/ --method icqt --iterations 32 --format flac",
     "nnaudio invert feats.h5 audio_out/ --feature mel128 --only a/b.wav --overwrite --json",
-    "nnaudio invert mel.h5 audio_out/ --threads 1",
 )
 
 
