@@ -4,7 +4,11 @@ Importing this package is cheap (no torch); ``from nnaudio_cli.store import open
 gives the reader.
 """
 
-__all__ = ["open_features"]
+__all__ = ["DISTRIBUTION", "open_features"]
+
+#: The name pip installs this project under (``nnaudio`` on PyPI is the original nnAudio);
+#: the import names ``nnaudio_core``/``nnaudio_cli`` and the ``nnaudio`` command stay.
+DISTRIBUTION = "nnaudio-cli"
 
 
 def __getattr__(name: str):  # lazy: keeps worker processes free of h5py/torch imports

@@ -169,11 +169,12 @@ def _print_version(value: bool) -> None:
         except metadata.PackageNotFoundError:
             return fallback
 
+    from nnaudio_cli import DISTRIBUTION
     from nnaudio_core import __version__ as core_version
 
     print(
-        f"nnaudio {version('nnaudio', core_version)} (torch {version('torch', 'not installed')}, "
-        f"python {sys.version.split()[0]})"
+        f"nnaudio {version(DISTRIBUTION, core_version)} "
+        f"(torch {version('torch', 'not installed')}, python {sys.version.split()[0]})"
     )
     raise typer.Exit(EXIT_OK)
 

@@ -25,6 +25,7 @@ from typing import Any
 import tomllib
 
 from nnaudio_cli.errors import CliError
+from nnaudio_cli.preset_paths import preset_dirs, preset_files
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features import TRANSFORMS
 from nnaudio_core.features.base import ParamSpec
@@ -49,11 +50,6 @@ RATE_PARAM: dict[str, str] = {"CFP": "fs"}
 #: Keys allowed at the top level of a preset file.
 PRESET_KEYS = ("transform", "sr", "params", "description")
 
-
-
-def preset_dirs() -> tuple[Path, ...]:
-    """Where ``--config NAME`` looks for ``NAME.toml``: ``./configs``, then the repository's."""
-    return (Path.cwd() / "configs", Path(__file__).resolve().parents[1] / "configs")
 
 
 class ConfigError(CliError, ValueError):
@@ -187,7 +183,8 @@ def _literal(value: Any) -> str:
 
 
 def find_preset(name: str) -> Path:
-    """Path of a preset given as a file path or as a name in ``configs/``."""
+    """Path of a preset given as a file path or as a name (``./configs``, then the shipped
+    presets: :mod:`nnaudio_cli.preset_paths`)."""
     p = Path(name)
     if p.is_file():
         return p
@@ -196,7 +193,7 @@ def find_preset(name: str) -> Path:
         cand = d / f"{stem}.toml"
         if cand.is_file():
             return cand
-    known = sorted({f.stem for d in preset_dirs() if d.is_dir() for f in d.glob("*.toml")})
+    known = [f.stem for f in preset_files()]
     raise ConfigError(
         f"config {name!r} not found; {did_you_mean(stem, known)}"
         f"presets: {', '.join(known) or '(none)'}",

@@ -2,7 +2,7 @@
 
 AAC in ``.m4a``/``.mp4``/``.mov``, Opus or Vorbis in ``.webm``/``.mkv``/``.mka``, WMA, AC-3,
 AMR, ADTS ``.aac``... are decoded with FFmpeg through PyAV (the ``av`` package, the optional
-``containers`` extra: ``pip install 'nnaudio[containers]'``). soundfile stays the decoder for
+``containers`` extra: ``pip install 'nnaudio-cli[containers]'``). soundfile stays the decoder for
 what libsndfile reads. Only the first audio stream is used, and only its packets are decoded
 (:meth:`av.container.InputContainer.demux` of that stream): a video stream is never decoded.
 
@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from nnaudio_cli.audio import InputError, one_line
+from nnaudio_cli.text import install_hint
 
 #: Extensions (lower case) decoded with FFmpeg only (libsndfile reads none of them).
 CONTAINER_EXTENSIONS = frozenset(
@@ -60,7 +61,7 @@ def available() -> bool:
 
 
 #: How to install PyAV.
-INSTALL = f"pip install 'nnaudio[{EXTRA}]'"
+INSTALL = install_hint(EXTRA)
 
 
 def missing_reason(ext: str) -> str:

@@ -1,5 +1,5 @@
-"""Flags shared by the commands, defined once: ``--quiet``/``--verbose``, ``--device`` and
-range checks for numeric flags (Typer callbacks).
+"""Flags shared by the commands, defined once: ``--quiet``/``--verbose``, ``--device``,
+``--threads`` and range checks for numeric flags (Typer callbacks).
 
 ``--quiet``/``-q`` means the same on every command: no progress, no warnings, only errors
 and the final result. ``--verbose``/``-v``: extra detail (the settings a run resolved, every
@@ -40,6 +40,13 @@ def check_verbosity(quiet: bool, verbose: bool) -> None:
 def device_option() -> Any:
     """``--device`` (extract, invert, benchmark)."""
     return typer.Option("auto", "--device", help="auto, cpu, cuda, cuda:N or mps.")
+
+
+def threads_option(default: str) -> Any:
+    """``--threads N``: torch's CPU threads (extract, invert); ``default`` says what runs
+    without it."""
+    return typer.Option(None, "--threads", min=1, max=1024,
+                        help=f"torch CPU threads (default: {default}).")
 
 
 def config_option() -> Any:

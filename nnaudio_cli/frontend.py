@@ -163,8 +163,10 @@ def _write_and_load(module: Any, fmt: str, path: Path, example: Any, lo: int) ->
         import onnxruntime
         import onnxscript  # noqa: F401  (torch.onnx's dynamo exporter needs it)
     except ImportError as e:
+        from nnaudio_cli.text import install_hint
+
         raise ExportError(f"ONNX export needs the onnx extra ({e.name} is missing): "
-                          "pip install 'nnaudio[onnx]'") from None
+                          f"{install_hint('onnx')}") from None
     quiet = logging.getLogger("torch.onnx")  # "torchvision is not installed" notes
     level = quiet.level
     quiet.setLevel(logging.ERROR)

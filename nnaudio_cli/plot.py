@@ -27,9 +27,9 @@ import numpy as np
 
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.storage import Decibels
-from nnaudio_cli.text import shown_key, unknown_key
+from nnaudio_cli.text import install_hint, shown_key, unknown_key
 
-MISSING = "nnaudio plot needs matplotlib: pip install 'nnaudio[plot]'"
+MISSING = f"nnaudio plot needs matplotlib: {install_hint('plot')}"
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """The shipped and local presets (``configs/*.toml``) as rows to list (``nnaudio presets``).
 
-A preset is looked up as ``--config NAME`` finds it (:func:`nnaudio_cli.config.preset_dirs`:
-``./configs`` first, then the repository's), so a local file shadows a shipped one of the
-same name and the list shows the one ``--config`` would use.
+A preset is looked up as ``--config NAME`` finds it (:mod:`nnaudio_cli.preset_paths`:
+``./configs`` first, then the presets shipped in the package), so a local file shadows a
+shipped one of the same name and the list shows the one ``--config`` would use.
 """
 
 from __future__ import annotations
@@ -10,21 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from nnaudio_cli.preset_paths import preset_files
+
 #: Parameters shown in the table's "key parameters" column (in this order) when present.
 KEY_PARAMS = ("n_fft", "hop_length", "n_mels", "n_mfcc", "fmin", "n_bins", "bins_per_octave",
               "gamma", "output_format")
-
-
-def preset_files() -> list[Path]:
-    """Every preset file ``--config NAME`` can reach, one per name, sorted by name."""
-    from nnaudio_cli.config import preset_dirs
-
-    found: dict[str, Path] = {}
-    for d in preset_dirs():
-        if d.is_dir():
-            for f in sorted(d.glob("*.toml")):
-                found.setdefault(f.stem, f)
-    return [found[k] for k in sorted(found)]
 
 
 def describe_preset(path: Path) -> dict[str, Any]:

@@ -2,6 +2,19 @@
 
 from __future__ import annotations
 
+from nnaudio_cli import DISTRIBUTION
+
+
+def install_hint(extra: str) -> str:
+    """The command that installs this project with an extra.
+
+    Examples
+    --------
+    >>> install_hint("plot")
+    "pip install 'nnaudio-cli[plot]'"
+    """
+    return f"pip install '{DISTRIBUTION}[{extra}]'"
+
 
 def shown_key(key: str) -> str:
     """A key (relative path) as printed in any message: unchanged when it is printable,

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv (if missing) and install torch 2.13.0 (CPU build) first, then the project.
+# Create .venv (if missing) and install torch 2.13.0 first (scripts/install_torch.sh: the CPU
+# build on a machine without an NVIDIA GPU), then the project (editable).
 # Usage: scripts/setup.sh [EXTRAS]   e.g. scripts/setup.sh test
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,10 +10,9 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-# torch first: a bare "torch" requirement would otherwise pull a multi-GB CUDA build.
-if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-    .venv/bin/python -m pip install -q "torch==2.13.0"
-fi
+# torch first (the CPU build without an NVIDIA GPU): a bare "torch" requirement would
+# otherwise pull a multi-GB CUDA build.
+bash scripts/install_torch.sh .venv/bin/python
 # Tests speak with espeak-ng when it is there (real synthesized speech); best effort, as root.
 if [[ "$extras" == *test* ]] && ! command -v espeak-ng >/dev/null 2>&1 \
         && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then

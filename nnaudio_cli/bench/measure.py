@@ -304,8 +304,11 @@ def run_transforms(
     peers: list[str],
     missing: dict[str, str],
     log: Callable[[str], None],
+    results: list[dict[str, Any]] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Measure every candidate of every transform; returns (results, skipped)."""
+    """Measure every candidate of every transform; returns (results, skipped). Each row is
+    appended to ``results`` (when given) as soon as it is measured, with its ratio to ours
+    (measured first), so an interrupted run keeps the rows it finished."""
     import warnings
 
     import torch
@@ -330,7 +333,7 @@ def run_transforms(
         torch.stft(staged["torch"][0][:1], N_FFT, HOP, window=torch.hann_window(
             N_FFT, device=w.device), center=True, return_complex=True).abs()
         _sync(w.device)
-    results: list[dict[str, Any]] = []
+    results = [] if results is None else results
     skipped: list[dict[str, Any]] = []
     shared: dict[str, dict[str, Any]] = {}
     for transform in transforms:
@@ -353,8 +356,8 @@ def run_transforms(
                 log(f"{transform} {c.impl}: {row['seconds']:.3f} s "
                     f"({row['clips_per_second']:.1f} clips/s)")
             rows.append(row)
-        add_ratios(rows)
-        results += rows
+            add_ratios(rows)
+            results.append(row)
     return results, skipped
 
 
@@ -411,13 +414,14 @@ def _time_cell(
 
 
 def preset_build_times(repeat: int = 3) -> list[dict[str, Any]]:
-    """Median construction time of every preset in ``configs/`` (kernels included)."""
+    """Median construction time of every shipped preset (kernels included)."""
     from nnaudio_cli import config
+    from nnaudio_cli.preset_paths import shipped_dir
     from nnaudio_core.features import build
 
-    root = Path(__file__).resolve().parents[2] / "configs"
+    root = shipped_dir()
     out = []
-    for path in sorted(root.glob("*.toml")):
+    for path in sorted(root.glob("*.toml")) if root is not None else []:
         cfg = config.resolve(str(path)).as_core_config()
         times = []
         for _ in range(repeat):
@@ -802,7 +806,7 @@ def _snr_db(refs: list[np.ndarray], ests: list[np.ndarray]) -> Optional[float]:
     return round(10.0 * np.log10(sig / err), 2)
 
 
-def _load() -> Optional[float]:
+def load_average() -> Optional[float]:
     """The 1-minute load average, None where the OS does not report it."""
     try:
         return round(os.getloadavg()[0], 2)
@@ -828,7 +832,7 @@ def run_invert(
     clips = piano_clips(n, samples, sr, seed)
     results: list[dict[str, Any]] = []
     started = time.time()
-    load_start = _load()
+    load_start = load_average()
     with tempfile.TemporaryDirectory(prefix="nnaudio-bench-invert-") as tmp:
         root = Path(tmp)
         (root / "in").mkdir()
@@ -884,5 +888,5 @@ def run_invert(
         "results": results,
         "elapsed_seconds": round(time.time() - started, 3),
         # 1-minute load average before and after: timings on a shared machine need it
-        "load_average": {"start": load_start, "end": _load()},
+        "load_average": {"start": load_start, "end": load_average()},
     }

@@ -35,6 +35,7 @@ from nnaudio_cli.bench.workload import (
     PipelineError,
     cqt_pad_mode,
 )
+from nnaudio_cli.text import install_hint
 
 #: transform name -> nnaudio_core class name
 TRANSFORMS: dict[str, str] = {
@@ -55,8 +56,8 @@ PEERS = ("librosa", "nnaudio2", "torch")
 
 #: peer -> (module whose presence makes it available, pip command that installs it)
 PEER_PACKAGES: dict[str, tuple[str, str]] = {
-    "librosa": ("librosa", "pip install 'nnaudio[bench]'  # or: pip install librosa==0.11.0"),
-    "nnaudio2": ("nnAudio2", "pip install 'nnaudio[bench]'  # or: pip install nnaudio2"),
+    "librosa": ("librosa", f"{install_hint('bench')}  # or: pip install librosa==0.11.0"),
+    "nnaudio2": ("nnAudio2", f"{install_hint('bench')}  # or: pip install nnaudio2"),
     "torch": ("torch", "pip install torch"),
 }
 

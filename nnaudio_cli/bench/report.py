@@ -19,6 +19,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from nnaudio_cli import DISTRIBUTION
 from nnaudio_cli.bench import measure
 from nnaudio_cli.bench import peers as peer_lib
 from nnaudio_cli.bench.measure import (
@@ -166,7 +167,7 @@ def machine_info(device: Any = None) -> dict[str, Any]:
         "numpy": np.__version__,
         "librosa": package_version("librosa"),
         "nnaudio2": package_version("nnaudio2"),
-        "nnaudio": package_version("nnaudio"),
+        "nnaudio": package_version(DISTRIBUTION),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "git_commit": git["commit"],
@@ -248,7 +249,9 @@ def transforms_report(
         "memory_method": memory_method(),
     }
 
-    missing = {p: r for p in peers if (r := peer_lib.peer_missing(p)) is not None}
+    # the pipeline's one peer is the librosa loop: without librosa it is skipped, not fatal
+    needed = [p for p in peers if p == "librosa" and librosa_loop] if pipeline else peers
+    missing = {p: r for p in needed if (r := peer_lib.peer_missing(p)) is not None}
     skipped = [
         {"transform": None, "impl": PEER_LABELS[p], "reason": reason,
          "install": PEER_PACKAGES[p][1]}
@@ -272,7 +275,8 @@ def transforms_report(
                                 repeat, log)
         else:
             pipe = run_pipeline(input_dir, write, presets or ["mel128"], n_workers, dev,
-                                threads, repeat, log, librosa=librosa_loop)
+                                threads, repeat, log,
+                                librosa=librosa_loop and "librosa" not in missing)
         if input_dir:
             workload.update(clips=pipe["files"], audio_seconds=pipe["audio_seconds"])
         if formats:
@@ -292,7 +296,13 @@ def transforms_report(
             x = piano_clips(n, samples, sr, seed)
         w = Workload(x, sr, batch_size, repeat, dev)
         workload.update(clips=int(x.shape[0]), audio_seconds=w.audio_seconds)
-        results, more = run_transforms(w, wanted, peers, missing, log)
+        results = []
+        try:
+            _, more = run_transforms(w, wanted, peers, missing, log, results)
+        except KeyboardInterrupt:
+            _render_interrupted(results, skipped, workload, dev, started)
+            raise KeyboardInterrupt(f"after {len(results)} measurement(s): the table above "
+                                    "shows them (no JSON written)") from None
         skipped += more
         pipe = None
 
@@ -336,6 +346,24 @@ def _formats(formats: list[str], input_dir: Optional[Path], n_clips: Optional[in
         return run_formats(list(x), int(round(sr)), formats, tmp, repeat, log)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+def _render_interrupted(results: list[dict[str, Any]], skipped: list[dict[str, Any]],
+                        workload: dict[str, Any], dev: Any, started: float) -> None:
+    """The rows an interrupted transform benchmark finished, as the usual table."""
+    if results:
+        render({"workload": workload, "machine": machine_info(dev), "results": results,
+                "skipped": skipped, "pipeline": None,
+                "elapsed_seconds": round(time.time() - started, 3)})
+
+
+def load_warning() -> str | None:
+    """One line when the 1-minute load average is above the cores this process may use
+    (other processes then take CPU time from the measurement), else ``None``."""
+    load, cores = measure.load_average(), usable_cores()
+    if load is None or load <= cores:
+        return None
+    return (f"load average {load:.1f} is above the {cores} usable core(s): other processes "
+            "compete for the CPU, so the times are slower and noisier than on an idle machine")
 
 
 def matrix_report(

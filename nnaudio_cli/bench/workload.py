@@ -1,10 +1,11 @@
 """What a benchmark runs on: the clips (synthetic or cut from a folder), their batches and
 the fixed parameters of every workload.
 
-Transform benchmark (the nnAudio paper's protocol): 1,770 clips x 80,000 samples at
-44.1 kHz, synthesised from a seed (:func:`piano_clips`) or cut from a folder's files
-(:func:`clips_from_folder`); n_fft 2048, hop 512, 128 mels, 20 MFCCs, 84 CQT bins from C1
-(32.70 Hz), Hann window, centred with reflect padding. ``--matrix`` runs
+Transform benchmark (the nnAudio paper's protocol): 1,770 clips (``--full``; by default
+:data:`QUICK_CLIPS`, a short run) x 80,000 samples at 44.1 kHz, synthesised from a seed
+(:func:`piano_clips`) or cut from a folder's files (:func:`clips_from_folder`); n_fft 2048,
+hop 512, 128 mels, 20 MFCCs, 84 CQT bins from C1 (32.70 Hz), Hann window, centred with
+reflect padding. ``--matrix`` runs
 :data:`WORKLOADS`, ``--pipeline`` the :data:`PRESETS`, ``--invert`` the
 :data:`INVERT_CASES`.
 """
@@ -24,6 +25,8 @@ from nnaudio_cli.errors import CliError
 SCHEMA_VERSION = 1
 SR = 44100
 N_CLIPS = 1770
+#: clips of a run without ``--clips``/``--full`` (transform and pipeline benchmarks)
+QUICK_CLIPS = 16
 N_SAMPLES = 80000
 OFFSET = 20000  # --input: clips are samples OFFSET .. OFFSET + samples of each file
 N_FFT = 2048

@@ -1,18 +1,21 @@
 """``nnaudio benchmark``: the speed of the transforms, the extract pipeline or invert.
 
 Light to import (typer only); the measuring lives in :mod:`nnaudio_cli.bench`.
-Exit codes as the rest of the CLI: 0 done, 1 fatal, 2 usage; errors are one line.
+Exit codes as the rest of the CLI: 0 done, 1 fatal, 2 usage, 130 (143 on SIGTERM)
+interrupted; errors are one line. Without ``--clips`` a run is short (16 clips); ``--full``
+runs the paper's 1,770. Ctrl-C prints the rows measured so far. A load average above the
+core count is one warning line on stderr.
 """
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Callable, List, Optional
 
 import typer
 
-from nnaudio_cli.errors import EXIT_INTERRUPTED, EXIT_OK, CliError, error
+from nnaudio_cli.errors import EXIT_OK, CliError, error
 from nnaudio_cli.flags import (
     check_verbosity,
     device_option,
@@ -23,9 +26,9 @@ from nnaudio_cli.flags import (
 
 NAME = "benchmark"
 EPILOG = examples(
+    "nnaudio benchmark --full --json bench-1770.json",
     "nnaudio benchmark -t stft,mel --clips 64 --against librosa",
     "nnaudio benchmark --pipeline --input data/ -c mel128 -c cqt84 -c mfcc --json b.json",
-    "nnaudio benchmark --invert --clips 8 --samples 44100",
 )
 DEFAULT_TRANSFORMS = "stft,mel,cqt1992v2,cqt2010v2"
 ALL_TRANSFORMS = ("stft", "mel", "mfcc", "cqt1992v2", "cqt2010v2", "vqt")
@@ -56,7 +59,12 @@ def run(
     ),
     device: str = device_option(),
     clips: Optional[int] = typer.Option(
-        None, "--clips", min=1, help="Clips (default 1770; with --input: every file)."
+        None, "--clips", min=1,
+        help="Clips (default 16, or 1770 with --full; with --input: every file).",
+    ),
+    full: bool = typer.Option(
+        False, "--full",
+        help="The nnAudio paper's whole protocol: 1,770 clips (transforms, --pipeline).",
     ),
     samples: int = typer.Option(80000, "--samples", min=1, help="Samples per clip."),
     sr: float = typer.Option(44100.0, "--sr", min=1.0, help="Sample rate in Hz."),
@@ -125,6 +133,7 @@ def run(
 ) -> int:
     """Time nnaudio's transforms against torch.stft, librosa and nnAudio2 on one workload."""
     check_verbosity(quiet, verbose)
+    clips = _clip_count(clips, full, input_dir is not None, matrix or invert)
     wanted = _split(transform, ALL_TRANSFORMS, "transform")
     peers = _split(against, ALL_PEERS, "peer", allow_none=True)
     from nnaudio_cli.outputs import check_new
@@ -133,7 +142,8 @@ def run(
         if path is not None:
             check_new(path, overwrite, flag)
     if invert:
-        return _run_invert(clips, samples, sr, device, threads, seed, json_path, quiet)
+        return _measured(quiet, lambda report: _run_invert(
+            clips, samples, sr, device, threads, seed, json_path, quiet))
     if plot_path is not None and pipeline:
         raise CliError("--plot draws the transform benchmark; it cannot be combined with "
                        "--pipeline", usage=True)
@@ -141,7 +151,9 @@ def run(
         from importlib.util import find_spec
 
         if find_spec("matplotlib") is None:
-            raise CliError("--plot needs matplotlib: pip install 'nnaudio[bench]' "
+            from nnaudio_cli.text import install_hint
+
+            raise CliError(f"--plot needs matplotlib: {install_hint('bench')} "
                            "(or pip install matplotlib)")
     chosen, one_pass = _pipeline_presets(pipeline, presets, list(config))
     wanted_formats = _formats(formats, pipeline)
@@ -154,9 +166,8 @@ def run(
               f"clips {clips or 'default'} x {samples} samples at {sr:g} Hz; repeat {repeat}, "
               f"batch {batch_size}, threads {threads or 'default'}, seed {seed}",
               file=sys.stderr, flush=True)
-    try:
-        from nnaudio_cli.bench import report
 
+    def measure(report: Any) -> int:
         if matrix:
             report.matrix_report(peers, clips, repeat, threads, seed, json_path, quiet)
         else:
@@ -165,9 +176,49 @@ def run(
                 threads, seed, pipeline, workers, json_path, plot_path, quiet, chosen,
                 "librosa" in peers, one_pass=one_pass, formats=wanted_formats)
         return EXIT_OK
-    except KeyboardInterrupt:
-        error("interrupted")
-        return EXIT_INTERRUPTED
+
+    return _measured(quiet, measure)
+
+
+def _measured(quiet: bool, run: Callable[[Any], int]) -> int:
+    """``run(nnaudio_cli.bench.report)`` after one warning line when the load average is
+    above the core count; Ctrl-C or SIGTERM end it as one line with exit 130 or 143 (the
+    transform benchmark prints the rows it finished first)."""
+    from nnaudio_cli import interrupts
+
+    restore_signals = interrupts.install()  # SIGTERM stops the run like Ctrl-C (exit 143)
+    try:
+        with interrupts.deferred():  # a signal inside torch's C++ initialisers would abort
+            import torch  # noqa: F401
+        from nnaudio_cli.bench import report
+
+        warning = report.load_warning()
+        if warning and not quiet:
+            print(f"nnaudio: warning: {warning}", file=sys.stderr, flush=True)
+        return run(report)
+    except KeyboardInterrupt as e:
+        error(f"interrupted {e}" if str(e) else "interrupted")
+        return interrupts.interrupted_exit(interrupts.exit_code())
+    finally:
+        restore_signals()
+
+
+def _clip_count(clips: Optional[int], full: bool, folder: bool, own_default: bool
+                ) -> Optional[int]:
+    """The clip count to run: ``--clips``, 1,770 with ``--full``, else the quick default
+    (``None``: every file of ``--input``, or the mode's own count for --matrix/--invert)."""
+    from nnaudio_cli.bench.workload import N_CLIPS, QUICK_CLIPS
+
+    if full and clips is not None:
+        raise CliError(f"--full runs {N_CLIPS} clips; give --full or --clips, not both",
+                       usage=True)
+    if full and (folder or own_default):
+        raise CliError("--full is the synthetic 1,770-clip protocol of the transform and "
+                       "--pipeline benchmarks; it cannot be combined with --input, --matrix "
+                       "or --invert", usage=True)
+    if full:
+        return N_CLIPS
+    return clips if clips is not None or folder or own_default else QUICK_CLIPS
 
 
 def _formats(value: Optional[str], pipeline: bool) -> Optional[list[str]]:

@@ -20,6 +20,7 @@ from nnaudio_cli.flags import (
     quiet_option,
     set_option,
     sr_option,
+    threads_option,
     transform_option,
     verbose_option,
 )
@@ -125,11 +126,9 @@ def run(
     ),
     no_top_db: bool = typer.Option(False, "--db-no-top-db",
                                    help="--db without the top_db floor."),
-    threads: Optional[int] = typer.Option(
-        None, "--threads", min=1, max=1024,
-        help="torch CPU threads (default: cores minus the default decoder count; it never "
-        "follows --workers, so results do not depend on --workers).",
-    ),
+    threads: Optional[int] = threads_option(
+        "cores minus the default decoder count; it never follows --workers, so results do "
+        "not depend on --workers"),
     overwrite: bool = typer.Option(
         False, "--overwrite",
         help="Replace an existing OUTPUT (and discard OUTPUT.parts/). Like --resume, it "

@@ -21,6 +21,7 @@ from nnaudio_cli.flags import (
     examples,
     features_argument,
     quiet_option,
+    threads_option,
     verbose_option,
 )
 
@@ -88,6 +89,8 @@ def run(
         30.0, "--segment-seconds", min=1.0,
         help="Longer inputs are inverted in segments of this many seconds (bounded memory).",
     ),
+    threads: Optional[int] = threads_option(
+        "torch's own; invert runs no decoder processes"),
     json_out: bool = typer.Option(False, "--json", help="Print a JSON summary on stdout."),
     quiet: bool = quiet_option(),
     verbose: bool = verbose_option(),
@@ -105,6 +108,8 @@ def run(
     written key to its file. Existing files are kept unless --overwrite.
     """
     check_verbosity(quiet, verbose)
+    import torch
+
     from nnaudio_cli.devices import resolve_device
     from nnaudio_cli.invert import invert_file, show
     from nnaudio_cli.outputs import check_parent
@@ -112,6 +117,11 @@ def run(
 
     dev = resolve_device(device)
     check_parent(output_dir)  # the same rule as extract's OUTPUT
+    if threads is not None:
+        torch.set_num_threads(threads)
+    if verbose:
+        print(f"nnaudio: device {dev}, {torch.get_num_threads()} torch thread(s)",
+              file=sys.stderr)
     reporter = make_reporter(quiet, label="invert")
     try:
         summary = invert_file(
@@ -139,5 +149,5 @@ def run(
             file=sys.stderr,
         )
     if json_out:
-        print(json.dumps(summary.as_dict(), indent=2))
+        print(json.dumps({**summary.as_dict(), "threads": torch.get_num_threads()}, indent=2))
     return EXIT_PARTIAL if summary.failures else EXIT_OK

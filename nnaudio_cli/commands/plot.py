@@ -54,7 +54,7 @@ def run(
     verbose: bool = verbose_option(),
 ) -> int:
     """Draw KEY's features: time in seconds, frequency in Hz, dB colour scale with a colour bar
-    (needs matplotlib: pip install 'nnaudio[plot]')."""
+    (needs matplotlib: pip install 'nnaudio-cli[plot]')."""
     check_verbosity(quiet, verbose)
     from nnaudio_cli.plot import plot_features
     from nnaudio_cli.text import shown_key

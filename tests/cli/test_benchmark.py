@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -110,9 +114,9 @@ def test_missing_peer_is_skipped_with_install_hint(tmp_path, monkeypatch):
     rep = json.loads(out.read_text())
     skip = [s for s in rep["skipped"] if s["impl"] == "nnAudio2"]
     assert len(skip) == 1 and "not installed" in skip[0]["reason"]
-    assert "pip install 'nnaudio[bench]'" in skip[0]["install"]
+    assert "pip install 'nnaudio-cli[bench]'" in skip[0]["install"]
     assert {r["impl"] for r in rep["results"]} == {"nnaudio", "torch.stft"}
-    assert "nnaudio[bench]" in r.stdout  # also on the terminal
+    assert "nnaudio-cli[bench]" in r.stdout  # also on the terminal
 
 
 def _folder(root: Path, n: int = 3, short: bool = True) -> Path:
@@ -307,3 +311,120 @@ def test_pipeline_formats_decode_throughput(tmp_path):
 def test_formats_flag_errors(args, needle):
     r = run([*TINY, *args])
     assert r.exit_code == 2 and needle in r.output, r.output
+
+# --- defaults, interrupts, a busy machine, a missing librosa ---------------------------------
+
+QUICK = ["--repeat", "1", "--quiet", "--device", "cpu", "--against", "none"]
+
+
+def test_without_clips_the_run_is_short_and_full_is_the_paper_protocol(tmp_path, monkeypatch):
+    out = tmp_path / "b.json"
+    r = run([*QUICK, "--transform", "stft", "--json", out])  # no --clips
+    assert r.exit_code == 0, r.stderr
+    wl = json.loads(out.read_text())["workload"]
+    assert (wl["clips"], wl["samples"], wl["sr"]) == (workload.QUICK_CLIPS, 80000, 44100.0)
+    assert workload.QUICK_CLIPS == 16
+    asked = {}
+    monkeypatch.setattr(bench_report, "transforms_report",
+                        lambda *a, **k: asked.setdefault("clips", a[3]))
+    assert run([*QUICK, "--full"]).exit_code == 0
+    assert asked["clips"] == workload.N_CLIPS == 1770
+    asked.clear()
+    assert run([*QUICK, "--pipeline"]).exit_code == 0
+    assert asked["clips"] == workload.QUICK_CLIPS
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--full", "--clips", "8"], "give --full or --clips"),
+    (["--full", "--matrix"], "cannot be combined"),
+    (["--full", "--invert"], "cannot be combined"),
+])
+def test_full_with_a_count_of_its_own_is_a_usage_error(args, needle):
+    one_line_error(run([*QUICK, *args]), 2, needle)
+
+
+def _with_site(tmp_path: Path, code: str) -> dict:
+    """The environment of a subprocess that runs ``code`` at start-up (a sitecustomize)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(code)
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(site), *filter(None, [os.environ.get("PYTHONPATH")])])}
+
+
+# the second measurement (mel) waits, so that the signal surely lands in it
+SLOW_MEL = """
+import time
+import nnaudio_cli.bench.measure as m
+_measure = m.measure
+def measure(c, w, staged):
+    if c.transform == "mel":
+        time.sleep(120)
+    return _measure(c, w, staged)
+m.measure = measure
+"""
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)],
+                         ids=["INT", "TERM"])
+def test_a_signal_prints_the_finished_rows_and_exits_130_or_143(tmp_path, signum, code):
+    out = tmp_path / "b.json"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "nnaudio_cli", "benchmark", "-t", "stft,mel", "--against",
+         "none", "--clips", "2", "--samples", "8000", "--repeat", "1", "--device", "cpu",
+         "--json", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=_with_site(tmp_path, SLOW_MEL))
+    seen = []
+    for line in proc.stderr:  # the stft row is finished once mel starts
+        seen.append(line)
+        if "mel nnaudio: building" in line:
+            break
+    else:
+        pytest.fail("".join(seen))
+    proc.send_signal(signum)
+    stdout, rest = proc.communicate(timeout=60)
+    err = "".join(seen) + rest
+    assert proc.returncode == code, err
+    assert "Traceback" not in err
+    assert err.splitlines()[-1] == ("nnaudio: error: interrupted after 1 measurement(s): the "
+                                    "table above shows them (no JSON written)")
+    rows = [[c.strip() for c in ln.split("│")[1:4]] for ln in stdout.splitlines()
+            if "(ours)" in ln]
+    assert len(rows) == 1 and rows[0][:2] == ["stft", "nnaudio"], stdout
+    assert "2 clips x 8000 samples" in stdout
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("load, warned", [(99.0, True), (0.5, False)])
+def test_a_load_above_the_cores_is_one_warning_line(monkeypatch, load, warned):
+    monkeypatch.setattr(measure.os, "getloadavg", lambda: (load, load, load))
+    r = run(["--clips", "2", "--samples", "8000", "--repeat", "1", "--device", "cpu",
+             "--transform", "stft", "--against", "none"])
+    assert r.exit_code == 0, r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("nnaudio: warning:")]
+    cores = measure.usable_cores()
+    assert lines == ([f"nnaudio: warning: load average 99.0 is above the {cores} usable "
+                      "core(s): other processes compete for the CPU, so the times are slower "
+                      "and noisier than on an idle machine"] if warned else [])
+    quiet = run(["--clips", "2", "--samples", "8000", "--repeat", "1", "--device", "cpu",
+                 "--transform", "stft", "--against", "none", "-q"])
+    assert "warning" not in quiet.stderr
+
+
+def test_pipeline_without_librosa_skips_the_librosa_loop(tmp_path):
+    # librosa not importable, as where it is not installed
+    env = _with_site(tmp_path, "import sys\nsys.modules['librosa'] = None\n")
+    out = tmp_path / "p.json"
+    r = subprocess.run(
+        [sys.executable, "-m", "nnaudio_cli", "benchmark", "--pipeline", "--clips", "2",
+         "--samples", "8000", "--repeat", "1", "--presets", "mel128", "--workers", "0",
+         "--device", "cpu", "--json", str(out)],
+        capture_output=True, text=True, timeout=300, env=env)
+    assert r.returncode == 0, r.stderr
+    notes = [ln for ln in r.stderr.splitlines() if "skipping" in ln or "Error" in ln]
+    assert notes == ["benchmark: skipping librosa: librosa is not installed (pip install "
+                     "'nnaudio-cli[bench]'  # or: pip install librosa==0.11.0)"], r.stderr
+    row = json.loads(out.read_text())["pipeline"]["results"][0]
+    assert row["preset"] == "mel128" and row["extract_seconds"] > 0
+    assert row["librosa_loop_seconds"] is None and row["librosa_over_own"] is None

@@ -234,8 +234,8 @@ def test_without_pyav_a_container_is_a_failed_row_naming_the_extra(folder, monke
     monkeypatch.setattr(containers, "available", lambda: False)
     r = audio.decode_task(str(folder / "aac.m4a"), "aac.m4a", SR, True, sys.maxsize)
     assert r.status == "failed"
-    assert r.reason == "decoding .m4a needs FFmpeg (PyAV): pip install 'nnaudio[containers]'"
+    assert r.reason == "decoding .m4a needs FFmpeg (PyAV): pip install 'nnaudio-cli[containers]'"
     assert audio.decode_task(str(folder / "plain.wav"), "p", SR, True, sys.maxsize).status == "ok"
     r = audio.decode_task(str(folder / "flac_in.ogg"), "f", SR, True, sys.maxsize)
     assert r.status == "failed" and r.reason.startswith("not an audio file (")
-    assert r.reason.endswith("; FFmpeg may read it: pip install 'nnaudio[containers]'")
+    assert r.reason.endswith("; FFmpeg may read it: pip install 'nnaudio-cli[containers]'")

@@ -250,3 +250,24 @@ def test_db_mel_inverts_like_the_linear_file(folder: Path, tmp_path: Path) -> No
     assert 0 < conv["lin"] < 0.5
     assert abs(conv["db"] - conv["lin"]) <= 0.01
     assert snr_db(audio["lin"], audio["db"]) >= 30
+
+
+def test_threads_sets_torchs_cpu_threads(folder: Path, tmp_path: Path) -> None:
+    import torch
+
+    feats = tmp_path / "stft.h5"
+    extract(folder, feats, "-c", "stft_complex")
+    before = torch.get_num_threads()
+    audio = {}
+    try:
+        for n in (1, 2):
+            r = run(["invert", feats, tmp_path / f"t{n}", "--threads", n, "--json"])
+            assert r.exit_code == 0, r.stderr
+            assert json.loads(r.stdout)["threads"] == n
+            audio[n] = sf.read(tmp_path / f"t{n}" / "a.wav", dtype="float32")[0]
+    finally:
+        torch.set_num_threads(before)
+    # other thread counts sum in another order: equal to float32 round-off, not bit for bit
+    np.testing.assert_allclose(audio[1], audio[2], rtol=0, atol=1e-5)
+    r = run(["invert", feats, tmp_path / "t0", "--threads", "0"])
+    assert r.exit_code == 2 and "--threads" in r.stderr

@@ -159,7 +159,7 @@ def test_missing_matplotlib_is_one_line_exit_1(files, tmp_path, monkeypatch):
     r = invoke("plot", files["mel64_16k"], "tone.wav", "-o", tmp_path / "x.png")
     assert r.exit_code == 1
     assert r.stderr == ("nnaudio: error: nnaudio plot needs matplotlib: "
-                        "pip install 'nnaudio[plot]'\n")
+                        "pip install 'nnaudio-cli[plot]'\n")
 
 
 def test_keep_channels_draws_one_panel_per_channel_under_one_colour_bar(tmp_path):
