@@ -27,7 +27,9 @@ Values are read decoded (float16 / bfloat16 widened to float32) and features sto
 (``extract --db``) are turned back into linear power or magnitude before inversion.
 
 Output names (also in ``nnaudio invert --help`` and the README): a key's relative path with
-its last extension replaced by the format's (``sub/a.flac`` -> ``sub/a.wav``). When several
+its last extension replaced by the format's (``sub/a.flac`` -> ``sub/a.wav``); a key that
+ends in no extension, such as a segment's ``a.wav@1.5-3``, gets it appended
+(``a.wav@1.5-3.wav``). When several
 keys map to one name, each of them keeps its whole name and gets the extension appended
 (``a.flac`` -> ``a.flac.wav``, ``a.wav`` -> ``a.wav.wav``). Any other clash, an unsafe key
 (absolute, ``..``, NUL) or a name component over the file system's limit is a failed row.
@@ -41,6 +43,7 @@ import errno
 import json
 import math
 import os
+import re
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -239,6 +242,12 @@ def _check_key(key: str) -> PurePosixPath:
     return rel
 
 
+#: What counts as a file name extension to replace: a letter, then up to 9 letters/digits.
+#: The key of a segment (``a.wav@1.5-3``, from ``extract --files``) ends in none: its output
+#: is ``a.wav@1.5-3.wav``, not ``a.wav@1.wav``.
+_EXTENSION = re.compile(r"^\.[A-Za-z][A-Za-z0-9]{0,9}$")
+
+
 def plan_outputs(
     keys: list[str], out_dir: Path, fmt: str
 ) -> dict[str, Path | InvertError]:
@@ -253,7 +262,8 @@ def plan_outputs(
         except InvertError as e:
             result[key] = e
             continue
-        stem = rel.name[: -len(rel.suffix)] if rel.suffix else rel.name
+        suffix = rel.suffix if _EXTENSION.match(rel.suffix) else ""  # not '.5-3' of a@1.5-3
+        stem = rel.name[: -len(suffix)] if suffix else rel.name
         plain[key] = str(rel.parent / f"{stem}.{fmt}") if rel.parent != PurePosixPath(".") \
             else f"{stem}.{fmt}"
     count: dict[str, int] = {}

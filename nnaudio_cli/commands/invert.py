@@ -102,7 +102,8 @@ def run(
     stored in dB (extract --db) are converted back to linear first.
 
     Output names: each key's relative path with its last extension replaced by the
-    format's (sub/a.flac -> sub/a.wav). Keys that would share a name each keep their whole
+    format's (sub/a.flac -> sub/a.wav); a segment key from extract --files gets it
+    appended (a.wav@1.5-3 -> a.wav@1.5-3.wav). Keys that would share a name each keep their whole
     name plus the extension (a.flac -> a.flac.wav, a.wav -> a.wav.wav). Unsafe keys and
     names too long for the file system are failed rows (exit 3); --json maps every
     written key to its file. Existing files are kept unless --overwrite.

@@ -268,3 +268,19 @@ def test_segmented_griffin_lim_joins_segments(tmp_path: Path) -> None:
         assert np.abs(y[-200:]).max() > 1e-3  # the last segment reaches the end
     assert conv["one"] < 0.5
     assert conv["seg"] < conv["one"] + 0.1
+
+
+def test_segment_keys_keep_their_span_in_the_output_name(tmp_path: Path) -> None:
+    """A segment key of ``extract --files`` (``PATH@START-END``) ends in no extension: its
+    span stays in the name (``a.wav@1.5-3`` was ``a.wav@1.wav``, a name for another span)."""
+    from nnaudio_cli.invert import plan_outputs
+
+    keys = ["a.wav@1.5-3", "a.wav@0-1.5", "sub/b.flac@2-", "c.flac", "d.tar.gz"]
+    plan = plan_outputs(keys, tmp_path, "wav")
+    assert {k: str(v.relative_to(tmp_path)) for k, v in plan.items()} == {
+        "a.wav@1.5-3": "a.wav@1.5-3.wav",
+        "a.wav@0-1.5": "a.wav@0-1.5.wav",
+        "sub/b.flac@2-": "sub/b.flac@2-.wav",
+        "c.flac": "c.wav",
+        "d.tar.gz": "d.tar.wav",
+    }
