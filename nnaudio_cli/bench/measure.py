@@ -111,6 +111,7 @@ from nnaudio_cli.bench.workload import (
     piano_clips,
     stage,
 )
+from nnaudio_cli.text import count
 
 _STATUS = "/proc/self/status"
 
@@ -602,7 +603,7 @@ def run_pipeline(
                 seconds, decoded = decode_only(paths, keys, sr)
                 dec_times.append(seconds)
             audio_s = sum(r.audio.shape[1] / sr for r in decoded if r.audio is not None)
-            log(f"pipeline {preset}: transform-only ({n_threads} thread(s))")
+            log(f"pipeline {preset}: transform-only ({count(n_threads, 'thread')})")
             trans = [transform_only(decoded, config, device, 60.0) for _ in range(repeat)]
             del decoded
             log(f"pipeline {preset}: nnaudio extract -c {preset} --workers {workers}")

@@ -51,6 +51,7 @@ from nnaudio_cli.bench.workload import (
     piano_clips,
     write_wavs,
 )
+from nnaudio_cli.text import count
 
 SPEEDUP_DEFINITION = (
     "speedup_vs_ours = peer seconds / nnaudio seconds (medians of the same run); "
@@ -436,7 +437,7 @@ def render(report: dict[str, Any], console: Any = None) -> None:
             render_one_pass(report["pipeline"], console)
     console.print(
         f"{m['cpu_model']}, {m['cores']} cores, gpu {m['gpu'] or '-'}, torch {m['torch']} "
-        f"({m['threads']['torch_intraop']} threads), git {str(m['git_commit'])[:10]}",
+        f"({count(m['threads']['torch_intraop'], 'thread')}), git {str(m['git_commit'])[:10]}",
         markup=False, highlight=False,
     )
 
@@ -481,8 +482,8 @@ def render_pipeline(pipe: dict[str, Any], console: Any) -> None:
     """The pipeline section as a rich table."""
     from rich.table import Table
 
-    t = Table(title=(f"nnaudio extract vs its parts: {pipe['files']} files, "
-                     f"{pipe['workers']} worker(s), {pipe['threads']} thread(s), "
+    t = Table(title=(f"nnaudio extract vs its parts: {count(pipe['files'], 'file')}, "
+                     f"{count(pipe['workers'], 'worker')}, {count(pipe['threads'], 'thread')}, "
                      f"{pipe['device']}, median of {pipe['repeat']}"))
     for col in ("preset", "decode-only", "transform-only", "extract (own)", "whole command",
                 "librosa loop", "own/parts", "x librosa (own)", "x librosa (cmd)", "fixed"):
@@ -509,8 +510,9 @@ def render_one_pass(pipe: dict[str, Any], console: Any) -> None:
 
     o = pipe["one_pass"]
     t = Table(title=(f"one extract pass with {len(o['features'])} features vs one run per "
-                     f"feature: {pipe['files']} files, {pipe['workers']} worker(s), "
-                     f"{pipe['threads']} thread(s), {pipe['device']}, median of "
+                     f"feature: {count(pipe['files'], 'file')}, "
+                     f"{count(pipe['workers'], 'worker')}, {count(pipe['threads'], 'thread')}, "
+                     f"{pipe['device']}, median of "
                      f"{pipe['repeat']}"))
     for col in ("run", "extract (own)", "whole command", "CPU (all processes)"):
         t.add_column(col, justify="left" if col == "run" else "right")

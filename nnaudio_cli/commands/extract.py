@@ -23,7 +23,7 @@ from nnaudio_cli.flags import (
     transform_option,
     verbose_option,
 )
-from nnaudio_cli.text import shown_key
+from nnaudio_cli.text import count, shown_key
 
 NAME = "extract"
 EPILOG = examples(
@@ -161,22 +161,28 @@ def run(
     from nnaudio_cli.outputs import check_parent
 
     check_parent(output)
+    if not db and (no_top_db or db_ref != 1.0 or db_amin is not None or db_top_db != 80.0):
+        raise CliError("--db-ref, --db-amin and --db-top-db need --db", usage=True)
     from nnaudio_cli import interrupts
     from nnaudio_cli.extract.decode import default_workers, make_decoder
+    from nnaudio_cli.extract.discover import find_audio, read_headers
+    from nnaudio_cli.preload import Preload
 
     restore_signals = interrupts.install()  # SIGTERM stops the run like Ctrl-C (exit 143)
     decoder: Any = None
     try:
-        # the decoder processes (no torch) start now, while this process imports torch
+        # start-up overlaps the torch import: the decoder processes (no torch) start, then
+        # torch and the pipeline load in a thread while the inputs are found and their
+        # headers read (a signal meanwhile is acted on here, never inside torch's import)
         n_workers = default_workers() if workers is None else workers
         decoder = make_decoder(n_workers)
-        with interrupts.deferred():  # a signal inside torch's C++ initialisers would abort
-            import torch  # noqa: F401
+        loading = Preload()
+        keys = find_audio(input_dir)
+        found = (keys, read_headers(input_dir, keys))
+        loading.wait()
         from nnaudio_cli.config import resolve_features
         from nnaudio_cli.devices import resolve_device
 
-        if not db and (no_top_db or db_ref != 1.0 or db_amin is not None or db_top_db != 80.0):
-            raise CliError("--db-ref, --db-amin and --db-top-db need --db", usage=True)
         cfgs = resolve_features(list(config), transform, list(set_), sr)
         dev = resolve_device(device)
         if device.strip().lower() == "auto":
@@ -189,7 +195,7 @@ def run(
             segment_seconds, compression.value, threads, json_out, quiet, verbose, resume,
             overwrite, nan_policy.value, argv, shard,
             storage={"dtype": dtype.value, "db": db, "db_ref": db_ref, "db_amin": db_amin,
-                     "db_top_db": None if no_top_db else db_top_db},
+                     "db_top_db": None if no_top_db else db_top_db}, found=found,
         )
         if merges and code in (EXIT_OK, EXIT_PARTIAL):
             code = _merge(target, shard.count, merge_timeout, overwrite or resume, quiet)
@@ -235,9 +241,8 @@ def _merge(target: Path, count: int, timeout: float, overwrite: bool, quiet: boo
 
     summary = wait_and_merge(target, count, timeout, overwrite,
                              note=(lambda msg: None) if quiet else _note)
-    if not quiet:
-        print(f"nnaudio: merged {summary.shards} shards into {shown_key(str(target))}: "
-              f"{summary.ok}/{summary.inputs} inputs", file=sys.stderr)
+    print(f"nnaudio: merged {count(summary.shards, 'shard')} into {shown_key(str(target))}: "
+          f"{summary.ok}/{count(summary.inputs, 'input')}", file=sys.stderr)  # even with -q
     return EXIT_PARTIAL if summary.failed else EXIT_OK
 
 
@@ -262,6 +267,7 @@ def _run(
     argv: List[str],
     shard: Any = None,
     storage: Optional[dict] = None,
+    found: Any = None,
 ) -> int:
     import torch
 
@@ -278,8 +284,8 @@ def _run(
             params = ", ".join(f"{k}={v!r}" for k, v in sorted(cfg.params.items()))
             _note(f"{cfg.name}: {cfg.transform}({params}) at {cfg.sr:g} Hz from "
                   f"{cfg.source}")
-        _note(f"device {dev}, {n_workers} decoder(s), {torch.get_num_threads()} torch "
-              "thread(s)")
+        _note(f"device {dev}, {count(n_workers, 'decoder')}, "
+              f"{count(torch.get_num_threads(), 'torch thread')}")
     opts = ExtractOptions(
         input_dir=input_dir,
         output=output,
@@ -299,7 +305,7 @@ def _run(
         **(storage or {}),
     )
     try:
-        summary = run_extract(opts, make_reporter(quiet), decoder)
+        summary = run_extract(opts, make_reporter(quiet), decoder, found)
     except ParameterError as e:
         raise CliError(f"invalid {cfgs[0].transform} parameters: {e}") from None
     except (CliError, OSError) as e:
@@ -314,25 +320,26 @@ def _run(
         decoder.close()  # reap the workers before exiting at once
         interrupts.flush_streams()
         if e.assembling:
-            print(f"nnaudio: interrupted while assembling {output}; all {e.total} inputs are "
-                  "kept; rerun with --resume to assemble them", file=sys.stderr, flush=True)
+            print(f"nnaudio: interrupted while assembling {output}; all "
+                  f"{count(e.total, 'input')} are kept; rerun with --resume to assemble them",
+                  file=sys.stderr, flush=True)
         else:
-            print(f"nnaudio: interrupted; {e.kept} of {e.total} inputs kept; rerun with "
-                  "--resume to continue", file=sys.stderr, flush=True)
+            print(f"nnaudio: interrupted; {e.kept} of {count(e.total, 'input')} kept; rerun "
+                  "with --resume to continue", file=sys.stderr, flush=True)
         return interrupts.interrupted_exit(interrupts.exit_code())
     result = summary.as_dict()
     for f in summary.failures:
         reason = " ".join(str(f["reason"]).split())
         print(f"nnaudio: failed: {shown_key(str(f['key']))}: {reason}", file=sys.stderr)
-    if not quiet:
-        resumed = f" ({summary.resumed} kept from before)" if summary.resumed else ""
-        print(
-            f"nnaudio: wrote {shown_key(str(output))}: {summary.ok}/{summary.files} files"
-            f"{resumed}, "
-            f"{summary.audio_seconds / 3600:.3f} h audio in {summary.wall_seconds:.1f} s "
-            f"({result['audio_seconds_per_second']:.0f}x real time)",
-            file=sys.stderr,
-        )
+    # the final result: printed with -q too (-q drops progress and warnings only)
+    resumed = f" ({summary.resumed} kept from before)" if summary.resumed else ""
+    print(
+        f"nnaudio: wrote {shown_key(str(output))}: {summary.ok}/"
+        f"{count(summary.files, 'file')}{resumed}, "
+        f"{summary.audio_seconds / 3600:.3f} h audio in {summary.wall_seconds:.1f} s "
+        f"({result['audio_seconds_per_second']:.0f}x real time)",
+        file=sys.stderr,
+    )
     if json_out:
         print(json.dumps(result, indent=2))
     return EXIT_PARTIAL if summary.failed else EXIT_OK

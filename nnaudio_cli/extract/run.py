@@ -49,6 +49,7 @@ from nnaudio_cli.extract.shard import plan_hash, shard_batches
 from nnaudio_cli.progress import Reporter
 from nnaudio_cli.storage import Storage, StorageError, db_for
 from nnaudio_cli.store import FeatureSpec, OutputError
+from nnaudio_cli.text import count
 from nnaudio_core import ParameterError
 
 #: Compression of the part files (the output gets ``--compression``).
@@ -69,7 +70,7 @@ class Interrupted(Exception):
     """
 
     def __init__(self, kept: int, total: int, assembling: bool = False) -> None:
-        super().__init__(f"interrupted; {kept} of {total} inputs kept")
+        super().__init__(f"interrupted; {kept} of {count(total, 'input')} kept")
         self.kept = kept
         self.total = total
         self.assembling = assembling
@@ -521,6 +522,51 @@ def _summarise(summary: Summary, keys: list[str], store: PartStore) -> None:
             summary.failures.append({"key": k, "reason": str(row.get("reason", ""))})
 
 
+class _WorkFolder:
+    """The identity of the parts folder when the run took it: a folder moved or deleted
+    mid-run makes writes fail with "no such file", which must not read as a full disk."""
+
+    def __init__(self, folder: Path, output: Path) -> None:
+        self.folder = folder
+        self.output = output
+        self.ident = self._ident()
+
+    def _ident(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.folder)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def check(self) -> None:
+        """Raise :class:`ExtractError` saying what happened when the folder is no longer
+        the one this run created (gone, or replaced by another)."""
+        now = self._ident()
+        if self.ident is None or now == self.ident:
+            return
+        what = "deleted or moved away" if now is None else "replaced by another folder"
+        raise ExtractError(
+            f"the work folder {self.folder}/ was {what} during the run (the parts of the "
+            f"inputs finished so far went with it); nothing was written to {self.output}; "
+            "put the folder back and rerun with --resume, or rerun to start again"
+        )
+
+
+def _recount(reporter: Reporter, lost: list[str], before: dict[str, Any],
+             computed: set[str]) -> None:
+    """Progress after inputs lost their parts (checksum failures) and are computed again:
+    those finished in this run leave the done count, those kept from an earlier run join
+    the total, so it never shows more done than there are inputs (``before``: the sources
+    before the check)."""
+    again = [k for k in lost if k in computed]
+    rows = [before[k].row for k in again]
+    reporter.redo(len(again), failed=sum(r.get("status") != "ok" for r in rows),
+                  audio_seconds=sum(float(r.get("duration", 0.0)) for r in rows
+                                    if r.get("status") == "ok"))
+    reporter.extend(len(lost) - len(again))
+    computed.update(lost)
+
+
 def _todo(plan: list[Batch], keys: list[str], store: PartStore) -> list[Batch]:
     """The plan restricted to inputs without a committed source (empty batches dropped)."""
     out = []
@@ -531,12 +577,16 @@ def _todo(plan: list[Batch], keys: list[str], store: PartStore) -> list[Batch]:
     return out
 
 
-def run_extract(opts: ExtractOptions, reporter: Reporter, decoder: Any = None) -> Summary:
+def run_extract(opts: ExtractOptions, reporter: Reporter, decoder: Any = None,
+                found: tuple[list[str], list[Header]] | None = None) -> Summary:
     """Extract features of every audio file under ``opts.input_dir`` into ``opts.output``.
 
     ``decoder``: decoder processes started earlier by the caller (from
     :func:`~nnaudio_cli.extract.decode.make_decoder`, e.g. before importing torch, so they
-    start while it loads); closed here. None: started here.
+    start while it loads); closed here. None: started here. ``found``: the inputs
+    (:func:`~nnaudio_cli.extract.discover.find_audio`) and their headers
+    (:func:`~nnaudio_cli.extract.discover.read_headers`) when the caller read them already
+    (while torch loaded); None: read here.
 
     Returns
     -------
@@ -556,7 +606,7 @@ def run_extract(opts: ExtractOptions, reporter: Reporter, decoder: Any = None) -
     """
     t_start = time.perf_counter()
     try:
-        keys = find_audio(opts.input_dir)
+        keys = find_audio(opts.input_dir) if found is None else found[0]
         if not keys:
             raise ExtractError(
                 f"no audio files under {opts.input_dir} "
@@ -564,7 +614,8 @@ def run_extract(opts: ExtractOptions, reporter: Reporter, decoder: Any = None) -
             )
         if decoder is None:
             decoder = make_decoder(opts.workers)  # they start while the kernels are built
-        return _run(opts, reporter, keys, decoder, t_start)
+        headers = None if found is None else found[1]
+        return _run(opts, reporter, keys, decoder, t_start, headers)
     finally:
         if decoder is not None:
             decoder.close()
@@ -610,11 +661,12 @@ def _lanes(opts: ExtractOptions, seg_seconds: float) -> list[Lane]:
 
 
 def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any,
-         t_start: float) -> Summary:
+         t_start: float, headers: list[Header] | None = None) -> Summary:
     seg_seconds = opts.segment_seconds or opts.batch_seconds
     lanes = _lanes(opts, seg_seconds)
     sr = max(lane.engine.sr for lane in lanes)  # the plan's rate: the largest one
-    headers = read_headers(opts.input_dir, keys)
+    if headers is None:
+        headers = read_headers(opts.input_dir, keys)
     stored_channels = [1 if opts.mono else max(h.channels, 1) for h in headers]
     costs = [audio.resampled_length(h.samples, h.sr or sr, sr) * c
              for h, c in zip(headers, stored_channels, strict=True)]
@@ -652,6 +704,7 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
     # compressing them would cost CPU three times for a file that lives minutes
     store = PartStore(opts.output, manifest, specs, PART_COMPRESSION, part_attrs, opts.note)
     store.open(opts.resume, opts.overwrite)
+    folder = _WorkFolder(store.folder, opts.output)
     try:
         if opts.resume:
             previous = opts.output if opts.output.is_file() else None
@@ -660,13 +713,17 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
         extraction = Extraction(opts, lanes, all_keys, headers, store, decoder, reporter,
                                 summary, batch_samples)
         todo = _todo(plan, all_keys, store)
-        reporter.start(sum(len(b.clips) for b in todo))
+        computed = {all_keys[i] for b in todo for i in b.clips}
+        reporter.start(len(computed))
         try:
             for _ in range(VERIFY_ROUNDS):
                 extraction.run(todo)
+                before = dict(store.sources)
                 lost = store.verify_sources()
                 if not lost:
                     break
+                folder.check()  # parts gone with their folder: say so, stop
+                _recount(reporter, lost, before, computed)
                 todo = _todo(plan, all_keys, store)
             else:
                 raise ExtractError(f"parts in {store.folder} keep failing verification; the "
@@ -678,13 +735,14 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
         except StorageError as e:
             store.abort()
             raise ExtractError(
-                f"{e} ({store.kept(keys)} of {len(keys)} inputs were written to "
+                f"{e} ({store.kept(keys)} of {count(len(keys), 'input')} were written to "
                 f"{store.folder}/; rerun with --overwrite)") from None
         except OutputError as e:
             store.abort(broken=True)
+            folder.check()
             raise ExtractError(
-                f"{e}; {store.kept(keys)} of {len(keys)} inputs are kept in {store.folder}/; "
-                "free space (or make it writable) and rerun with --resume"
+                f"{e}; {store.kept(keys)} of {count(len(keys), 'input')} are kept in "
+                f"{store.folder}/; free space (or make it writable) and rerun with --resume"
             ) from None
         finally:
             reporter.finish()
@@ -699,9 +757,10 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             raise Interrupted(len(keys), len(keys), assembling=True) from None
         except OutputError as e:
+            folder.check()
             raise ExtractError(
-                f"{e}; all {len(keys)} inputs are kept in {store.folder}/; free space (or make "
-                "it writable) and rerun with --resume"
+                f"{e}; all {count(len(keys), 'input')} are kept in {store.folder}/; free space "
+                "(or make it writable) and rerun with --resume"
             ) from None
         try:
             remove_parts(store.folder)
