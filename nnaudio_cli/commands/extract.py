@@ -163,6 +163,9 @@ def run(
     check_parent(output)
     if not db and (no_top_db or db_ref != 1.0 or db_amin is not None or db_top_db != 80.0):
         raise CliError("--db-ref, --db-amin and --db-top-db need --db", usage=True)
+    from nnaudio_cli.config import resolve_features
+
+    cfgs = resolve_features(list(config), transform, list(set_), sr)  # no torch: at once
     from nnaudio_cli import interrupts
     from nnaudio_cli.extract.decode import default_workers, make_decoder
     from nnaudio_cli.extract.discover import find_audio, read_headers
@@ -180,10 +183,8 @@ def run(
         keys = find_audio(input_dir)
         found = (keys, read_headers(input_dir, keys))
         loading.wait()
-        from nnaudio_cli.config import resolve_features
         from nnaudio_cli.devices import resolve_device
 
-        cfgs = resolve_features(list(config), transform, list(set_), sr)
         dev = resolve_device(device)
         if device.strip().lower() == "auto":
             from nnaudio_cli.extract.shard import rank_device
