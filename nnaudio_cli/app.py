@@ -12,7 +12,10 @@ a signal before a command has its own handling (while Typer parses the flags, wh
 command imports) is one ``interrupted`` line and exit 130 (143 for SIGTERM), never silence
 (Typer turns a ``KeyboardInterrupt`` into a quiet exit 130) nor a death by SIGINT; and the
 program then ends with ``os._exit`` after flushing, so the interpreter's teardown never runs
-over a C extension a signal interrupted half-way through its import.
+over a C extension a signal interrupted half-way through its import. A command that loaded
+torch also ends with ``os._exit`` (after its files are closed and the streams flushed): the
+interpreter's teardown of torch costs about 0.5 CPU-s and does nothing a finished command
+needs.
 
 The commands live in :mod:`nnaudio_cli.commands`, one module each; this module registers them.
 """
@@ -143,7 +146,10 @@ class OneLineErrorGroup(TyperGroup):
             if is_program():  # the work is done: a late Ctrl-C must not break the exit
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                if interrupts.RECEIVED:  # no teardown over a half-imported extension
+                if interrupts.RECEIVED or "torch" in sys.modules:
+                    # after a signal: no teardown over a half-imported extension; with
+                    # torch loaded: its teardown alone is ~0.5 CPU-s (every file the
+                    # command wrote is closed by now; stdout and stderr are flushed here)
                     interrupts.flush_streams()
                     os._exit(code)
             sys.exit(code)

@@ -502,6 +502,12 @@ def render_pipeline(pipe: dict[str, Any], console: Any) -> None:
                   x(r["librosa_over_own"]), x(r["librosa_over_command"]),
                   s(r["fixed_cost_seconds"]))
     console.print(t)
+    over = [f"{r['preset']} {r['start_over_import_seconds']:+.2f} s" for r in pipe["results"]
+            if r.get("start_over_import_seconds") is not None]
+    if over:
+        imp = pipe["results"][0]["torch_import_seconds"]
+        console.print(f"fixed cost beyond one 'import torch' ({imp:.2f} s, timed between the "
+                      f"runs): {', '.join(over)}", markup=False, highlight=False)
 
 
 def render_one_pass(pipe: dict[str, Any], console: Any) -> None:

@@ -159,6 +159,9 @@ def test_pipeline_on_a_folder(tmp_path):
             row["librosa_loop_seconds"] / row["extract_seconds"])
         assert row["fixed_cost_seconds"] == pytest.approx(
             row["command_seconds"] - row["extract_seconds"])
+        assert row["torch_import_seconds"] > 0
+        assert row["start_over_import_seconds"] == pytest.approx(
+            row["fixed_cost_seconds"] - row["torch_import_seconds"])
     assert "librosa loop" in r.stdout and "own/parts" in r.stdout
     r = run([*TINY, "--pipeline", "--presets", "mel128,nope"])
     assert r.exit_code == 2 and "unknown preset 'nope'" in r.stderr
