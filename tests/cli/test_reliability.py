@@ -260,8 +260,8 @@ def test_sigint_during_torch_import_never_aborts(data, tmp_path):
     """Regression: a SIGINT that landed while ``import torch`` ran its pybind11 initialisers
     was raised inside C++ and aborted the process (SIGABRT, "terminate called after throwing
     an instance of 'pybind11::error_already_set'"; 1 in 24 tries here before the fix). 24
-    runs signalled early, 0.05-1.6 s after the start (interpreter start-up, the imports,
-    the decoders' start): each exits 130 (or 0 when it finished first) with one line, no
+    runs signalled early, 0.15-1.6 s after the start (the imports, the decoders' start, the
+    background torch import): each exits 130 (or 0 when it finished first) with one line, no
     crash, and ends (hang check ``HANG_S``)."""
     src, _ = data
     rng = random.Random(7)
@@ -273,7 +273,7 @@ def test_sigint_during_torch_import_never_aborts(data, tmp_path):
                                 start_new_session=True,
                                 env=dict(os.environ, PYTHONFAULTHANDLER="1"))
         try:
-            time.sleep(rng.uniform(0.05, 1.6))
+            time.sleep(rng.uniform(0.15, 1.6))  # after interpreter start-up (~0.05 s idle)
             if proc.poll() is not None:
                 continue
             proc.send_signal(signal.SIGINT)
@@ -281,6 +281,8 @@ def test_sigint_during_torch_import_never_aborts(data, tmp_path):
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
+        if "Fatal Python error: init_import_site" in err:
+            continue  # a loaded machine: CPython itself was still starting (no nnaudio code)
         assert "terminate called" not in err and "Traceback" not in err, err
         assert "Fatal Python error" not in err, err
         assert proc.returncode in (0, 130, -signal.SIGINT), (proc.returncode, err)
