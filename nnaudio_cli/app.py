@@ -32,7 +32,7 @@ from typing import Any, List, Optional
 import typer
 from typer.core import TyperGroup
 
-from nnaudio_cli import interrupts
+from nnaudio_cli import interrupts, preload
 from nnaudio_cli.commands import (
     benchmark,
     export,
@@ -142,14 +142,17 @@ class OneLineErrorGroup(TyperGroup):
         code = rv if isinstance(rv, int) else 0
         if interrupts.RECEIVED and not _ENTERED[0]:  # Typer's quiet exit 130 while parsing
             code = _interrupted()
+        signalled = bool(interrupts.RECEIVED)
+        interrupts.RECEIVED.clear()  # this invocation's; a next one (in-process) starts clean
         if standalone_mode:
             if is_program():  # the work is done: a late Ctrl-C must not break the exit
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-                if interrupts.RECEIVED or "torch" in sys.modules:
-                    # after a signal: no teardown over a half-imported extension; with
-                    # torch loaded: its teardown alone is ~0.5 CPU-s (every file the
-                    # command wrote is closed by now; stdout and stderr are flushed here)
+                if signalled or "torch" in sys.modules or preload.running():
+                    # after a signal, or beside a background import: no teardown over a
+                    # half-imported extension; with torch loaded: its teardown alone is
+                    # ~0.5 CPU-s (every file the command wrote is closed by now; stdout
+                    # and stderr are flushed here)
                     interrupts.flush_streams()
                     os._exit(code)
             sys.exit(code)

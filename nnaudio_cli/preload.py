@@ -25,6 +25,15 @@ from nnaudio_cli import interrupts
 EXTRACT_MODULES = ("torch", "nnaudio_core.features", "nnaudio_cli.extract.run")
 
 
+def running() -> bool:
+    """Whether a :class:`Preload` thread is still importing (the program must then leave
+    with ``os._exit``: an interpreter teardown beside a half-done import can crash)."""
+    return any(t.name == _NAME and t.is_alive() for t in threading.enumerate())
+
+
+_NAME = "nnaudio-preload"
+
+
 class Preload:
     """Import ``modules`` in a daemon thread, started at construction.
 
@@ -36,7 +45,7 @@ class Preload:
     def __init__(self, modules: tuple[str, ...] = EXTRACT_MODULES) -> None:
         self.modules = modules
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._load, name="nnaudio-preload", daemon=True)
+        self.thread = threading.Thread(target=self._load, name=_NAME, daemon=True)
         self.thread.start()
 
     def _load(self) -> None:

@@ -13,6 +13,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -110,6 +111,7 @@ def test_signal_a_command_does_not_handle_is_one_line(monkeypatch, signum, code)
 
     def signalled() -> list:
         os.kill(os.getpid(), signum)
+        time.sleep(HANG_S)  # the handler runs here (another thread may take the delivery)
         raise AssertionError("the signal did not interrupt")
 
     monkeypatch.setattr("nnaudio_cli.presets.list_presets", signalled)
@@ -120,12 +122,13 @@ def test_signal_a_command_does_not_handle_is_one_line(monkeypatch, signum, code)
 
 
 def test_preload_imports_in_a_thread_and_reraises_its_error():
-    from nnaudio_cli.preload import Preload
+    from nnaudio_cli.preload import Preload, running
 
     Preload(("json", "nnaudio_core.params")).wait()
     loading = Preload(("no_such_module_xyz",))
     with pytest.raises(ModuleNotFoundError):
         loading.wait()
+    assert not running()  # the program may now exit normally
 
 
 def test_package_import_is_cheap():
