@@ -236,11 +236,11 @@ def _shard(text: Optional[str]) -> Any:
     return Shard(index, count, "--shard", env.local_rank, env.local_world)
 
 
-def _merge(target: Path, count: int, timeout: float, overwrite: bool, quiet: bool) -> int:
+def _merge(target: Path, shards: int, timeout: float, overwrite: bool, quiet: bool) -> int:
     """Rank 0 under torchrun: wait for every shard, then write the virtual master."""
     from nnaudio_cli.merge import wait_and_merge
 
-    summary = wait_and_merge(target, count, timeout, overwrite,
+    summary = wait_and_merge(target, shards, timeout, overwrite,
                              note=(lambda msg: None) if quiet else _note)
     print(f"nnaudio: merged {count(summary.shards, 'shard')} into {shown_key(str(target))}: "
           f"{summary.ok}/{count(summary.inputs, 'input')}", file=sys.stderr)  # even with -q
