@@ -23,7 +23,7 @@ import soxr
 import torch
 
 import nnaudio_core
-from nnaudio_cli import audio, interrupts
+from nnaudio_cli import audio, interrupts, text
 from nnaudio_cli.config import ExtractConfig, canonical_json
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.extract.assemble import assemble
@@ -49,7 +49,6 @@ from nnaudio_cli.extract.shard import plan_hash, shard_batches
 from nnaudio_cli.progress import Reporter
 from nnaudio_cli.storage import Storage, StorageError, db_for
 from nnaudio_cli.store import FeatureSpec, OutputError
-from nnaudio_cli.text import count
 from nnaudio_core import ParameterError
 
 #: Compression of the part files (the output gets ``--compression``).
@@ -70,7 +69,7 @@ class Interrupted(Exception):
     """
 
     def __init__(self, kept: int, total: int, assembling: bool = False) -> None:
-        super().__init__(f"interrupted; {kept} of {count(total, 'input')} kept")
+        super().__init__(f"interrupted; {kept} of {text.count(total, 'input')} kept")
         self.kept = kept
         self.total = total
         self.assembling = assembling
@@ -735,13 +734,13 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
         except StorageError as e:
             store.abort()
             raise ExtractError(
-                f"{e} ({store.kept(keys)} of {count(len(keys), 'input')} were written to "
+                f"{e} ({store.kept(keys)} of {text.count(len(keys), 'input')} were written to "
                 f"{store.folder}/; rerun with --overwrite)") from None
         except OutputError as e:
             store.abort(broken=True)
             folder.check()
             raise ExtractError(
-                f"{e}; {store.kept(keys)} of {count(len(keys), 'input')} are kept in "
+                f"{e}; {store.kept(keys)} of {text.count(len(keys), 'input')} are kept in "
                 f"{store.folder}/; free space (or make it writable) and rerun with --resume"
             ) from None
         finally:
@@ -759,8 +758,8 @@ def _run(opts: ExtractOptions, reporter: Reporter, keys: list[str], decoder: Any
         except OutputError as e:
             folder.check()
             raise ExtractError(
-                f"{e}; all {count(len(keys), 'input')} are kept in {store.folder}/; free space "
-                "(or make it writable) and rerun with --resume"
+                f"{e}; all {text.count(len(keys), 'input')} are kept in {store.folder}/; free "
+                "space (or make it writable) and rerun with --resume"
             ) from None
         try:
             remove_parts(store.folder)
