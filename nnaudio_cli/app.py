@@ -7,12 +7,23 @@ not be used. Every error is one ``nnaudio: error: ...`` line on stderr; a
 1; anything else is an internal error (``NNAUDIO_DEBUG=1`` adds its traceback). Library
 warnings become one ``nnaudio: warning: ...`` line per distinct message (none with ``-q``).
 
+Ctrl-C and SIGTERM are taken over for the whole invocation (:mod:`nnaudio_cli.interrupts`):
+a signal before a command has its own handling (while Typer parses the flags, while a
+command imports) is one ``interrupted`` line and exit 130 (143 for SIGTERM), never silence
+(Typer turns a ``KeyboardInterrupt`` into a quiet exit 130) nor a death by SIGINT; and the
+program then ends with ``os._exit`` after flushing, so the interpreter's teardown never runs
+over a C extension a signal interrupted half-way through its import. A command that loaded
+torch also ends with ``os._exit`` (after its files are closed and the streams flushed): the
+interpreter's teardown of torch costs about 0.5 CPU-s and does nothing a finished command
+needs.
+
 The commands live in :mod:`nnaudio_cli.commands`, one module each; this module registers them.
 """
 
 from __future__ import annotations
 
 import functools
+import os
 import signal
 import sys
 import warnings
@@ -21,6 +32,7 @@ from typing import Any, List, Optional
 import typer
 from typer.core import TyperGroup
 
+from nnaudio_cli import interrupts, preload
 from nnaudio_cli.commands import (
     benchmark,
     export,
@@ -53,6 +65,8 @@ __all__ = ["EXIT_FATAL", "EXIT_OK", "EXIT_PARTIAL", "EXIT_USAGE", "CliError", "a
 
 # library warnings: one ``nnaudio: warning: ...`` line per distinct message; none with -q
 _WARNINGS: dict[str, Any] = {"quiet": False, "seen": set()}
+# whether the command's own code was entered (a signal before it is reported here)
+_ENTERED = [False]
 
 
 def _show_warning(
@@ -94,6 +108,8 @@ class OneLineErrorGroup(TyperGroup):
         old_show = warnings.showwarning
         warnings.showwarning = _show_warning
         _WARNINGS.update(quiet=False, seen=set())
+        _ENTERED[0] = False
+        restore = interrupts.install() if interrupts.can_install() else (lambda: None)
         try:
             rv = super().main(
                 args=args,
@@ -116,36 +132,59 @@ class OneLineErrorGroup(TyperGroup):
         except (getattr(click_exc, "Abort", typer.Abort), typer.Abort):
             error("aborted")
             rv = EXIT_INTERRUPTED
+        except KeyboardInterrupt:  # a signal outside the commands (Typer's own code)
+            rv = _interrupted()
         except Exception as e:  # noqa: BLE001 - CliError or a bug: one line either way
             rv = report(e)
         finally:
             warnings.showwarning = old_show
+            restore()
         code = rv if isinstance(rv, int) else 0
+        if interrupts.RECEIVED and not _ENTERED[0]:  # Typer's quiet exit 130 while parsing
+            code = _interrupted()
+        signalled = bool(interrupts.RECEIVED)
+        interrupts.RECEIVED.clear()  # this invocation's; a next one (in-process) starts clean
         if standalone_mode:
             if is_program():  # the work is done: a late Ctrl-C must not break the exit
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                if signalled or "torch" in sys.modules or preload.running():
+                    # after a signal, or beside a background import: no teardown over a
+                    # half-imported extension; with torch loaded: its teardown alone is
+                    # ~0.5 CPU-s (every file the command wrote is closed by now; stdout
+                    # and stderr are flushed here)
+                    interrupts.flush_streams()
+                    os._exit(code)
             sys.exit(code)
         return code
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
-        """The subcommand; its ``quiet`` flag also silences library warnings."""
+        """The subcommand; its ``quiet`` flag also silences library warnings, and a signal
+        its own code does not handle is one ``interrupted`` line."""
         cmd = super().get_command(ctx, cmd_name)
         callback = getattr(cmd, "callback", None)
-        if (
-            callback is not None
-            and not getattr(callback, "_sets_quiet_warnings", False)
-            and any(p.name == "quiet" for p in cmd.params)
-        ):
+        if callback is not None and not getattr(callback, "_wrapped_by_app", False):
+            has_quiet = any(p.name == "quiet" for p in cmd.params)
 
             @functools.wraps(callback)
-            def quiet_aware(*args: Any, **kwargs: Any) -> Any:
-                quiet_warnings(bool(kwargs.get("quiet", False)))
-                return callback(*args, **kwargs)
+            def wrapped(*args: Any, **kwargs: Any) -> Any:
+                _ENTERED[0] = True
+                if has_quiet:
+                    quiet_warnings(bool(kwargs.get("quiet", False)))
+                try:
+                    return callback(*args, **kwargs)
+                except KeyboardInterrupt:
+                    return _interrupted()
 
-            quiet_aware._sets_quiet_warnings = True  # type: ignore[attr-defined]
-            cmd.callback = quiet_aware
+            wrapped._wrapped_by_app = True  # type: ignore[attr-defined]
+            cmd.callback = wrapped
         return cmd
+
+
+def _interrupted() -> int:
+    """Report a signal no command handled: one line; exit code 130 (143 for SIGTERM)."""
+    error("interrupted")
+    return interrupts.exit_code() if interrupts.RECEIVED else EXIT_INTERRUPTED
 
 
 app = typer.Typer(
@@ -201,4 +240,7 @@ def main() -> None:
         app()
     except KeyboardInterrupt:
         error("interrupted; nothing written")
+        if is_program():  # at once, as after any signal (see the module notes)
+            interrupts.flush_streams()
+            os._exit(EXIT_INTERRUPTED)
         raise SystemExit(EXIT_INTERRUPTED) from None

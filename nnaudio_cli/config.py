@@ -24,11 +24,11 @@ from typing import Any
 
 import tomllib
 
+from nnaudio_cli import schema
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.preset_paths import preset_dirs, preset_files
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features import TRANSFORMS
-from nnaudio_core.features.base import ParamSpec
+from nnaudio_core.params import ParamSpec
 
 #: Friendly (case-insensitive) names accepted by ``--transform`` besides the class names
 #: (which match in any case: ``stft``, ``mfcc``, ``cqt``, ``vqt``...).
@@ -100,7 +100,7 @@ class ExtractConfig:
 
 def extractable_transforms() -> list[str]:
     """Class names that ``--transform`` may name."""
-    return sorted(n for n in TRANSFORMS if n not in NOT_EXTRACTABLE)
+    return sorted(n for n in schema.specs() if n not in NOT_EXTRACTABLE)
 
 
 def did_you_mean(name: str, candidates: list[str]) -> str:
@@ -113,11 +113,12 @@ def did_you_mean(name: str, candidates: list[str]) -> str:
 
 def resolve_transform_name(name: str, usage: bool = True) -> str:
     """Map a class or friendly name (any case) to a class name of an available transform."""
-    by_lower = {n.lower(): n for n in TRANSFORMS}
+    known = schema.specs()
+    by_lower = {n.lower(): n for n in known}
     key = name.strip()
     resolved = by_lower.get(key.lower()) or ALIASES.get(key.lower())
     valid = extractable_transforms()
-    if resolved is None or resolved not in TRANSFORMS or resolved in NOT_EXTRACTABLE:
+    if resolved is None or resolved not in known or resolved in NOT_EXTRACTABLE:
         friendly = sorted(a for a, c in ALIASES.items() if c in valid)
         raise ConfigError(
             f"unknown transform {name!r}; {did_you_mean(key, friendly + valid)}"
@@ -128,8 +129,9 @@ def resolve_transform_name(name: str, usage: bool = True) -> str:
 
 
 def param_spec(cls_name: str) -> dict[str, ParamSpec]:
-    """The ``--set`` / ``[params]`` schema of a transform (its :meth:`Transform.param_spec`)."""
-    return TRANSFORMS[cls_name].param_spec()
+    """The ``--set`` / ``[params]`` schema of a transform (its :meth:`Transform.param_spec`,
+    from the stored copy in :mod:`nnaudio_cli.schema`: no torch import)."""
+    return schema.specs()[cls_name]
 
 
 def valid_params(cls_name: str) -> list[str]:

@@ -49,9 +49,11 @@ def resolve_device(spec: str) -> torch.device:
     if not torch.cuda.is_available():
         raise DeviceError(f"--device {spec}: CUDA is not available on this machine")
     index = int(s.split(":")[1]) if ":" in s else 0
-    count = torch.cuda.device_count()
-    if index >= count:
+    n = torch.cuda.device_count()
+    if index >= n:
+        from nnaudio_cli.text import count
+
         raise DeviceError(
-            f"--device {spec}: only {count} CUDA device(s) (cuda:0..cuda:{count - 1})"
+            f"--device {spec}: only {count(n, 'CUDA device')} (cuda:0..cuda:{n - 1})"
         )
     return torch.device(f"cuda:{index}")

@@ -1,7 +1,8 @@
 """Ctrl-C and SIGTERM for long commands: stop promptly, never print a stray traceback.
 
 :func:`install` makes SIGINT and SIGTERM raise :class:`KeyboardInterrupt` at once (so a
-blocking wait or a long import ends within the 2-s bound) and also record the signal. When
+blocking wait ends promptly) and also record the signal. The ``nnaudio`` program installs it
+for the whole invocation (:mod:`nnaudio_cli.app`), commands again for their own work. When
 the exception lands where Python cannot propagate it (a weakref callback, a ``__del__``),
 CPython would print "Exception ignored ... KeyboardInterrupt" and carry on: the
 ``sys.unraisablehook`` installed here keeps that silent, and the recorded signal makes the
@@ -11,39 +12,26 @@ raise it again, so the run still stops.
 One place must not see the exception: C++ code that calls back into Python. ``import torch``
 runs pybind11 module initialisers that do; a ``KeyboardInterrupt`` raised inside one escapes
 as ``pybind11::error_already_set`` and the process aborts (SIGABRT, "terminate called ...").
-:func:`deferred` wraps such blocks: a signal is recorded there and raised when it ends.
+So the heavy imports run in a background thread (:mod:`nnaudio_cli.preload`): CPython runs
+signal handlers in the main thread only. After a signal the program leaves with
+``os._exit`` (:func:`interrupted_exit`), so no interpreter teardown runs over a module whose
+import was cut short.
 """
 
 from __future__ import annotations
 
-import contextlib
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 #: Signals received since :func:`install` (SIGINT/SIGTERM numbers).
 RECEIVED: list[int] = []
-#: Depth of :func:`deferred` blocks: signals are only recorded while it is above 0.
-_DEFERRED = [0]
 
 
 def _handler(signum: int, frame: Any) -> None:
     RECEIVED.append(signum)
-    if not _DEFERRED[0]:
-        raise KeyboardInterrupt
-
-
-@contextlib.contextmanager
-def deferred() -> Iterator[None]:
-    """Record SIGINT/SIGTERM inside the block without raising, then raise
-    :class:`KeyboardInterrupt` when the block ends if one arrived (see the module notes)."""
-    _DEFERRED[0] += 1
-    try:
-        yield
-    finally:
-        _DEFERRED[0] -= 1
-    check()
+    raise KeyboardInterrupt
 
 
 def _unraisable(default: Callable[[Any], None]) -> Callable[[Any], None]:
@@ -53,6 +41,13 @@ def _unraisable(default: Callable[[Any], None]) -> Callable[[Any], None]:
         default(unraisable)
 
     return hook
+
+
+def can_install() -> bool:
+    """Whether :func:`install` can run here (signal handlers belong to the main thread)."""
+    import threading
+
+    return threading.current_thread() is threading.main_thread()
 
 
 def install() -> Callable[[], None]:

@@ -66,7 +66,7 @@ from nnaudio_cli.store import (
     feature_names,
     validate_layout,
 )
-from nnaudio_cli.text import shown_key
+from nnaudio_cli.text import count, shown_key
 
 METHODS = ("auto", "istft", "icqt", "griffin-lim")
 FORMATS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24")}
@@ -565,8 +565,8 @@ def invert_file(
         existing = [p for k in keys if isinstance(p := plan[k], Path) and p.exists()]
         if existing and not overwrite:
             raise InvertError(
-                f"{len(existing)} output file(s) exist, e.g. {show(str(existing[0]))}; pass "
-                "--overwrite to replace them", usage=True,
+                f"{count(len(existing), 'output file')} already there, e.g. "
+                f"{show(str(existing[0]))}; pass --overwrite to replace them", usage=True,
             )
         inverse = build_inverse(ff, chosen, device, iterations, tolerance)
         out_dir.mkdir(exist_ok=True)

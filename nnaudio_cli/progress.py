@@ -1,4 +1,9 @@
-"""Progress reporting: a rich progress bar on a terminal, plain log lines otherwise."""
+"""Progress reporting: a rich progress bar on a terminal, plain log lines otherwise.
+
+The total is the number of inputs this run computes, each counted once: an input computed
+again (its part failed verification) is taken back with :meth:`Reporter.redo` first, so
+the count never passes the total and the ETA is never negative.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,8 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+
+from nnaudio_cli.text import count
 
 
 class Reporter:
@@ -39,6 +46,24 @@ class Reporter:
         self.done += 1
         self.failed += int(failed)
         self.audio_seconds += audio_seconds
+
+    def redo(self, n: int, failed: int = 0, audio_seconds: float = 0.0) -> None:
+        """``n`` inputs finished in this run (``failed`` of them failed; ``audio_seconds`` of
+        audio) are to be computed again: they leave the done count, the total stays."""
+        self.done = max(0, self.done - n)
+        self.failed = max(0, min(self.failed - failed, self.done))
+        self.audio_seconds = max(0.0, self.audio_seconds - audio_seconds)
+
+    def extend(self, n: int) -> None:
+        """``n`` more inputs to compute (kept from an earlier run, then found damaged)."""
+        self.total += n
+
+    def eta(self) -> float | None:
+        """Seconds left at the rate so far (never negative); None before the first input."""
+        rate = self.rate()
+        if not self.done or rate <= 0:
+            return None
+        return max(self.total - self.done, 0) / rate
 
     def finish(self) -> None:
         """The run is over (successfully or not)."""
@@ -68,12 +93,12 @@ class PlainReporter(Reporter):
         self.last = 0.0
 
     def _line(self) -> str:
-        rate = self.rate()
+        left = self.eta()
         # no rate before the first file: show "--" rather than a made-up (or nan) time
-        eta = f"{(self.total - self.done) / rate:.0f} s" if self.done and rate > 0 else "--"
+        eta = "--" if left is None else f"{left:.0f} s"
         return (
-            f"{self.label}: {self.done}/{self.total} files, {self.failed} failed, "
-            f"{self.audio_seconds / 3600:.3f} h audio, {rate:.1f} files/s, ETA {eta}"
+            f"{self.label}: {self.done}/{count(self.total, 'file')}, {self.failed} failed, "
+            f"{self.audio_seconds / 3600:.3f} h audio, {self.rate():.1f} files/s, ETA {eta}"
         )
 
     def advance(self, audio_seconds: float, failed: bool = False) -> None:
@@ -97,7 +122,7 @@ class RichReporter(Reporter):
             TextColumn(f"[bold]{self.label}"),
             BarColumn(),
             MofNCompleteColumn(),
-            TextColumn("files"),
+            TextColumn("{task.fields[unit]}"),
             TextColumn("{task.fields[hours]:.3f} h audio"),
             TextColumn("{task.fields[rate]:.1f} files/s"),
             TextColumn("{task.fields[failed]} failed"),
@@ -112,7 +137,8 @@ class RichReporter(Reporter):
     def start(self, total: int) -> None:
         super().start(total)
         self.progress.start()
-        self.task = self.progress.add_task(self.label, total=total, hours=0.0, rate=0.0, failed=0)
+        self.task = self.progress.add_task(self.label, total=total, hours=0.0, rate=0.0,
+                                           failed=0, unit=count(total, "file").split()[1])
 
     def advance(self, audio_seconds: float, failed: bool = False) -> None:
         super().advance(audio_seconds, failed)
@@ -124,6 +150,20 @@ class RichReporter(Reporter):
                 rate=self.rate(),
                 failed=self.failed,
             )
+
+    def redo(self, n: int, failed: int = 0, audio_seconds: float = 0.0) -> None:
+        super().redo(n, failed, audio_seconds)
+        self._refresh()
+
+    def extend(self, n: int) -> None:
+        super().extend(n)
+        self._refresh()
+
+    def _refresh(self) -> None:
+        if self.task is not None:
+            self.progress.update(self.task, total=self.total, completed=self.done,
+                                 hours=self.audio_seconds / 3600, failed=self.failed,
+                                 unit=count(self.total, "file").split()[1])
 
     def finish(self) -> None:
         self.progress.stop()

@@ -80,6 +80,21 @@ def key_from_stored(text: str) -> str:
     return text
 
 
+def count(n: int, noun: str, plural: str | None = None) -> str:
+    """``n`` with its noun, singular for exactly one: every count a message shows goes
+    through here, so no message reads "1 files" or "2 file(s)".
+
+    ``plural`` defaults to ``noun + "s"``. In "ok/total" forms the noun follows the total:
+    ``f"{ok}/{count(total, 'file')}"``.
+
+    Examples
+    --------
+    >>> count(1, "file"), count(0, "file"), count(3, "thread"), count(2, "process", "processes")
+    ('1 file', '0 files', '3 threads', '2 processes')
+    """
+    return f"{n} {noun if n == 1 else (plural or noun + 's')}"
+
+
 def unknown_key(key: str, keys: list[str], where: str) -> str:
     """The one-line message for a key that ``where`` (a file) does not hold, with the
     closest stored keys (``difflib``) as a did-you-mean, or an example key when none is close.
@@ -95,7 +110,8 @@ def unknown_key(key: str, keys: list[str], where: str) -> str:
     if close:
         hint = "did you mean " + " or ".join(repr(k) for k in close) + "?"
     elif keys:
-        hint = f"it holds {len(keys)} inputs, e.g. {shown_key(keys[0])} (nnaudio info lists them)"
+        hint = (f"it holds {count(len(keys), 'input')}, e.g. {shown_key(keys[0])} "
+                "(nnaudio info lists them)")
     else:
         hint = "it holds no inputs"
     return f"no input {shown_key(key)} in {shown_key(where)}; {hint}"

@@ -6,7 +6,9 @@
 * ``tone``: a sine as float32 samples, ``(n,)`` or ``(n, channels)``;
 * ``snr_db``: reconstruction SNR in dB, for numpy arrays or torch tensors;
 * ``assert_same`` / ``wait_for_part``: compare two extract outputs exactly; wait until a
-  running extract has committed a part.
+  running extract has committed a part;
+* ``HANG_S`` / ``wait_ended`` / ``left_running``: hang checks for commands that must end
+  promptly (a generous bound: the tests run on loaded machines, so they never time speed).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import pytest
 import soundfile as sf
 
 CMD = [sys.executable, "-m", "nnaudio_cli", "extract"]
+#: Seconds after which a command that should end promptly counts as hung. A hang check, not
+#: a speed bound: under a load of 4 on 2 cores an idle-machine 0.3 s can take 5 s.
+HANG_S = 30.0
 
 
 def invoke(*args: object) -> Any:
@@ -111,3 +116,27 @@ def wait_for_part(out: Path, proc: subprocess.Popen, timeout: float = 60) -> Non
             pytest.fail("extract ended before writing a part")
         time.sleep(0.05)
     pytest.fail("no part file appeared")
+
+
+def wait_ended(proc: subprocess.Popen, what: str = "the command") -> tuple[str, str]:
+    """``proc.communicate()`` within :data:`HANG_S`; a clear failure (not a
+    ``TimeoutExpired`` traceback) when it hangs. Returns (stdout, stderr)."""
+    try:
+        return proc.communicate(timeout=HANG_S)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, err = proc.communicate()
+        pytest.fail(f"{what} did not end within {HANG_S:.0f} s; stderr: {err!s:.2000}")
+
+
+def left_running(session: int, timeout: float = HANG_S) -> list[str]:
+    """PIDs still running in process session ``session`` (zombies excluded: once the parent
+    is gone, reaping is init's job), after waiting up to ``timeout`` s for them to end."""
+    deadline = time.monotonic() + timeout
+    while True:
+        ps = subprocess.run(["ps", "-o", "pid=,stat=", "-s", str(session)],
+                            capture_output=True, text=True).stdout.splitlines()
+        left = [ln.split()[0] for ln in ps if ln.strip() and "Z" not in ln.split()[1]]
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.1)

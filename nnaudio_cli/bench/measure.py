@@ -40,7 +40,9 @@ Pipeline (``--pipeline``). For each preset, on one folder of audio files, in one
 
 Ratios: ``own_over_parts = extract own / max(decode-only / workers, transform-only)`` (the
 issue's bar: at most 1.3), ``librosa_over_own`` and ``librosa_over_command`` (how many times
-faster than the loop), ``fixed_cost = whole command - own clock``. Medians of ``repeat``
+faster than the loop), ``fixed_cost = whole command - own clock``, and
+``start_over_import = fixed_cost - torch_import`` (``python -c "import torch"`` timed between
+the commands: what start-up costs beyond the one import it overlaps). Medians of ``repeat``
 passes; the thread count is the one ``extract`` uses unless ``--threads`` is given.
 
 One pass against separate runs (``--pipeline`` with several ``--config``). On the same
@@ -111,6 +113,7 @@ from nnaudio_cli.bench.workload import (
     piano_clips,
     stage,
 )
+from nnaudio_cli.text import count
 
 _STATUS = "/proc/self/status"
 
@@ -551,6 +554,14 @@ def run_command(folder: Path, out: Path, preset: str | list[str], workers: int, 
     return wall, dict(json.loads(proc.stdout), cpu_seconds=cpu)
 
 
+def torch_import_seconds() -> float:
+    """Wall seconds of ``python -c "import torch"`` in a fresh interpreter (the cost every
+    command that computes pays at least once; ``extract`` overlaps its start-up with it)."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "import torch"], check=True)
+    return time.perf_counter() - t0
+
+
 def _children_cpu() -> float:
     """User + system CPU seconds of this process's finished (waited-for) descendants."""
     import resource
@@ -606,12 +617,15 @@ def run_pipeline(
                 seconds, decoded = decode_only(paths, keys, sr)
                 dec_times.append(seconds)
             audio_s = sum(r.audio.shape[1] / sr for r in decoded if r.audio is not None)
-            log(f"pipeline {preset}: transform-only ({n_threads} thread(s))")
+            log(f"pipeline {preset}: transform-only ({count(n_threads, 'thread')})")
             trans = [transform_only(decoded, config, device, 60.0) for _ in range(repeat)]
             del decoded
             log(f"pipeline {preset}: nnaudio extract -c {preset} --workers {workers}")
-            cmd = [run_command(folder, tmp / f"{preset}.h5", preset, workers, str(device),
-                               threads) for _ in range(repeat)]
+            cmd, imports = [], []
+            for _ in range(repeat):  # interleaved: both see the same machine load
+                cmd.append(run_command(folder, tmp / f"{preset}.h5", preset, workers,
+                                       str(device), threads))
+                imports.append(torch_import_seconds())
             loop = []
             if librosa:
                 log(f"pipeline {preset}: librosa loop")
@@ -621,6 +635,7 @@ def run_pipeline(
             t = statistics.median(trans)
             own = statistics.median([s["wall_seconds"] for _, s in cmd])
             whole = statistics.median([w for w, _ in cmd])
+            imp = statistics.median(imports)
             lib = statistics.median(loop) if loop else None
             parts = max(d / max(workers, 1), t)
             rows.append({
@@ -634,6 +649,8 @@ def run_pipeline(
                 "librosa_loop_seconds": lib,
                 "own_over_parts": own / parts,
                 "fixed_cost_seconds": whole - own,
+                "torch_import_seconds": imp,
+                "start_over_import_seconds": whole - own - imp,
                 "librosa_over_own": lib / own if lib else None,
                 "librosa_over_command": lib / whole if lib else None,
                 "extract_seconds_all": [s["wall_seconds"] for _, s in cmd],

@@ -53,6 +53,7 @@ from nnaudio_cli.bench.workload import (
     write_wavs,
 )
 from nnaudio_cli.outputs import replacing, write_text
+from nnaudio_cli.text import count
 
 SPEEDUP_DEFINITION = (
     "speedup_vs_ours = peer seconds / nnaudio seconds (medians of the same run); "
@@ -493,7 +494,7 @@ def render(report: dict[str, Any], console: Any = None) -> None:
             render_formats(report["pipeline"]["formats"], console)
     console.print(
         f"{m['cpu_model']}, {m['cores']} cores, gpu {m['gpu'] or '-'}, torch {m['torch']} "
-        f"({m['threads']['torch_intraop']} threads), git {str(m['git_commit'])[:10]}",
+        f"({count(m['threads']['torch_intraop'], 'thread')}), git {str(m['git_commit'])[:10]}",
         markup=False, highlight=False,
     )
 
@@ -541,8 +542,8 @@ def render_pipeline(pipe: dict[str, Any], console: Any) -> None:
     """The pipeline section as a rich table."""
     from rich.table import Table
 
-    t = Table(title=(f"nnaudio extract vs its parts: {pipe['files']} files, "
-                     f"{pipe['workers']} worker(s), {pipe['threads']} thread(s), "
+    t = Table(title=(f"nnaudio extract vs its parts: {count(pipe['files'], 'file')}, "
+                     f"{count(pipe['workers'], 'worker')}, {count(pipe['threads'], 'thread')}, "
                      f"{pipe['device']}, median of {pipe['repeat']}"))
     for col in ("preset", "decode-only", "transform-only", "extract (own)", "whole command",
                 "librosa loop", "own/parts", "x librosa (own)", "x librosa (cmd)", "fixed"):
@@ -561,6 +562,12 @@ def render_pipeline(pipe: dict[str, Any], console: Any) -> None:
                   x(r["librosa_over_own"]), x(r["librosa_over_command"]),
                   s(r["fixed_cost_seconds"]))
     console.print(t)
+    over = [f"{r['preset']} {r['start_over_import_seconds']:+.2f} s" for r in pipe["results"]
+            if r.get("start_over_import_seconds") is not None]
+    if over:
+        imp = pipe["results"][0]["torch_import_seconds"]
+        console.print(f"fixed cost beyond one 'import torch' ({imp:.2f} s, timed between the "
+                      f"runs): {', '.join(over)}", markup=False, highlight=False)
 
 
 def render_one_pass(pipe: dict[str, Any], console: Any) -> None:
@@ -569,8 +576,9 @@ def render_one_pass(pipe: dict[str, Any], console: Any) -> None:
 
     o = pipe["one_pass"]
     t = Table(title=(f"one extract pass with {len(o['features'])} features vs one run per "
-                     f"feature: {pipe['files']} files, {pipe['workers']} worker(s), "
-                     f"{pipe['threads']} thread(s), {pipe['device']}, median of "
+                     f"feature: {count(pipe['files'], 'file')}, "
+                     f"{count(pipe['workers'], 'worker')}, {count(pipe['threads'], 'thread')}, "
+                     f"{pipe['device']}, median of "
                      f"{pipe['repeat']}"))
     for col in ("run", "extract (own)", "whole command", "CPU (all processes)"):
         t.add_column(col, justify="left" if col == "run" else "right")

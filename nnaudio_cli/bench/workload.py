@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from nnaudio_cli.errors import CliError
+from nnaudio_cli.text import count
 
 #: the ``schema_version`` of every benchmark report (JSON)
 SCHEMA_VERSION = 1
@@ -133,7 +134,7 @@ def clips_from_folder(
         rows.append(y[offset : offset + n_samples])
     if not rows:
         raise BenchmarkError(
-            f"no usable audio under {root}: {len(keys)} audio file name(s), {failed} "
+            f"no usable audio under {root}: {count(len(keys), 'audio file name')}, {failed} "
             f"undecodable, {short} shorter than {offset + n_samples} samples at {sr:g} Hz"
         )
     info = {"files_found": len(keys), "files_used": len(rows), "files_too_short": short,

@@ -63,11 +63,13 @@ def run(
     report = export_frontend(cfg.as_core_config(), output, precision)
     if json_out:
         print(json.dumps(report.as_dict(), indent=2))
-    elif not quiet:
+        return EXIT_OK
+    # the final result (with -q too), then the details (without -q)
+    print(f"wrote {output} ({report.format}, {report.transform} at {report.sr:g} Hz, "
+          f"computing in {report.precision})")
+    if not quiet:
         shape_in = ", ".join(map(str, report.input_shape))
         shape_out = ", ".join(map(str, report.output_shape))
-        print(f"wrote {output} ({report.format}, {report.transform} at {report.sr:g} Hz, "
-              f"computing in {report.precision})")
         print(f"  input  {report.names['input']}: float32 [{shape_in}], samples >= "
               f"{report.min_samples}")
         print(f"  output {report.names['output']}: float32 [{shape_out}]")

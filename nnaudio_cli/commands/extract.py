@@ -24,7 +24,7 @@ from nnaudio_cli.flags import (
     transform_option,
     verbose_option,
 )
-from nnaudio_cli.text import shown_key, skipped_text
+from nnaudio_cli.text import count, shown_key, skipped_text
 
 NAME = "extract"
 EPILOG = examples(
@@ -191,6 +191,11 @@ def run(
     for path in (output, target) if merges else (output,):
         check_owned(path, resume=resume, overwrite=overwrite)  # before anything is started
     torchrun = shard is not None and shard.source == "torchrun"
+    if not db and (no_top_db or db_ref != 1.0 or db_amin is not None or db_top_db != 80.0):
+        raise CliError("--db-ref, --db-amin and --db-top-db need --db", usage=True)
+    from nnaudio_cli.config import resolve_features
+
+    cfgs = resolve_features(list(config), transform, list(set_), sr)  # no torch: at once
     input_list = None
     if files is not None:
         from nnaudio_cli.extract.listing import read_list
@@ -198,21 +203,25 @@ def run(
         input_list = read_list(files)
     from nnaudio_cli import interrupts
     from nnaudio_cli.extract.decode import default_workers, make_decoder
+    from nnaudio_cli.extract.discover import read_headers
+    from nnaudio_cli.extract.inputs import select_inputs
+    from nnaudio_cli.preload import Preload
 
     restore_signals = interrupts.install()  # SIGTERM stops the run like Ctrl-C (exit 143)
     decoder: Any = None
     try:
-        # the decoder processes (no torch) start now, while this process imports torch
+        # start-up overlaps the torch import: the decoder processes (no torch) start, then
+        # torch and the pipeline load in a thread while the inputs are found and their
+        # headers read (a signal meanwhile is acted on here, never inside torch's import)
         n_workers = default_workers() if workers is None else workers
         decoder = make_decoder(n_workers)
-        with interrupts.deferred():  # a signal inside torch's C++ initialisers would abort
-            import torch  # noqa: F401
-        from nnaudio_cli.config import resolve_features
+        loading = Preload()
+        inputs, skipped = select_inputs(input_dir, input_list, list(include), list(exclude),
+                                        output, target, _note if verbose else None)
+        found = (inputs, skipped, read_headers([inp.path for inp in inputs]))
+        loading.wait()
         from nnaudio_cli.devices import resolve_device
 
-        if not db and (no_top_db or db_ref != 1.0 or db_amin is not None or db_top_db != 80.0):
-            raise CliError("--db-ref, --db-amin and --db-top-db need --db", usage=True)
-        cfgs = resolve_features(list(config), transform, list(set_), sr)
         dev = resolve_device(device)
         if device.strip().lower() == "auto":
             from nnaudio_cli.extract.shard import rank_device
@@ -226,7 +235,7 @@ def run(
             storage={"dtype": dtype.value, "db": db, "db_ref": db_ref, "db_amin": db_amin,
                      "db_top_db": None if no_top_db else db_top_db},
             inputs={"input_list": input_list, "include": list(include),
-                    "exclude": list(exclude), "target": target},
+                    "exclude": list(exclude), "target": target}, found=found,
         )
         if merges and code in (EXIT_OK, EXIT_PARTIAL):
             code = _merge(target, shard.count, merge_timeout, overwrite or resume, quiet,
@@ -302,22 +311,21 @@ def _shard(text: Optional[str]) -> Any:
     return Shard(index, count, "--shard", env.local_rank, env.local_world)
 
 
-def _merge(target: Path, count: int, timeout: float, overwrite: bool, quiet: bool,
+def _merge(target: Path, shards: int, timeout: float, overwrite: bool, quiet: bool,
            strict: bool = False) -> int:
     """Rank 0 under torchrun: wait for every shard, write the virtual master, list every
     failed input. Failed inputs exit 0 (torchrun would report a non-zero rank as a crash),
     3 with ``strict``."""
     from nnaudio_cli.merge import wait_and_merge
 
-    summary = wait_and_merge(target, count, timeout, overwrite,
+    summary = wait_and_merge(target, shards, timeout, overwrite,
                              note=(lambda msg: None) if quiet else _note)
     _list_failures(summary.failures)
-    if not quiet:
-        print(f"nnaudio: merged {summary.shards} shards into {shown_key(str(target))}: "
-              f"{summary.ok}/{summary.inputs} inputs", file=sys.stderr)
+    print(f"nnaudio: merged {count(summary.shards, 'shard')} into {shown_key(str(target))}: "
+          f"{summary.ok}/{count(summary.inputs, 'input')}", file=sys.stderr)  # even with -q
     if summary.failed and not strict:
-        print(f"nnaudio: {summary.failed} input(s) failed (listed above and in the index of "
-              f"{shown_key(str(target))}); exit 0 under torchrun, --strict makes it 3",
+        print(f"nnaudio: {count(summary.failed, 'input')} failed (listed above and in the "
+              f"index of {shown_key(str(target))}); exit 0 under torchrun, --strict makes it 3",
               file=sys.stderr)
         return EXIT_OK
     return EXIT_PARTIAL if summary.failed else EXIT_OK
@@ -353,6 +361,7 @@ def _run(
     storage: Optional[dict] = None,
     list_failures: bool = True,
     inputs: Optional[dict] = None,
+    found: Any = None,
 ) -> int:
     import torch
 
@@ -369,8 +378,8 @@ def _run(
             params = ", ".join(f"{k}={v!r}" for k, v in sorted(cfg.params.items()))
             _note(f"{cfg.name}: {cfg.transform}({params}) at {cfg.sr:g} Hz from "
                   f"{cfg.source}")
-        _note(f"device {dev}, {n_workers} decoder(s), {torch.get_num_threads()} torch "
-              "thread(s)")
+        _note(f"device {dev}, {count(n_workers, 'decoder')}, "
+              f"{count(torch.get_num_threads(), 'torch thread')}")
     opts = ExtractOptions(
         input_dir=input_dir,
         output=output,
@@ -392,7 +401,7 @@ def _run(
         **(inputs or {}),
     )
     try:
-        summary = run_extract(opts, make_reporter(quiet), decoder)
+        summary = run_extract(opts, make_reporter(quiet), decoder, found)
     except ParameterError as e:
         raise CliError(f"invalid {cfgs[0].transform} parameters: {e}") from None
     except (CliError, OSError) as e:
@@ -407,27 +416,28 @@ def _run(
         decoder.close()  # reap the workers before exiting at once
         interrupts.flush_streams()
         if e.assembling:
-            print(f"nnaudio: interrupted while assembling {output}; all {e.total} inputs are "
-                  "kept; rerun with --resume to assemble them", file=sys.stderr, flush=True)
+            print(f"nnaudio: interrupted while assembling {output}; all "
+                  f"{count(e.total, 'input')} are kept; rerun with --resume to assemble them",
+                  file=sys.stderr, flush=True)
         else:
-            print(f"nnaudio: interrupted; {e.kept} of {e.total} inputs kept; rerun with "
-                  "--resume to continue", file=sys.stderr, flush=True)
+            print(f"nnaudio: interrupted; {e.kept} of {count(e.total, 'input')} kept; rerun "
+                  "with --resume to continue", file=sys.stderr, flush=True)
         return interrupts.interrupted_exit(interrupts.exit_code())
     result = summary.as_dict()
     if list_failures:  # under torchrun rank 0 lists every rank's after merging
         _list_failures(summary.failures)
-    if not quiet:
-        resumed = f" ({summary.resumed} kept from before)" if summary.resumed else ""
-        skipped = skipped_text(summary.skipped)
-        if skipped:
-            skipped = f"; skipped {skipped}" + ("" if verbose else " (-v lists them)")
-        print(
-            f"nnaudio: wrote {shown_key(str(output))}: {summary.ok}/{summary.files} files"
-            f"{resumed}, "
-            f"{summary.audio_seconds / 3600:.3f} h audio in {summary.wall_seconds:.1f} s "
-            f"({result['audio_seconds_per_second']:.0f}x real time){skipped}",
-            file=sys.stderr,
-        )
+    # the final result: printed with -q too (-q drops progress and warnings only)
+    resumed = f" ({summary.resumed} kept from before)" if summary.resumed else ""
+    skipped = skipped_text(summary.skipped)
+    if skipped:
+        skipped = f"; skipped {skipped}" + ("" if verbose else " (-v lists them)")
+    print(
+        f"nnaudio: wrote {shown_key(str(output))}: {summary.ok}/"
+        f"{count(summary.files, 'file')}{resumed}, "
+        f"{summary.audio_seconds / 3600:.3f} h audio in {summary.wall_seconds:.1f} s "
+        f"({result['audio_seconds_per_second']:.0f}x real time){skipped}",
+        file=sys.stderr,
+    )
     if json_out:
         print(json.dumps(result, indent=2))
     return EXIT_PARTIAL if summary.failed else EXIT_OK

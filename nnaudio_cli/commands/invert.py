@@ -142,13 +142,14 @@ def run(
     if verbose:
         for key, path in summary.files.items():
             print(f"nnaudio: wrote {show(key)} -> {show(str(path))}", file=sys.stderr)
-    if not quiet:
-        print(
-            f"nnaudio: wrote {len(summary.written)} files to {output_dir} from "
-            f"{summary.feature} with {summary.method} "
-            f"({summary.audio_seconds:.1f} s of audio in {summary.wall_seconds:.1f} s)",
-            file=sys.stderr,
-        )
+    from nnaudio_cli.text import count
+
+    print(  # the final result: with -q too
+        f"nnaudio: wrote {count(len(summary.written), 'file')} to {output_dir} from "
+        f"{summary.feature} with {summary.method} "
+        f"({summary.audio_seconds:.1f} s of audio in {summary.wall_seconds:.1f} s)",
+        file=sys.stderr,
+    )
     if json_out:
         print(json.dumps({**summary.as_dict(), "threads": torch.get_num_threads()}, indent=2))
     return EXIT_PARTIAL if summary.failures else EXIT_OK

@@ -11,7 +11,7 @@ import typer
 
 from nnaudio_cli.errors import EXIT_OK, CliError
 from nnaudio_cli.flags import check_verbosity, examples, quiet_option, verbose_option
-from nnaudio_cli.text import shown_key
+from nnaudio_cli.text import count, shown_key
 
 NAME = "merge"
 EPILOG = examples(
@@ -79,11 +79,10 @@ def run(
     summary = merge(shards, output, copy=copy, note=(lambda m: None) if quiet else _note)
     if verbose:
         _list_failures(summary.failures)
-    if not quiet:
-        kind = "virtual master over" if summary.virtual else "one file from"
-        failed = f", {summary.failed} failed rows carried over" if summary.failed else ""
-        print(f"nnaudio: wrote {shown_key(str(output))}: {kind} {summary.shards} shards, "
-              f"{summary.ok}/{summary.inputs} inputs{failed}", file=sys.stderr)
+    kind = "virtual master over" if summary.virtual else "one file from"
+    failed = f", {count(summary.failed, 'failed row')} carried over" if summary.failed else ""
+    print(f"nnaudio: wrote {shown_key(str(output))}: {kind} {count(summary.shards, 'shard')}, "
+          f"{summary.ok}/{count(summary.inputs, 'input')}{failed}", file=sys.stderr)  # with -q
     if json_out:
         print(json.dumps({"output": summary.output, "shards": summary.shards,
                           "inputs": summary.inputs, "ok": summary.ok,

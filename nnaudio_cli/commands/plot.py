@@ -57,14 +57,13 @@ def run(
     (needs matplotlib: pip install 'nnaudio-cli[plot]')."""
     check_verbosity(quiet, verbose)
     from nnaudio_cli.plot import plot_features
-    from nnaudio_cli.text import shown_key
+    from nnaudio_cli.text import count, shown_key
 
     done = plot_features(features, key, output, feature, db=db, top_db=top_db, width=width,
                          height=height, overwrite=overwrite)
-    if not quiet:
-        print(f"{shown_key(done['out'])}: {shown_key(key)} ({done['feature']}), "
-              f"{done['frames']} frames x "
-              f"{done['bins']} bins"
-              + (f" x {done['channels']} channels" if done["channels"] > 1 else "")
-              + f", {done['scale']} {done['vmin']:.4g} .. {done['vmax']:.4g}")
+    # the final result: with -q too
+    print(f"{shown_key(done['out'])}: {shown_key(key)} ({done['feature']}), "
+          f"{count(done['frames'], 'frame')} x {count(done['bins'], 'bin')}"
+          + (f" x {count(done['channels'], 'channel')}" if done["channels"] > 1 else "")
+          + f", {done['scale']} {done['vmin']:.4g} .. {done['vmax']:.4g}")
     return EXIT_OK

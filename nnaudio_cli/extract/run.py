@@ -23,7 +23,7 @@ import soxr
 import torch
 
 import nnaudio_core
-from nnaudio_cli import audio, interrupts
+from nnaudio_cli import audio, interrupts, text
 from nnaudio_cli.config import ExtractConfig, canonical_json
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.extract.assemble import assemble
@@ -44,12 +44,10 @@ from nnaudio_cli.extract.decode import (
     make_decoder,
 )
 from nnaudio_cli.extract.discover import (
-    Discovery,
     Header,
-    discover,
-    own_files,
     read_headers,
 )
+from nnaudio_cli.extract.inputs import select_inputs
 from nnaudio_cli.extract.listing import Input, InputList
 from nnaudio_cli.extract.parts import PartStore, ResumeError, remove_parts
 from nnaudio_cli.extract.shard import plan_hash, shard_batches
@@ -57,7 +55,7 @@ from nnaudio_cli.outputs import check_owned
 from nnaudio_cli.progress import Reporter
 from nnaudio_cli.storage import Storage, StorageError, db_for
 from nnaudio_cli.store import FeatureSpec, OutputError
-from nnaudio_cli.text import skipped_text, stored_key
+from nnaudio_cli.text import stored_key
 from nnaudio_core import ParameterError
 
 #: Compression of the part files (the output gets ``--compression``).
@@ -78,7 +76,7 @@ class Interrupted(Exception):
     """
 
     def __init__(self, kept: int, total: int, assembling: bool = False) -> None:
-        super().__init__(f"interrupted; {kept} of {total} inputs kept")
+        super().__init__(f"interrupted; {kept} of {text.count(total, 'input')} kept")
         self.kept = kept
         self.total = total
         self.assembling = assembling
@@ -571,6 +569,51 @@ def _summarise(summary: Summary, keys: list[str], store: PartStore) -> None:
             summary.failures.append({"key": stored_key(k), "reason": str(row.get("reason", ""))})
 
 
+class _WorkFolder:
+    """The identity of the parts folder when the run took it: a folder moved or deleted
+    mid-run makes writes fail with "no such file", which must not read as a full disk."""
+
+    def __init__(self, folder: Path, output: Path) -> None:
+        self.folder = folder
+        self.output = output
+        self.ident = self._ident()
+
+    def _ident(self) -> tuple[int, int] | None:
+        try:
+            st = os.stat(self.folder)
+        except OSError:
+            return None
+        return (st.st_dev, st.st_ino)
+
+    def check(self) -> None:
+        """Raise :class:`ExtractError` saying what happened when the folder is no longer
+        the one this run created (gone, or replaced by another)."""
+        now = self._ident()
+        if self.ident is None or now == self.ident:
+            return
+        what = "deleted or moved away" if now is None else "replaced by another folder"
+        raise ExtractError(
+            f"the work folder {self.folder}/ was {what} during the run (the parts of the "
+            f"inputs finished so far went with it); nothing was written to {self.output}; "
+            "put the folder back and rerun with --resume, or rerun to start again"
+        )
+
+
+def _recount(reporter: Reporter, lost: list[str], before: dict[str, Any],
+             computed: set[str]) -> None:
+    """Progress after inputs lost their parts (checksum failures) and are computed again:
+    those finished in this run leave the done count, those kept from an earlier run join
+    the total, so it never shows more done than there are inputs (``before``: the sources
+    before the check)."""
+    again = [k for k in lost if k in computed]
+    rows = [before[k].row for k in again]
+    reporter.redo(len(again), failed=sum(r.get("status") != "ok" for r in rows),
+                  audio_seconds=sum(float(r.get("duration", 0.0)) for r in rows
+                                    if r.get("status") == "ok"))
+    reporter.extend(len(lost) - len(again))
+    computed.update(lost)
+
+
 def _todo(plan: list[Batch], keys: list[str], store: PartStore) -> list[Batch]:
     """The plan restricted to inputs without a committed source (empty batches dropped)."""
     out = []
@@ -581,12 +624,17 @@ def _todo(plan: list[Batch], keys: list[str], store: PartStore) -> list[Batch]:
     return out
 
 
-def run_extract(opts: ExtractOptions, reporter: Reporter, decoder: Any = None) -> Summary:
+def run_extract(opts: ExtractOptions, reporter: Reporter, decoder: Any = None,
+                found: tuple[list[Input], dict[str, int], list[Header]] | None = None,
+                ) -> Summary:
     """Extract features of every audio file under ``opts.input_dir`` into ``opts.output``.
 
     ``decoder``: decoder processes started earlier by the caller (from
     :func:`~nnaudio_cli.extract.decode.make_decoder`, e.g. before importing torch, so they
-    start while it loads); closed here. None: started here.
+    start while it loads); closed here. None: started here. ``found``: the inputs and
+    skipped counts (:func:`~nnaudio_cli.extract.inputs.select_inputs`) and their headers
+    (:func:`~nnaudio_cli.extract.discover.read_headers`) when the caller read them already
+    (while torch loaded); None: read here.
 
     Returns
     -------
@@ -606,51 +654,19 @@ def run_extract(opts: ExtractOptions, reporter: Reporter, decoder: Any = None) -
     """
     t_start = time.perf_counter()
     try:
-        inputs, skipped = _inputs(opts)
+        if found is None:
+            inputs, skipped = select_inputs(
+                opts.input_dir, opts.input_list, opts.include, opts.exclude, opts.output,
+                opts.target, opts.note if opts.verbose else None)
+            headers = None
+        else:
+            inputs, skipped, headers = found
         if decoder is None:
             decoder = make_decoder(opts.workers)  # they start while the kernels are built
-        return _run(opts, reporter, inputs, skipped, decoder, t_start)
+        return _run(opts, reporter, inputs, skipped, decoder, t_start, headers)
     finally:
         if decoder is not None:
             decoder.close()
-
-
-def _inputs(opts: ExtractOptions) -> tuple[list[Input], dict[str, int]]:
-    """The inputs of the run, sorted by key, and the skipped entries per extension: the
-    ``--files`` list, or the audio files found under ``input_dir`` (its skipped entries
-    listed as notes with ``verbose``).
-
-    Raises
-    ------
-    ExtractError
-        Nothing to extract (every file of the folder skipped, or an empty list).
-    """
-    if opts.input_list is not None:
-        if not opts.input_list.inputs:
-            raise ExtractError(f"--files {opts.input_list.name}: the list holds no inputs")
-        return list(opts.input_list.inputs), {}
-    if opts.input_dir is None:
-        raise ExtractError("internal error: neither an input folder nor a list")
-    found: Discovery = discover(opts.input_dir, opts.include, opts.exclude,
-                                own_files(opts.input_dir, opts.output, opts.target))
-    if opts.verbose:
-        for rel, group in found.skipped:
-            opts.note(f"skipped: {rel} ({_skip_reason(group)})")
-    counts = found.skipped_counts()
-    if not found.keys:
-        what = f"; skipped {skipped_text(counts)}" if counts else ""
-        patterns = " matching --include/--exclude" if opts.include or opts.exclude else ""
-        raise ExtractError(
-            f"no audio files{patterns} under {opts.input_dir}{what} (looked for .wav .flac "
-            ".ogg .opus .mp3 .aiff .m4a .mp4 .webm .mkv .wma ...)"
-        )
-    return [Input(k, str(opts.input_dir / k)) for k in found.keys], counts
-
-
-def _skip_reason(group: str) -> str:
-    if group.startswith("("):
-        return group[1:-1]
-    return f"not an audio extension: {group}"
 
 
 def _storage(opts: ExtractOptions, name: str, config: dict[str, Any]) -> Storage:
@@ -693,13 +709,15 @@ def _lanes(opts: ExtractOptions, seg_seconds: float) -> list[Lane]:
 
 
 def _run(opts: ExtractOptions, reporter: Reporter, inputs: list[Input],
-         skipped: dict[str, int], decoder: Any, t_start: float) -> Summary:
+         skipped: dict[str, int], decoder: Any, t_start: float,
+         headers: list[Header] | None = None) -> Summary:
     seg_seconds = opts.segment_seconds or opts.batch_seconds
     lanes = _lanes(opts, seg_seconds)
     sr = max(lane.engine.sr for lane in lanes)  # the plan's rate: the largest one
     keys = [inp.key for inp in inputs]
-    headers = [_span_header(h, inp) for h, inp in
-               zip(read_headers([inp.path for inp in inputs]), inputs, strict=True)]
+    if headers is None:
+        headers = read_headers([inp.path for inp in inputs])
+    headers = [_span_header(h, inp) for h, inp in zip(headers, inputs, strict=True)]
     stored_channels = [1 if opts.mono else max(h.channels, 1) for h in headers]
     costs = [audio.resampled_length(h.samples, h.sr or sr, sr) * c
              for h, c in zip(headers, stored_channels, strict=True)]
@@ -747,6 +765,7 @@ def _run(opts: ExtractOptions, reporter: Reporter, inputs: list[Input],
     if previous is not None:
         store.check_previous(previous)
     store.open(opts.resume, opts.overwrite)
+    folder = _WorkFolder(store.folder, opts.output)
     try:
         if opts.resume:
             mine = set(keys)
@@ -760,13 +779,17 @@ def _run(opts: ExtractOptions, reporter: Reporter, inputs: list[Input],
         extraction = Extraction(opts, lanes, inputs, headers, store, decoder, reporter,
                                 summary, batch_samples)
         todo = _todo(plan, all_keys, store)
-        reporter.start(sum(len(b.clips) for b in todo))
+        computed = {all_keys[i] for b in todo for i in b.clips}
+        reporter.start(len(computed))
         try:
             for _ in range(VERIFY_ROUNDS):
                 extraction.run(todo)
+                before = dict(store.sources)
                 lost = store.verify_sources()
                 if not lost:
                     break
+                folder.check()  # parts gone with their folder: say so, stop
+                _recount(reporter, lost, before, computed)
                 todo = _todo(plan, all_keys, store)
             else:
                 raise ExtractError(f"parts in {store.folder} keep failing verification; the "
@@ -778,13 +801,14 @@ def _run(opts: ExtractOptions, reporter: Reporter, inputs: list[Input],
         except StorageError as e:
             store.abort()
             raise ExtractError(
-                f"{e} ({store.kept(keys)} of {len(keys)} inputs were written to "
+                f"{e} ({store.kept(keys)} of {text.count(len(keys), 'input')} were written to "
                 f"{store.folder}/; rerun with --overwrite)") from None
         except OutputError as e:
             store.abort(broken=True)
+            folder.check()
             raise ExtractError(
-                f"{e}; {store.kept(keys)} of {len(keys)} inputs are kept in {store.folder}/; "
-                "free space (or make it writable) and rerun with --resume"
+                f"{e}; {store.kept(keys)} of {text.count(len(keys), 'input')} are kept in "
+                f"{store.folder}/; free space (or make it writable) and rerun with --resume"
             ) from None
         finally:
             reporter.finish()
@@ -799,9 +823,10 @@ def _run(opts: ExtractOptions, reporter: Reporter, inputs: list[Input],
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             raise Interrupted(len(keys), len(keys), assembling=True) from None
         except OutputError as e:
+            folder.check()
             raise ExtractError(
-                f"{e}; all {len(keys)} inputs are kept in {store.folder}/; free space (or make "
-                "it writable) and rerun with --resume"
+                f"{e}; all {text.count(len(keys), 'input')} are kept in {store.folder}/; free "
+                "space (or make it writable) and rerun with --resume"
             ) from None
         try:
             remove_parts(store.folder)

@@ -163,6 +163,9 @@ def test_pipeline_on_a_folder(tmp_path):
             row["librosa_loop_seconds"] / row["extract_seconds"])
         assert row["fixed_cost_seconds"] == pytest.approx(
             row["command_seconds"] - row["extract_seconds"])
+        assert row["torch_import_seconds"] > 0
+        assert row["start_over_import_seconds"] == pytest.approx(
+            row["fixed_cost_seconds"] - row["torch_import_seconds"])
     assert "librosa loop" in r.stdout and "own/parts" in r.stdout
     r = run([*TINY, "--pipeline", "--presets", "mel128,nope"])
     assert r.exit_code == 2 and "unknown preset 'nope'" in r.stderr
@@ -277,9 +280,11 @@ def test_matrix_runs_every_cell_and_reports_builds(tmp_path, monkeypatch):
     assert "| workload | transform | ours |" in r.stdout
 
 
-def test_preset_kernel_builds_stay_under_a_second():
+def test_preset_kernel_builds_end():
+    """Every preset's kernels build (a hang check: well under 1 s each on an idle machine;
+    the figures are the benchmark's to report, not a test's to bound)."""
     for b in measure.preset_build_times(repeat=3):
-        assert b["build_seconds"] < 1.0, b
+        assert 0 < b["build_seconds"] < 30.0, b
 
 
 def test_pipeline_formats_decode_throughput(tmp_path):

@@ -137,7 +137,7 @@ def test_a_child_forked_during_a_capture_neither_deadlocks_nor_loses_stderr(tmp_
         finally:
             os._exit(code)
     try:
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 30  # a deadlock check; ~0.1 s when idle
         while time.monotonic() < deadline:
             done, status = os.waitpid(pid, os.WNOHANG)
             if done:

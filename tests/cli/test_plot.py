@@ -64,7 +64,9 @@ def test_db_and_linear_images_differ_and_default_is_db_for_power(files, tmp_path
         paths[flag] = tmp_path / f"{flag}.png"
         args = ["plot", files["mel64_16k"], "noise.wav", "-o", paths[flag], "-q"]
         r = invoke(*args, *([flag] if flag else []))
-        assert r.exit_code == 0 and r.stdout == "", r.output
+        # -q: no warnings, only the final result line
+        assert r.exit_code == 0 and r.stdout.startswith(f"{paths[flag]}: noise.wav"), r.output
+        assert len(r.stdout.splitlines()) == 1, r.output
     assert np.array_equal(_image(paths[None]), _image(paths["--db"]))
     assert not np.array_equal(_image(paths["--db"]), _image(paths["--linear"]))
 

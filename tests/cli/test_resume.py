@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from support import CMD, assert_same, make_inputs, run_extract, wait_for_part
+from support import CMD, assert_same, make_inputs, run_extract, wait_ended, wait_for_part
 
 from nnaudio_cli.extract.parts import parts_dir
 from nnaudio_cli.store import partial_path
@@ -146,18 +146,15 @@ def test_resume_with_other_settings_refused(tmp_path):
     assert parts_dir(out).exists()  # nothing was thrown away
 
 
-def test_sigint_stops_quickly_keeps_progress(data, tmp_path):
+def test_sigint_stops_keeps_progress(data, tmp_path):
     src, clean, _ = data
     out = tmp_path / "o.h5"
     proc = subprocess.Popen([*CMD, str(src), str(out), *ARGS], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     wait_for_part(out, proc)
-    t0 = time.perf_counter()
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=30)
-    stopped = time.perf_counter() - t0
+    _, err = wait_ended(proc, "extract after SIGINT")  # a hang check, not a speed bound
     assert proc.returncode == 130, err
-    assert stopped < 3.0, stopped
     lines = err.strip().splitlines()
     assert len(lines) == 1 and "rerun with --resume" in lines[0], err
     assert "Traceback" not in err
