@@ -36,7 +36,7 @@ from torch import Tensor
 
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features import cqt
+from nnaudio_core.features import constant_q as cqt
 from nnaudio_core.features.base import (
     Transform,
     bind,
@@ -45,7 +45,7 @@ from nnaudio_core.features.base import (
     require_frames,
     working_length,
 )
-from nnaudio_core.features.cqt import VariableQ, q_signature
+from nnaudio_core.features.constant_q import VariableQ, q_signature
 from nnaudio_core.features.vqt import VQT
 
 
