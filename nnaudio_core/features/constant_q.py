@@ -165,6 +165,9 @@ class VariableQ(Transform):
     """
 
     mr_spans: List[int]  # TorchScript: typed even when empty
+    #: the sparse kernel spectra (eager CPU only) are no buffers: ``torch.export.save`` cannot
+    #: store sparse tensors, and TorchScript/compilers never read them (see ``_sparse``)
+    __jit_ignored_attributes__ = ["_sparse"]
 
     def __init__(
         self,
@@ -191,6 +194,9 @@ class VariableQ(Transform):
     ) -> None:
         super().__init__()
         self._remember_config(locals())
+        # name -> sparse COO complex kernel-spectrum matrix of the eager-CPU FFT products;
+        # moved by _apply like a buffer, rebuilt from the config (not in the state dict)
+        self._sparse: dict[str, Tensor] = {}
         filters.check_bandwidth(bandwidth)
         check_choice("pad_mode", pad_mode, PAD_MODES)
         check_choice("output_format", output_format, OUTPUT_FORMATS)
@@ -276,7 +282,7 @@ class VariableQ(Transform):
                 check_invariants=False,
                 is_coalesced=True,  # sparse_spectral_kernels sorts its entries
             )
-            self.register_buffer("spectral_matrix", matrix, persistent=False)
+            self._sparse["spectral_matrix"] = matrix
             self._build_cpu_plan(kernels, lengths, sparsity)
             # the kernel path runs under torch.export / ONNX, where the segment FFTs'
             # complex gathers do not convert and their length arithmetic pins the length;
@@ -300,7 +306,6 @@ class VariableQ(Transform):
             for name in ("src", "dst"):
                 self.register_buffer(name, torch.zeros(0, dtype=torch.long), persistent=False)
             self.register_buffer("values", torch.zeros(0, 2), persistent=False)
-            self.register_buffer("spectral_matrix", torch.zeros(0), persistent=False)
             real = torch.from_numpy(kernels.real.astype(np.float32)).unsqueeze(1)
             imag = torch.from_numpy(kernels.imag.astype(np.float32)).unsqueeze(1)
             if trainable:
@@ -324,6 +329,8 @@ class VariableQ(Transform):
         cdtype = torch.complex128 if real.dtype == torch.float64 else torch.complex64
         for name, buf in saved.items():
             self._buffers[name] = buf.to(device=real.device, dtype=cdtype)
+        for name, mat in self._sparse.items():
+            self._sparse[name] = mat.to(device=real.device, dtype=cdtype)
         return self
 
     def frequencies(self) -> np.ndarray:
@@ -448,7 +455,7 @@ class VariableQ(Transform):
                 is_coalesced=True,
             )
             name = f"_long_{m}"
-            self.register_buffer(name, matrix, persistent=False)
+            self._sparse[name] = matrix
             self._long.append((m, name, neg, int(src.size)))
             m *= 2
 
@@ -485,7 +492,7 @@ class VariableQ(Transform):
             seg = padded[:, off : off + (n_frames - 1) * hop + span]
             empty = self.src[:0]
             r, i = AF.correlate_fft(
-                seg, empty, empty, self.values[:0], getattr(self, name), k, span, hop, m, neg
+                seg, empty, empty, self.values[:0], self._sparse[name], k, span, hop, m, neg
             )
             reals.append(r)
             imags.append(i)
@@ -497,7 +504,7 @@ class VariableQ(Transform):
 
     @torch.jit.unused
     def _sparse_matrix(self) -> Tensor:
-        return self.spectral_matrix
+        return self._sparse["spectral_matrix"]
 
     def real_imag(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """Unscaled correlation with the kernels of packed ``(batch', samples)`` audio.

@@ -222,7 +222,7 @@ class iCQT(Transform):
         self._long_h: dict[str, Tensor] = {}
         if self.cqt.use_fft:
             for _m, name, _neg, _nnz in self.cqt._long:
-                mat = getattr(self.cqt, name).coalesce().t().conj().coalesce()
+                mat = self.cqt._sparse[name].coalesce().t().conj().coalesce()
                 with warnings.catch_warnings():  # "sparse CSR support is in beta"
                     warnings.simplefilter("ignore", UserWarning)
                     self._long_h[name] = mat.to_sparse_csr()
