@@ -104,8 +104,10 @@ def run(
     verbose: bool = verbose_option(),
     invert: bool = typer.Option(
         False, "--invert",
-        help="Time 'nnaudio invert' (iSTFT, iCQT, mel Griffin-Lim) on --clips clips of "
-        "--samples samples instead: x real time and SNR per method.",
+        help="Time 'nnaudio invert' (iSTFT, iCQT on cqt84 and cqt_invertible, mel "
+        "Griffin-Lim) on --clips clips of --samples samples (from --input's recordings, "
+        "or synthesised) instead: x real time and SNR (in the preset's band for the CQTs, "
+        "next to librosa.icqt) per method.",
     ),
     matrix: bool = typer.Option(
         False, "--matrix",
@@ -123,7 +125,8 @@ def run(
         if path is not None:
             check_parent(path, flag)
     if invert:
-        return _run_invert(clips, samples, sr, device, threads, seed, json_path, quiet)
+        return _run_invert(clips, samples, sr, device, threads, seed, json_path, quiet,
+                           input_dir)
     if plot_path is not None and pipeline:
         raise CliError("--plot draws the transform benchmark; it cannot be combined with "
                        "--pipeline", usage=True)
@@ -180,12 +183,13 @@ def _pipeline_presets(pipeline: bool, presets: Optional[str],
 
 
 def _run_invert(clips: Optional[int], samples: int, sr: float, device: str,
-                threads: Optional[int], seed: int, json_path: Optional[Path], quiet: bool) -> int:
+                threads: Optional[int], seed: int, json_path: Optional[Path], quiet: bool,
+                input_dir: Optional[Path] = None) -> int:
     """``--invert``: :func:`nnaudio_cli.bench.report.invert_report`."""
     from nnaudio_cli.bench.report import invert_report
 
     try:
-        invert_report(clips, samples, sr, device, threads, seed, json_path, quiet)
+        invert_report(clips, samples, sr, device, threads, seed, json_path, quiet, input_dir)
     except RuntimeError as e:  # an extract that failed: one line, exit 1
         if isinstance(e, CliError):
             raise
