@@ -485,6 +485,12 @@ def correlate_direct_adjoint(
     Tensor (batch, (n_frames - 1) * hop_length + span): add it to the padded signal's
     gradient from sample ``offset`` on.
     """
+    span = matrix.shape[0]
+    if span >= 8 * hop_length:
+        # many overlapping blocks: one transposed convolution (the product and the
+        # overlap-add in one pass) is ~20x faster than ``span / hop`` strided block adds
+        g = torch.cat([real, imag], 1)  # (batch, 2 * nb, frames)
+        return F.conv_transpose1d(g, matrix.t().unsqueeze(1), stride=hop_length)[:, 0]
     g = torch.cat([real, imag], 1).transpose(1, 2)  # (batch, frames, 2 * nb)
     return overlap_add_blocks(torch.matmul(g, matrix.t()), hop_length)
 

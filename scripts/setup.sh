@@ -13,11 +13,14 @@ fi
 # torch first (the CPU build without an NVIDIA GPU): a bare "torch" requirement would
 # otherwise pull a multi-GB CUDA build.
 bash scripts/install_torch.sh .venv/bin/python
-# Tests speak with espeak-ng when it is there (real synthesized speech); best effort, as root.
-if [[ "$extras" == *test* ]] && ! command -v espeak-ng >/dev/null 2>&1 \
+# Tests speak with espeak-ng when it is there (real synthesized speech) and read the
+# freedesktop sound theme's recordings (CFP against nnAudio2); best effort, as root.
+if [[ "$extras" == *test* ]] && { ! command -v espeak-ng >/dev/null 2>&1 \
+        || [ ! -d /usr/share/sounds/freedesktop ]; } \
         && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
-    (apt-get update -qq && apt-get install -y -qq espeak-ng) >/dev/null 2>&1 \
-        || echo "note: espeak-ng not installed; speech tests use the synthetic voice only"
+    (apt-get update -qq && apt-get install -y -qq espeak-ng sound-theme-freedesktop) \
+        >/dev/null 2>&1 || echo "note: espeak-ng/sound-theme-freedesktop not installed; " \
+        "the tests that read them skip"
 fi
 if [ -n "$extras" ]; then
     .venv/bin/python -m pip install -q -e ".[${extras}]"

@@ -411,7 +411,7 @@ def matrix_report(
 
 def invert_report(
     n_clips: Optional[int], samples: int, sr: float, device: str, threads: Optional[int],
-    seed: int, json_path: Optional[Path], quiet: bool,
+    seed: int, json_path: Optional[Path], quiet: bool, input_dir: Optional[Path] = None,
 ) -> dict[str, Any]:
     """What ``nnaudio benchmark --invert`` runs: the report, written to ``json_path`` too."""
     def log(msg: str) -> None:
@@ -420,7 +420,7 @@ def invert_report(
 
     import torch
 
-    report = measure.run_invert(n_clips, samples, sr, device, threads, seed, log)
+    report = measure.run_invert(n_clips, samples, sr, device, threads, seed, log, input_dir)
     report["machine"] = machine_info(torch.device(report["workload"]["device"]))
     if json_path is not None:
         write_text(json_path, json.dumps(report, indent=2) + "\n")
@@ -662,10 +662,14 @@ def render_invert(report: dict[str, Any]) -> None:
 
     table = Table(title=f"nnaudio invert, {report['workload']['clips']} clips "
                         f"({report['workload']['audio_seconds_in']} s of audio)")
-    for col in ("preset", "method", "x real time", "SNR dB", "spectral conv."):
+    for col in ("preset", "method", "x real time", "x real time (CPU)", "SNR dB",
+                "in-band SNR dB, median (min)", "spectral conv."):
         table.add_column(col)
     for r in report["results"]:
-        table.add_row(r["name"], r["method"], f"{r['x_real_time']}", f"{r['snr_db']}",
+        band = ("" if r.get("snr_in_band_db_median") is None
+                else f"{r['snr_in_band_db_median']} ({r['snr_in_band_db_min']})")
+        table.add_row(r["name"], r["method"], f"{r['x_real_time']}",
+                      f"{r.get('x_real_time_cpu')}", f"{r['snr_db']}", band,
                       "" if r["spectral_convergence"] is None else f"{r['spectral_convergence']}")
     Console().print(table)
     load = report.get("load_average") or {}

@@ -59,11 +59,13 @@ PRESETS = ("mel128", "cqt84", "stft", "mfcc")
 INVERT_CLIPS = 51
 
 
-#: name -> (extract arguments, expected method)
-INVERT_CASES: dict[str, tuple[list[str], str]] = {
-    "stft_complex": (["-c", "stft_complex"], "istft"),
-    "cqt84_complex": (["-c", "cqt84", "--set", 'output_format="Complex"'], "icqt"),
-    "mel128": (["-c", "mel128"], "griffin-lim"),
+#: name -> (extract arguments, expected method, invert iterations or None for the default)
+INVERT_CASES: dict[str, tuple[list[str], str, int | None]] = {
+    "stft_complex": (["-c", "stft_complex"], "istft", None),
+    "cqt84_complex": (["-c", "cqt84", "--set", 'output_format="Complex"'], "icqt", None),
+    # the preset meant for inversion, with the iterations `invert --help` recommends
+    "cqt_invertible": (["-c", "cqt_invertible"], "icqt", 4),
+    "mel128": (["-c", "mel128"], "griffin-lim", None),
 }
 
 

@@ -122,8 +122,10 @@ def run(
     verbose: bool = verbose_option(),
     invert: bool = typer.Option(
         False, "--invert",
-        help="Time 'nnaudio invert' (iSTFT, iCQT, mel Griffin-Lim) on --clips clips of "
-        "--samples samples instead: x real time and SNR per method.",
+        help="Time 'nnaudio invert' (iSTFT, iCQT on cqt84 and cqt_invertible, mel "
+        "Griffin-Lim) on --clips clips of --samples samples (from --input's recordings, "
+        "or synthesised) instead: x real time and SNR (in the preset's band for the CQTs, "
+        "next to librosa.icqt) per method.",
     ),
     matrix: bool = typer.Option(
         False, "--matrix",
@@ -143,7 +145,7 @@ def run(
             check_new(path, overwrite, flag)
     if invert:
         return _measured(quiet, lambda report: _run_invert(
-            clips, samples, sr, device, threads, seed, json_path, quiet))
+            clips, samples, sr, device, threads, seed, json_path, quiet, input_dir))
     if plot_path is not None and pipeline:
         raise CliError("--plot draws the transform benchmark; it cannot be combined with "
                        "--pipeline", usage=True)
@@ -188,8 +190,11 @@ def _measured(quiet: bool, run: Callable[[Any], int]) -> int:
 
     restore_signals = interrupts.install()  # SIGTERM stops the run like Ctrl-C (exit 143)
     try:
-        with interrupts.deferred():  # a signal inside torch's C++ initialisers would abort
-            import torch  # noqa: F401
+        from nnaudio_cli.preload import Preload
+
+        # torch loads in a thread: a signal meanwhile is acted on here, never inside its
+        # C++ initialisers
+        Preload(("torch", "nnaudio_cli.bench.report")).wait()
         from nnaudio_cli.bench import report
 
         warning = report.load_warning()
@@ -259,12 +264,13 @@ def _pipeline_presets(pipeline: bool, presets: Optional[str],
 
 
 def _run_invert(clips: Optional[int], samples: int, sr: float, device: str,
-                threads: Optional[int], seed: int, json_path: Optional[Path], quiet: bool) -> int:
+                threads: Optional[int], seed: int, json_path: Optional[Path], quiet: bool,
+                input_dir: Optional[Path] = None) -> int:
     """``--invert``: :func:`nnaudio_cli.bench.report.invert_report`."""
     from nnaudio_cli.bench.report import invert_report
 
     try:
-        invert_report(clips, samples, sr, device, threads, seed, json_path, quiet)
+        invert_report(clips, samples, sr, device, threads, seed, json_path, quiet, input_dir)
     except RuntimeError as e:  # an extract that failed: one line, exit 1
         if isinstance(e, CliError):
             raise

@@ -28,6 +28,8 @@ from nnaudio_cli.flags import (
 NAME = "invert"
 EPILOG = examples(
     "nnaudio invert stft.h5 audio_out/",
+    "nnaudio extract speech/ cqt.h5 -c cqt_invertible && "
+    "nnaudio invert cqt.h5 audio_out/ --iterations 4",
     "nnaudio invert cqt.h5 audio_out/ --method icqt --iterations 32 --format flac",
     "nnaudio invert feats.h5 audio_out/ --feature mel128 --only a/b.wav --overwrite --json",
 )
@@ -100,6 +102,12 @@ def run(
     Invertible: complex STFT (istft), complex CQT1992v2/CQT2010v2 (icqt), magnitude STFT
     and mel spectrograms (griffin-lim). float16/bfloat16 values are widened and features
     stored in dB (extract --db) are converted back to linear first.
+
+    For audio back from a CQT, extract with the cqt_invertible preset (complex, 100 bins
+    32.7 Hz-9.96 kHz, hop 32 at 22.05 kHz: a hop small enough for its top bins) and invert
+    with --iterations 4 (~35 dB in-band SNR on speech; 2 give ~30 dB, 8 ~43 dB). cqt84's
+    hop 512 undersamples every bin above ~780 Hz (invert warns and names the hop that
+    works); only the band between the lowest and the top bin comes back.
 
     Output names: each key's relative path with its last extension replaced by the
     format's (sub/a.flac -> sub/a.wav); a segment key from extract --files gets it

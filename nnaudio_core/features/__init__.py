@@ -23,7 +23,7 @@ from nnaudio_core.features.gammatone import Gammatonegram
 from nnaudio_core.features.griffin_lim import Griffin_Lim, spectral_convergence
 from nnaudio_core.features.icqt import iCQT
 from nnaudio_core.features.mel import MFCC, MelSpectrogram
-from nnaudio_core.features.stft import STFT, iSTFT
+from nnaudio_core.features.stft import STFT, STFTBase, iSTFT
 from nnaudio_core.features.vqt import VQT
 
 TRANSFORMS: dict[str, type[Transform]] = {
@@ -57,4 +57,6 @@ def build(config: dict[str, Any]) -> Transform:
     return TRANSFORMS[name].from_config(config)
 
 
-__all__ = [*TRANSFORMS, "TRANSFORMS", "Transform", "build", "spectral_convergence"]
+__all__ = [
+    *TRANSFORMS, "STFTBase", "TRANSFORMS", "Transform", "build", "spectral_convergence"
+]

@@ -14,6 +14,7 @@ from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import Transform, bind, declared
 from nnaudio_core.features.mel import band_signature, band_stft
+from nnaudio_core.features.stft import STFT
 
 
 class Gammatonegram(Transform):
@@ -116,3 +117,7 @@ class Gammatonegram(Transform):
 
     def extra_repr(self) -> str:
         return f"n_bins={self.n_bins}, n_fft={self.stft.n_fft}, hop_length={self.hop_length}"
+
+
+#: nnAudio2's ``features.gammatone`` also exports ``STFT`` (the stage the filters apply to)
+__all__ = ["STFT", "Gammatonegram"]

@@ -36,7 +36,7 @@ from torch import Tensor
 
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features import cqt
+from nnaudio_core.features import constant_q as cqt
 from nnaudio_core.features.base import (
     Transform,
     bind,
@@ -45,7 +45,7 @@ from nnaudio_core.features.base import (
     require_frames,
     working_length,
 )
-from nnaudio_core.features.cqt import VariableQ, q_signature
+from nnaudio_core.features.constant_q import VariableQ, q_signature
 from nnaudio_core.features.vqt import VQT
 
 
@@ -222,7 +222,7 @@ class iCQT(Transform):
         self._long_h: dict[str, Tensor] = {}
         if self.cqt.use_fft:
             for _m, name, _neg, _nnz in self.cqt._long:
-                mat = getattr(self.cqt, name).coalesce().t().conj().coalesce()
+                mat = self.cqt._sparse[name].coalesce().t().conj().coalesce()
                 with warnings.catch_warnings():  # "sparse CSR support is in beta"
                     warnings.simplefilter("ignore", UserWarning)
                     self._long_h[name] = mat.to_sparse_csr()

@@ -112,7 +112,13 @@ def _inverse(
     return y.reshape(lead + [y.shape[-1]])
 
 
-class STFT(Transform):
+class STFTBase(Transform):
+    """The common base of :class:`STFT` and :class:`iSTFT`, as in nnAudio2 (whose
+    ``features.stft`` exports it): code that checks ``isinstance(m, STFTBase)`` ports
+    unchanged. It adds nothing to :class:`~nnaudio_core.features.base.Transform`."""
+
+
+class STFT(STFTBase):
     """Short-time Fourier transform as an ``nn.Module`` (nnAudio2's ``STFT``).
 
     Parameters
@@ -362,7 +368,7 @@ class STFT(Transform):
         )
 
 
-class iSTFT(Transform):
+class iSTFT(STFTBase):
     """Inverse STFT as an ``nn.Module`` (nnAudio2's ``iSTFT``).
 
     Parameters

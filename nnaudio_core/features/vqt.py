@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Optional
 
-from nnaudio_core.features.cqt import VariableQ, q_class, q_signature
+from nnaudio_core.features.constant_q import CQT1992v2, VariableQ, q_class, q_signature
 
 
 @q_class(
@@ -57,3 +57,7 @@ class VQT(VariableQ):
     def _vqt_kernel_sr(self, gamma: float) -> Optional[float]:
         # nnAudio2's VQT designs its banks at the input rate, even after early downsampling
         return self.sr if self.nnaudio2_numerics else None
+
+
+#: nnAudio2's ``features.vqt`` also exports ``CQT1992v2`` (``VQT(gamma=0)``'s equal)
+__all__ = ["CQT1992v2", "VQT"]
