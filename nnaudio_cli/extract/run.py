@@ -34,6 +34,7 @@ from nnaudio_cli.extract.clips import (
     Finisher,
     LaneClips,
     MfccFinisher,
+    WhisperFinisher,
 )
 from nnaudio_cli.extract.compute import DeviceRunner, Engine
 from nnaudio_cli.extract.decode import (
@@ -322,7 +323,8 @@ class Extraction:
         self.decoder = decoder
         self.reporter = reporter
         self.summary = summary
-        self.clips = ClipSet([LaneClips(ln.name, store, ln.finisher) for ln in lanes], store)
+        self.clips = ClipSet([LaneClips(ln.name, store, ln.finisher, ln.engine.dropped_frames)
+                              for ln in lanes], store)
         self.batch_samples = batch_samples
         self.rates = audio.rates_of([ln.engine.sr for ln in lanes])
         self.settings = DecodeSettings(self.rates, opts.mono, opts.nan_policy)
@@ -591,6 +593,8 @@ def _lanes(opts: ExtractOptions, seg_seconds: float) -> list[Lane]:
         finisher: Finisher | None = None
         if engine.is_mfcc:
             finisher = MfccFinisher(engine.dct, engine.top_db)
+        elif engine.is_whisper and engine.mode == "frames":
+            finisher = WhisperFinisher(engine.dynamic_range)
         elif storage.db is not None:
             finisher = DecibelFinisher(storage.db)
         attrs = {
