@@ -132,7 +132,7 @@ class Engine:
         if frame_local and geometry is not None:
             self.mode = "frames"
             self.n_fft, pad_mode = geometry
-            center = bool(stored.get("center", True))
+            center = bool(stored.get("center", getattr(module, "center", True)))
             self.pad = self.n_fft // 2 if center else 0
             self.pad_mode = pad_mode if center else "constant"
             self.top_db = stored.get("top_db") if self.is_mfcc else None
@@ -145,6 +145,9 @@ class Engine:
             self.pad_mode = "constant"
             self.top_db = self.dynamic_range = None
             self.dropped_frames = 0
+        #: the most samples of a clip the transform reads (None: all), e.g. AST's 1024 frames
+        reads = getattr(module, "max_samples", None)
+        self.max_samples: int | None = reads() if callable(reads) else None
         self.module = module.to(device).eval()
         self.row_shape = self._probe_row_shape()
         self.is_complex = self.row_shape[1:] == (2,)

@@ -27,7 +27,15 @@ from nnaudio_cli import audio, interrupts
 from nnaudio_cli.config import ExtractConfig, canonical_json
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.extract.assemble import assemble
-from nnaudio_cli.extract.batch import Batch, ClipFramer, Packed, Piece, pack, plan_batches
+from nnaudio_cli.extract.batch import (
+    Batch,
+    ClipFramer,
+    Packed,
+    Piece,
+    WholeClip,
+    pack,
+    plan_batches,
+)
 from nnaudio_cli.extract.clips import (
     ClipSet,
     DecibelFinisher,
@@ -374,9 +382,9 @@ class Extraction:
         return item
 
     def _pieces(self, lane: Lane, clip: int, x: np.ndarray, last: bool,
-                framer: ClipFramer | None) -> list[Piece]:
+                framer: ClipFramer | WholeClip | None) -> list[Piece]:
         eng = lane.engine
-        if eng.mode != "frames":
+        if eng.mode != "frames" and framer is None:
             return [Piece(clip, x, 0, True)]
         if framer is None:
             framer = _framer(lane)
@@ -473,8 +481,12 @@ class Extraction:
         self.store.commit()
 
 
-def _framer(lane: Lane) -> ClipFramer:
+def _framer(lane: Lane) -> ClipFramer | WholeClip:
+    """How a streamed input's blocks become pieces: frame-exact pieces, or the whole clip
+    (up to the most samples the transform reads) with its last block."""
     eng = lane.engine
+    if eng.mode != "frames":
+        return WholeClip(eng.max_samples)
     return ClipFramer(eng.n_fft, eng.hop, eng.pad, eng.pad_mode, lane.max_frames)
 
 

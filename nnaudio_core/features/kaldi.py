@@ -335,6 +335,13 @@ class ASTFbank(KaldiFbank):
         """The shortest clip: one frame (padded up to ``max_frames`` when that is set)."""
         return self.frame_span
 
+    def max_samples(self) -> Optional[int]:
+        """The most samples of a clip the features depend on (``max_frames`` frames), or
+        None without ``max_frames``."""
+        if self.max_frames is None:
+            return None
+        return self.frame_span + (self.max_frames - 1) * self.hop_length
+
     def packed(self, x: Tensor) -> Tensor:
         """AST input of packed audio, time-major: ``(batch, samples) -> (batch, frames,
         num_mel_bins)`` (``frames = max_frames`` when set)."""

@@ -106,6 +106,10 @@ class WhisperLogMel(Transform):
         """Centre frequency of each mel band in Hz, shape (n_mels,)."""
         return self.melspec.frequencies()
 
+    def max_samples(self) -> Optional[int]:
+        """The most samples of a clip the features depend on (``chunk_length``), or None."""
+        return self.chunk_samples
+
     def log_mel(self, x: Tensor) -> Tensor:
         """``log10(max(mel, 1e-10))`` of packed audio, every frame: ``(batch, samples) ->
         (batch, n_mels, frames)`` (before dropping the last frame and the clip-wide step)."""
