@@ -98,11 +98,12 @@ class Engine:
         frame_local = name in FRAME_LOCAL
         # what the twin changes, and the configured values the output must record instead
         restore: dict[str, Any] = {}
-        if frame_local:
+        accepted = TRANSFORMS[name].param_spec() if name in TRANSFORMS else {}
+        if frame_local:  # what the twin turns off, where the transform has it at all
             for key in ("center", "top_db" if self.is_mfcc else "",
                         "dynamic_range" if self.is_whisper else ""):
-                if key in defaults:
-                    restore[key] = params.get(key, defaults[key])
+                if key in accepted:
+                    restore[key] = params.get(key, defaults.get(key, accepted[key].default))
         if device.type == "mps" and "backend" in defaults:
             restore["backend"] = params.get("backend", defaults["backend"])
         twin_params = dict(params)

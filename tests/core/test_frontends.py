@@ -6,7 +6,8 @@ published front end, written out here in float64 numpy from its description).
 Signals: synthetic speech, espeak speech when installed, a harmonic tone, noise, silence and
 a clip just longer than one window, given at 8 to 48 kHz and resampled once with soxr (as the
 extractor does) before both sides see them. Tolerance: 1e-3 absolute on log-domain values
-(every front end here but MFCC), 1e-4 of the clip's peak for MFCCs.
+(every front end here but MFCC), 1e-4 of the clip's peak for MFCCs (2e-4 from an 8 kHz source:
+see the test).
 """
 
 from __future__ import annotations
@@ -147,7 +148,11 @@ def test_kaldi_mfcc_equals_kaldi_native_fbank(kind, sr_in, tmp_path_factory):
     y = at(kind, sr_in, 16000, tmp_path_factory)
     want = _knf(y, 16000, knf.MfccOptions())
     got = ours(F.KaldiMFCC(sr=16000), y)
-    close(got, want, 1e-4 * max(1.0, float(np.abs(want).max())))
+    # an 8 kHz source has no energy above 4 kHz: those bands are float32 FFT round-off on
+    # both sides (~1e-13 of the peak power), and the DCT spreads their log differences into
+    # every cepstrum: 1.1e-4 of the peak seen on noise, hence 2e-4 there
+    rel = 2e-4 if sr_in < 16000 else 1e-4
+    close(got, want, rel * max(1.0, float(np.abs(want).max())))
 
 
 def test_kaldi_mfcc_without_energy_and_htk_order_equal_kaldi_native_fbank():
