@@ -902,3 +902,85 @@ def spectral_kernels(kernels: np.ndarray) -> np.ndarray:
 
     n_fft = kernels.shape[-1]
     return fft(np.conj(kernels).astype(np.complex64), axis=-1)[:, : n_fft // 2 + 1]
+
+
+#: Frame windows of Kaldi's feature extraction (``--window-type``).
+KALDI_WINDOWS = ("povey", "hanning", "hamming", "rectangular", "blackman", "sine")
+
+
+def kaldi_window(window_type: str, length: int, blackman_coeff: float = 0.42) -> np.ndarray:
+    """Kaldi's frame window (``feature-window.cc``), symmetric, length ``length``.
+
+    ``a = 2 pi / (length - 1)``; hanning ``0.5 - 0.5 cos(a n)``, hamming ``0.54 - 0.46 cos(a n)``,
+    povey the hanning window to the power 0.85, blackman
+    ``c - 0.5 cos(a n) + (0.5 - c) cos(2 a n)``, sine ``sin(a n / 2)``, rectangular ones.
+
+    Returns
+    -------
+    np.ndarray, shape (length,), float64
+    """
+    if window_type not in KALDI_WINDOWS:
+        raise ParameterError(
+            f"window_type={window_type!r} is not one of {', '.join(map(repr, KALDI_WINDOWS))}"
+        )
+    if length == 1:
+        return np.ones(1)
+    a = 2.0 * np.pi / (length - 1)
+    n = np.arange(length, dtype=np.float64)
+    if window_type == "hanning":
+        return 0.5 - 0.5 * np.cos(a * n)
+    if window_type == "hamming":
+        return 0.54 - 0.46 * np.cos(a * n)
+    if window_type == "povey":
+        return (0.5 - 0.5 * np.cos(a * n)) ** 0.85
+    if window_type == "blackman":
+        return blackman_coeff - 0.5 * np.cos(a * n) + (0.5 - blackman_coeff) * np.cos(2 * a * n)
+    if window_type == "sine":
+        return np.sin(0.5 * a * n)
+    return np.ones(length)
+
+
+def mel_space_triangles(
+    sr: float, n_fft: int, n_bins: int, fmin: float, fmax: float, zero_dc: bool = False,
+    allow_empty: bool = False,
+) -> np.ndarray:
+    """Triangles evenly spaced on the HTK mel scale ``1127 ln(1 + f / 700)`` and linear in
+    mels, unnormalised, over the ``n_fft // 2 + 1`` FFT bins: the filter bank of Kaldi
+    (``mel-computations.cc``, which leaves out the Nyquist bin: it is never inside a band, as
+    ``fmax <= sr / 2``) and of the VGGish front end (``zero_dc``: the DC bin gets weight 0).
+
+    Band ``b`` rises from mel edge ``b`` to ``b + 1`` and falls to ``b + 2`` of ``n_bins + 2``
+    edges evenly spaced from ``mel(fmin)`` to ``mel(fmax)``; a bin exactly on an edge gets 0.
+    A band that holds no FFT bin is an error, as in Kaldi, unless ``allow_empty`` (the AST
+    front end's 128 bands on a 512-point FFT have some).
+
+    Returns
+    -------
+    np.ndarray, shape (n_bins, n_fft // 2 + 1), float64
+    """
+    if not 0 <= fmin < fmax <= sr / 2:
+        raise ParameterError(
+            f"mel bands need 0 <= low_freq < high_freq <= sr / 2 = {sr / 2:g} Hz, "
+            f"got {fmin:g} and {fmax:g}"
+        )
+    if n_bins < 1:
+        raise ParameterError(f"num_mel_bins={n_bins} must be >= 1")
+
+    def mel(f: np.ndarray | float) -> np.ndarray:
+        return 1127.0 * np.log1p(np.asarray(f, dtype=np.float64) / 700.0)
+
+    edges = np.linspace(mel(fmin), mel(fmax), n_bins + 2)
+    bins = mel(np.arange(n_fft // 2 + 1) * (sr / n_fft))
+    left, centre, right = edges[:-2, None], edges[1:-1, None], edges[2:, None]
+    rise = (bins[None, :] - left) / (centre - left)
+    fall = (right - bins[None, :]) / (right - centre)
+    weights = np.maximum(0.0, np.minimum(rise, fall))
+    if zero_dc:
+        weights[:, 0] = 0.0
+    if not allow_empty and not (weights > 0).any(axis=1).all():
+        empty = int(np.flatnonzero(~(weights > 0).any(axis=1))[0])
+        raise ParameterError(
+            f"mel band {empty} of {n_bins} contains no FFT bin: use fewer num_mel_bins, "
+            f"a wider band or a longer FFT (n_fft={n_fft})"
+        )
+    return weights

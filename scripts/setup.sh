@@ -27,3 +27,8 @@ if [ -n "$extras" ]; then
 else
     .venv/bin/python -m pip install -q -e .
 fi
+# The Whisper front end's reference: openai-whisper without its dependencies (they are in
+# the test extra), since it also asks for triton, a GPU compiler the tests never use.
+if [[ "$extras" == *test* ]]; then
+    .venv/bin/python -m pip install -q --no-deps "openai-whisper==20250625"
+fi

@@ -127,6 +127,15 @@ def run(
         "or synthesised) instead: x real time and SNR (in the preset's band for the CQTs, "
         "next to librosa.icqt) per method.",
     ),
+    frontends: bool = typer.Option(
+        False, "--frontends",
+        help="Time the model front ends (fbank80, mfcc13_kaldi, whisper80, ast128) against "
+        "kaldi-native-fbank, transformers and openai-whisper on --seconds of 16 kHz "
+        "speech-like audio instead.",
+    ),
+    seconds: float = typer.Option(
+        3600.0, "--seconds", min=1.0, help="--frontends: seconds of audio (in 30 s clips)."
+    ),
     matrix: bool = typer.Option(
         False, "--matrix",
         help="Every transform x implementation on four workloads (16 kHz x 1 s, 22.05 kHz x "
@@ -146,6 +155,9 @@ def run(
     if invert:
         return _measured(quiet, lambda report: _run_invert(
             clips, samples, sr, device, threads, seed, json_path, quiet, input_dir))
+    if frontends:
+        return _measured(quiet, lambda report: _run_frontends(
+            seconds, batch_size, repeat, threads, seed, json_path, quiet))
     if plot_path is not None and pipeline:
         raise CliError("--plot draws the transform benchmark; it cannot be combined with "
                        "--pipeline", usage=True)
@@ -275,4 +287,29 @@ def _run_invert(clips: Optional[int], samples: int, sr: float, device: str,
         if isinstance(e, CliError):
             raise
         raise CliError(str(e)) from None
+    return EXIT_OK
+
+
+def _run_frontends(seconds: float, batch_size: int, repeat: int, threads: Optional[int],
+                   seed: int, json_path: Optional[Path], quiet: bool) -> int:
+    """``--frontends``: :func:`nnaudio_cli.bench.frontends.run_frontends`."""
+    import json
+
+    from nnaudio_cli.bench.frontends import render_frontends, run_frontends
+    from nnaudio_cli.bench.report import machine_info
+
+    def log(msg: str) -> None:
+        if not quiet:
+            print(f"benchmark: {msg}", file=sys.stderr, flush=True)
+
+    try:
+        report = run_frontends(seconds, 30.0, batch_size, repeat, threads, seed, log)
+    except KeyboardInterrupt:
+        error("interrupted")
+        return EXIT_INTERRUPTED
+    report["machine"] = machine_info()
+    if json_path is not None:
+        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        log(f"wrote {json_path}")
+    render_frontends(report)
     return EXIT_OK

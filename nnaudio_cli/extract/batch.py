@@ -181,6 +181,29 @@ class ClipFramer:
         return out
 
 
+class WholeClip:
+    """The whole-clip counterpart of :class:`ClipFramer` for a streamed input: keeps its
+    blocks (at most ``cap`` samples, the most the transform reads: a transform that pads or
+    cuts every clip to one length) and gives the clip as one piece with its last block."""
+
+    def __init__(self, cap: int | None) -> None:
+        self.cap = cap
+        self.blocks: list[np.ndarray] = []
+        self.kept = 0
+
+    def push(self, x: np.ndarray, last: bool) -> list[tuple[np.ndarray, int]]:
+        """Add the next block (channels, n); the whole clip once ``last``."""
+        room = x.shape[1] if self.cap is None else max(0, self.cap - self.kept)
+        if room:
+            self.blocks.append(x[:, :room])
+            self.kept += min(room, x.shape[1])
+        if not last:
+            return []
+        whole = np.concatenate(self.blocks, axis=1) if self.blocks else x[:, :0]
+        self.blocks, self.kept = [], 0
+        return [(np.ascontiguousarray(whole), 0)]
+
+
 def choose_chunk_frames(frames: np.ndarray, overlap: float, cap: int) -> int:
     """Frames per chunk minimising ``sum(ceil(f / K) * (K + overlap))`` over pieces.
 

@@ -31,6 +31,7 @@ from nnaudio_cli.extract.batch import Piece
 from nnaudio_cli.extract.parts import PartStore
 from nnaudio_cli.storage import Decibels
 from nnaudio_cli.store import OutputError
+from nnaudio_core.features.whisper import whisper_scale
 
 #: Reason given to a clip whose features came out NaN/Inf.
 NONFINITE_REASON = "features contain NaN/Inf (input samples out of range?)"
@@ -81,6 +82,24 @@ class MfccFinisher:
         return torch.matmul(t, self.dct.T).numpy()
 
 
+class WhisperFinisher:
+    """Whisper's clip-wide step on log10 mel values: the floor ``dynamic_range`` below the
+    clip's peak (per channel), then ``(x + 4) / 4``
+    (:func:`nnaudio_core.features.whisper.whisper_scale`)."""
+
+    def __init__(self, dynamic_range: float | None) -> None:
+        self.dynamic_range = dynamic_range
+        self.needs_peak = dynamic_range is not None
+
+    def prepare(self, feats: np.ndarray) -> np.ndarray:
+        return feats
+
+    def finish(self, values: np.ndarray, peak: np.ndarray | None) -> np.ndarray:
+        t = torch.from_numpy(np.require(values, np.float32, ["C", "W"]))
+        p = None if peak is None else torch.from_numpy(peak.astype(np.float32))
+        return whisper_scale(t, self.dynamic_range, p).numpy()
+
+
 class DecibelFinisher:
     """``--db``: decibels of a magnitude or power feature, floored ``top_db`` below the
     clip's peak over all its channels (librosa's ``power_to_db`` on the clip's array)."""
@@ -117,16 +136,22 @@ class LaneClips:
     name : the feature (its group in the part)
     store : PartStore (its current part receives the rows)
     finisher : the clip-wide step, or None (values stored as computed)
+    dropped_frames : frames the transform drops at each clip's end (cut from its last piece,
+        before the clip-wide step sees them)
     """
 
-    def __init__(self, name: str, store: PartStore, finisher: Finisher | None) -> None:
+    def __init__(self, name: str, store: PartStore, finisher: Finisher | None,
+                 dropped_frames: int = 0) -> None:
         self.name = name
         self.store = store
         self.finisher = finisher
+        self.dropped_frames = dropped_frames
         self.open: dict[int, _Clip] = {}
 
     def put(self, clip: int, piece: Piece, feats: np.ndarray) -> None:
         """Store one piece's features, shape (channels, frames, *computed_row_shape)."""
+        if piece.last and self.dropped_frames:
+            feats = feats[:, : max(0, feats.shape[1] - self.dropped_frames)]
         st = self.open.setdefault(clip, _Clip())
         st.channels = feats.shape[0]
         if not st.bad and not np.isfinite(feats).all():

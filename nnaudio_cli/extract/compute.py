@@ -36,15 +36,24 @@ from nnaudio_core.features import TRANSFORMS, build
 #: ``n_fft`` samples of the centre-padded signal (the constant-/variable-Q family included).
 FRAME_LOCAL = frozenset(
     {"STFT", "MelSpectrogram", "MFCC", "CQT", "CQT1992v2", "CQT2010v2", "VQT", "VariableQ",
-     "Gammatonegram", "CFP"}
+     "Gammatonegram", "CFP", "KaldiFbank", "KaldiMFCC", "ASTFbank", "VGGishLogMel",
+     "PANNsLogMel", "WhisperLogMel"}
 )
+
+#: What the ``center=False`` twin turns off: the clip-wide steps the clip writer applies.
+TWIN_VALUES: dict[str, Any] = {"center": False, "top_db": None, "dynamic_range": None,
+                               "backend": "conv"}
 
 
 def frame_geometry(module: torch.nn.Module) -> tuple[int, str] | None:
-    """``(n_fft, pad_mode)`` of the (sub)module that frames the signal, if any."""
+    """``(span, pad_mode)`` of the (sub)module that frames the signal, if any: ``span`` is
+    the samples one frame covers (``frame_span`` of the front ends framed from the first
+    sample, else ``n_fft``)."""
     for m in module.modules():
-        if all(hasattr(m, a) for a in ("n_fft", "center", "pad_mode", "hop_length")):
-            return int(m.n_fft), str(m.pad_mode)
+        if all(hasattr(m, a) for a in ("center", "pad_mode", "hop_length")):
+            span = getattr(m, "frame_span", None) or getattr(m, "n_fft", None)
+            if span is not None:
+                return int(span), str(m.pad_mode)
     return None
 
 
@@ -74,6 +83,8 @@ class Engine:
     row_shape : shape of one stored frame, ``(n_bins,)`` or ``(n_bins, 2)``
     is_complex : output has a trailing real/imag axis of size 2
     is_mfcc : the clip writer finishes MFCCs (clip-wide ``top_db`` and DCT)
+    is_whisper : the clip writer finishes Whisper features (clip-wide floor and scaling)
+    dropped_frames : frames the configured transform drops at each clip's end
     frequencies : np.ndarray (n_bins,), Hz per bin
     """
 
@@ -83,22 +94,35 @@ class Engine:
         params = dict(config.get("params", {}))
         defaults = _defaults(name) if name in TRANSFORMS else {}
         self.is_mfcc = name == "MFCC"
+        self.is_whisper = name == "WhisperLogMel"
         frame_local = name in FRAME_LOCAL
         # what the twin changes, and the configured values the output must record instead
         restore: dict[str, Any] = {}
-        if frame_local:
-            restore["center"] = params.get("center", defaults.get("center", True))
-            if self.is_mfcc:
-                restore["top_db"] = params.get("top_db", defaults.get("top_db"))
-        if device.type == "mps":
-            restore["backend"] = params.get("backend", defaults.get("backend", "auto"))
+        accepted = TRANSFORMS[name].param_spec() if name in TRANSFORMS else {}
+        if frame_local:  # what the twin turns off, where the transform has it at all
+            for key in ("center", "top_db" if self.is_mfcc else "",
+                        "dynamic_range" if self.is_whisper else ""):
+                if key in accepted:
+                    restore[key] = params.get(key, defaults.get(key, accepted[key].default))
+        if device.type == "mps" and "backend" in defaults:
+            restore["backend"] = params.get("backend", defaults["backend"])
         twin_params = dict(params)
         for key in restore:
-            twin_params[key] = {"center": False, "top_db": None, "backend": "conv"}[key]
+            twin_params[key] = TWIN_VALUES[key]
         module = build({"transform": name, "params": twin_params})
         self.config = module.get_config()
         stored = self.config["params"]
-        frame_local = frame_local and "center" in stored
+        # frame-exact chunks: a centre-padded transform's twin, or a front end framed from
+        # the first sample; not a transform that pads or cuts every clip to one length
+        framed = "center" in stored or getattr(module, "center", None) is False
+        if frame_local and not (framed and not getattr(module, "fixed_length", False)):
+            # it pads or cuts every clip to one length: whole clips, as configured
+            frame_local = False
+            restore = {k: v for k, v in restore.items() if k == "backend"}
+            module = build({"transform": name, "params": {**params, **{
+                k: TWIN_VALUES[k] for k in restore}}})
+            self.config = module.get_config()
+            stored = self.config["params"]
         stored.update({k: v for k, v in restore.items() if k in stored})
         self.name = self.config["transform"]
         self.sr = module.sr
@@ -109,15 +133,22 @@ class Engine:
         if frame_local and geometry is not None:
             self.mode = "frames"
             self.n_fft, pad_mode = geometry
-            center = bool(stored.get("center", True))
+            center = bool(stored.get("center", getattr(module, "center", True)))
             self.pad = self.n_fft // 2 if center else 0
             self.pad_mode = pad_mode if center else "constant"
             self.top_db = stored.get("top_db") if self.is_mfcc else None
+            self.dynamic_range = stored.get("dynamic_range") if self.is_whisper else None
+            # frames the configured transform drops at a clip's end (Whisper: the last one)
+            self.dropped_frames = 1 if self.is_whisper and center else 0
         else:
             self.mode = "whole"
             self.n_fft = self.pad = 0
             self.pad_mode = "constant"
-            self.top_db = None
+            self.top_db = self.dynamic_range = None
+            self.dropped_frames = 0
+        #: the most samples of a clip the transform reads (None: all), e.g. AST's 1024 frames
+        reads = getattr(module, "max_samples", None)
+        self.max_samples: int | None = reads() if callable(reads) else None
         self.module = module.to(device).eval()
         self.row_shape = self._probe_row_shape()
         self.is_complex = self.row_shape[1:] == (2,)
@@ -143,17 +174,22 @@ class Engine:
         return self.row_shape
 
     def n_frames(self, samples: int) -> int:
-        """Frames of a clip of ``samples`` samples: ``1 + (L + 2 * pad - n_fft) // hop``."""
-        return 1 + (samples + 2 * self.pad - self.n_fft) // self.hop
+        """Frames of a clip of ``samples`` samples: ``1 + (L + 2 * pad - n_fft) // hop``,
+        less the frames the transform drops at the end."""
+        return 1 + (samples + 2 * self.pad - self.n_fft) // self.hop - self.dropped_frames
 
     def check_length(self, samples: int) -> str | None:
         """Why a clip of this length cannot be transformed, or None (mirrors the core's checks)."""
         if samples < 1:
             return "no audio samples after resampling"
         if self.mode != "frames":
-            return None
-        if samples + 2 * self.pad < self.n_fft:
-            return f"too short: {samples} samples, needs at least {self.n_fft - 2 * self.pad}"
+            least = getattr(self.module, "min_samples", None)
+            shortest = int(least()) if callable(least) else 1
+            return f"too short: {samples} samples, needs at least {shortest}" if (
+                samples < shortest) else None
+        shortest = self.n_fft - 2 * self.pad + self.dropped_frames * self.hop
+        if samples < shortest:
+            return f"too short: {samples} samples, needs at least {shortest}"
         return None
 
     def forward_chunks(self, x: torch.Tensor) -> torch.Tensor:
@@ -166,10 +202,12 @@ class Engine:
         Returns
         -------
         Tensor (rows, K, *computed_row_shape), float32, contiguous, on ``device``; for
-        MFCC the unclipped mel decibels
+        MFCC the unclipped mel decibels, for Whisper the log10 mel values of every frame
         """
         if self.is_mfcc:
             out = AF.power_to_db(self.module.melspec(x), self.ref, self.amin, None)
+        elif self.is_whisper:
+            out = self.module.log_mel(x)
         else:
             out = self.module(x)
         return out.transpose(1, 2).float().contiguous()

@@ -27,13 +27,22 @@ from nnaudio_cli import audio, interrupts, text
 from nnaudio_cli.config import ExtractConfig, canonical_json
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.extract.assemble import assemble
-from nnaudio_cli.extract.batch import Batch, ClipFramer, Packed, Piece, pack, plan_batches
+from nnaudio_cli.extract.batch import (
+    Batch,
+    ClipFramer,
+    Packed,
+    Piece,
+    WholeClip,
+    pack,
+    plan_batches,
+)
 from nnaudio_cli.extract.clips import (
     ClipSet,
     DecibelFinisher,
     Finisher,
     LaneClips,
     MfccFinisher,
+    WhisperFinisher,
 )
 from nnaudio_cli.extract.compute import DeviceRunner, Engine
 from nnaudio_cli.extract.decode import (
@@ -364,7 +373,8 @@ class Extraction:
         self.decoder = decoder
         self.reporter = reporter
         self.summary = summary
-        self.clips = ClipSet([LaneClips(ln.name, store, ln.finisher) for ln in lanes], store)
+        self.clips = ClipSet([LaneClips(ln.name, store, ln.finisher, ln.engine.dropped_frames)
+                              for ln in lanes], store)
         self.batch_samples = batch_samples
         self.rates = audio.rates_of([ln.engine.sr for ln in lanes])
         self.settings = DecodeSettings(self.rates, opts.mono, opts.nan_policy)
@@ -415,9 +425,9 @@ class Extraction:
         return item
 
     def _pieces(self, lane: Lane, clip: int, x: np.ndarray, last: bool,
-                framer: ClipFramer | None) -> list[Piece]:
+                framer: ClipFramer | WholeClip | None) -> list[Piece]:
         eng = lane.engine
-        if eng.mode != "frames":
+        if eng.mode != "frames" and framer is None:
             return [Piece(clip, x, 0, True)]
         if framer is None:
             framer = _framer(lane)
@@ -515,8 +525,12 @@ class Extraction:
         self.store.commit()
 
 
-def _framer(lane: Lane) -> ClipFramer:
+def _framer(lane: Lane) -> ClipFramer | WholeClip:
+    """How a streamed input's blocks become pieces: frame-exact pieces, or the whole clip
+    (up to the most samples the transform reads) with its last block."""
     eng = lane.engine
+    if eng.mode != "frames":
+        return WholeClip(eng.max_samples)
     return ClipFramer(eng.n_fft, eng.hop, eng.pad, eng.pad_mode, lane.max_frames)
 
 
@@ -690,6 +704,8 @@ def _lanes(opts: ExtractOptions, seg_seconds: float) -> list[Lane]:
         finisher: Finisher | None = None
         if engine.is_mfcc:
             finisher = MfccFinisher(engine.dct, engine.top_db)
+        elif engine.is_whisper and engine.mode == "frames":
+            finisher = WhisperFinisher(engine.dynamic_range)
         elif storage.db is not None:
             finisher = DecibelFinisher(storage.db)
         attrs = {

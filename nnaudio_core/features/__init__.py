@@ -22,9 +22,13 @@ from nnaudio_core.features.cqt import (
 from nnaudio_core.features.gammatone import Gammatonegram
 from nnaudio_core.features.griffin_lim import Griffin_Lim, spectral_convergence
 from nnaudio_core.features.icqt import iCQT
+from nnaudio_core.features.kaldi import ASTFbank, KaldiFbank, KaldiMFCC
 from nnaudio_core.features.mel import MFCC, MelSpectrogram
+from nnaudio_core.features.panns import PANNsLogMel
 from nnaudio_core.features.stft import STFT, STFTBase, iSTFT
+from nnaudio_core.features.vggish import VGGishLogMel, vggish_examples
 from nnaudio_core.features.vqt import VQT
+from nnaudio_core.features.whisper import WhisperLogMel
 
 TRANSFORMS: dict[str, type[Transform]] = {
     cls.__name__: cls
@@ -45,6 +49,12 @@ TRANSFORMS: dict[str, type[Transform]] = {
         Gammatonegram,
         CFP,
         Combined_Frequency_Periodicity,
+        KaldiFbank,
+        KaldiMFCC,
+        ASTFbank,
+        WhisperLogMel,
+        VGGishLogMel,
+        PANNsLogMel,
     )
 }
 
@@ -58,5 +68,6 @@ def build(config: dict[str, Any]) -> Transform:
 
 
 __all__ = [
-    *TRANSFORMS, "STFTBase", "TRANSFORMS", "Transform", "build", "spectral_convergence"
+    *TRANSFORMS, "STFTBase", "TRANSFORMS", "Transform", "build", "spectral_convergence",
+    "vggish_examples",
 ]
