@@ -292,24 +292,22 @@ def _run_invert(clips: Optional[int], samples: int, sr: float, device: str,
 
 def _run_frontends(seconds: float, batch_size: int, repeat: int, threads: Optional[int],
                    seed: int, json_path: Optional[Path], quiet: bool) -> int:
-    """``--frontends``: :func:`nnaudio_cli.bench.frontends.run_frontends`."""
+    """``--frontends``: :func:`nnaudio_cli.bench.frontends.run_frontends` (interrupts are
+    :func:`_measured`'s)."""
     import json
 
     from nnaudio_cli.bench.frontends import render_frontends, run_frontends
     from nnaudio_cli.bench.report import machine_info
+    from nnaudio_cli.outputs import write_text
 
     def log(msg: str) -> None:
         if not quiet:
             print(f"benchmark: {msg}", file=sys.stderr, flush=True)
 
-    try:
-        report = run_frontends(seconds, 30.0, batch_size, repeat, threads, seed, log)
-    except KeyboardInterrupt:
-        error("interrupted")
-        return EXIT_INTERRUPTED
+    report = run_frontends(seconds, 30.0, batch_size, repeat, threads, seed, log)
     report["machine"] = machine_info()
     if json_path is not None:
-        json_path.write_text(json.dumps(report, indent=2) + "\n")
+        write_text(json_path, json.dumps(report, indent=2) + "\n")
         log(f"wrote {json_path}")
     render_frontends(report)
     return EXIT_OK
