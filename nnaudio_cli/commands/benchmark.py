@@ -107,6 +107,11 @@ def run(
         help="Time 'nnaudio invert' (iSTFT, iCQT, mel Griffin-Lim) on --clips clips of "
         "--samples samples instead: x real time and SNR per method.",
     ),
+    busy: int = typer.Option(
+        0, "--busy", min=0,
+        help="Time the transforms again while N processes spin on the cores (busy "
+        "neighbours, stopped afterwards) and show idle and busy side by side.",
+    ),
     matrix: bool = typer.Option(
         False, "--matrix",
         help="Every transform x implementation on four workloads (16 kHz x 1 s, 22.05 kHz x "
@@ -122,6 +127,9 @@ def run(
     for path, flag in ((json_path, "--json"), (plot_path, "--plot")):
         if path is not None:
             check_parent(path, flag)
+    if busy and (pipeline or invert or matrix):
+        raise CliError("--busy times the transform benchmark; it cannot be combined with "
+                       "--pipeline, --invert or --matrix", usage=True)
     if invert:
         return _run_invert(clips, samples, sr, device, threads, seed, json_path, quiet)
     if plot_path is not None and pipeline:
@@ -152,7 +160,7 @@ def run(
             report.transforms_report(
                 wanted, peers, device, clips, samples, sr, input_dir, repeat, batch_size,
                 threads, seed, pipeline, workers, json_path, plot_path, quiet, chosen,
-                "librosa" in peers, one_pass=one_pass)
+                "librosa" in peers, one_pass=one_pass, busy=busy)
         return EXIT_OK
     except KeyboardInterrupt:
         error("interrupted")

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from nnaudio_core import functional as AF
+from nnaudio_core import workers
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features import cqt
 from nnaudio_core.features.base import (
@@ -332,16 +333,20 @@ class iCQT(Transform):
 
     def _normal(self, p: Tensor) -> Tensor:
         """``(A^T A + R) p`` for ``p`` of shape (batch, samples)."""
-        if self._fast(p):
-            real, imag = self.cqt.real_imag(p)
-            s2 = self._output_scale() ** 2
-            g = self._correlate_adjoint(real * s2, imag * s2, p.shape[-1])
-            return g + self._filter(p, self.penalty)
+        if self._fast(p):  # each clip on its own: groups of clips on the block workers
+            return workers.map_clips(self._normal_fast, p, self)
         with torch.enable_grad():
             p = p.detach().requires_grad_(True)
             y = self.cqt(p)
             (g,) = torch.autograd.grad(0.5 * (y * y).sum(), p)
         return g + self._filter(p.detach(), self.penalty)
+
+    def _normal_fast(self, p: Tensor) -> Tensor:
+        """:meth:`_normal` by the forward's eager-CPU plan and its explicit adjoint."""
+        real, imag = self.cqt.real_imag(p)
+        s2 = self._output_scale() ** 2
+        g = self._correlate_adjoint(real * s2, imag * s2, p.shape[-1])
+        return g + self._filter(p, self.penalty)
 
     def _adjoint(self, c: Tensor, n_samples: int) -> Tensor:
         """``A^T c`` for ``c`` of shape (batch, n_bins, frames, 2)."""
@@ -370,7 +375,7 @@ class iCQT(Transform):
         return torch.fft.irfft(spec * w, n=n, dim=-1)
 
     def _apply_preconditioner(self, r: Tensor) -> Tensor:
-        return self._filter(r, self.inv_diagonal)
+        return workers.map_clips(lambda b: self._filter(b, self.inv_diagonal), r, self)
 
     def _solve(self, b: Tensor, n_iter: int, tol: float) -> Tensor:
         """PCG for ``A^T A x = b``, ``b`` of shape (batch, samples); per-item scalars."""

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nnaudio_core import checks, filters
+from nnaudio_core import checks, filters, workers
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import NonInvertibleError, ParameterError
 from nnaudio_core.features.base import (
@@ -292,10 +292,22 @@ class STFT(Transform):
         x2 = x2.to(self.window_mask.dtype)  # the dtype rule: see the module docstring
         segments, time_blocks = self.segments(self.pad(x2))
         parts: List[Tensor] = []
-        for seg in segments:
-            real, imag = self.real_imag(seg)
-            parts.append(self._format(real, imag, fmt))
+        if AF.is_eager_cpu(x2):
+            parts = self._formatted_blocks(segments, fmt)
+        else:
+            for seg in segments:
+                real, imag = self.real_imag(seg)
+                parts.append(self._format(real, imag, fmt))
         return AF.unpack_batch(AF.join_frames(parts, time_blocks), lead)
+
+    @torch.jit.unused
+    def _formatted_blocks(self, segments: List[Tensor], fmt: str) -> List[Tensor]:
+        """:meth:`forward`'s segments, each transformed and formatted, on the block workers
+        (see :mod:`nnaudio_core.workers`)."""
+        return workers.map_blocks(
+            lambda seg: self._format(*self.real_imag(seg), fmt), segments, segments[0],
+            workers.tracks_grad(self, segments[0]),
+        )
 
     def _format(self, real: Tensor, imag: Tensor, fmt: str) -> Tensor:
         if fmt == "Magnitude":
