@@ -22,13 +22,18 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Sequence, Tuple, TypeVar
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Sequence, Tuple, TypeVar
 
 import torch
 from torch import Tensor, nn
 
+from nnaudio_core.functional import join_frames
+
 _POOLS: Dict[Tuple[int, int], ThreadPoolExecutor] = {}
 _LOCK = threading.Lock()
+# .threads: the count one_thread() took away; .mapping: inside map_blocks
+_CALLER = threading.local()
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -56,10 +61,34 @@ def _pool(n: int) -> ThreadPoolExecutor:
                 pool.submit(int)
             barrier.wait()
             # torch.set_num_threads(1) in a worker also set the count new threads start
-            # with; give it back (this thread keeps the n it has)
-            torch.set_num_threads(n)
+            # with: give it back (this thread's own count, which the workers left alone)
+            torch.set_num_threads(torch.get_num_threads())
             _POOLS[key] = pool
         return pool
+
+
+def _threads() -> int:
+    """The caller's torch thread count (the one it had before :func:`one_thread`)."""
+    return getattr(_CALLER, "threads", 0) or torch.get_num_threads()
+
+
+@contextmanager
+def one_thread(active: bool = True) -> Iterator[None]:
+    """The calling thread computes with one intra-op thread for the duration (its count
+    given back afterwards), while :func:`map_blocks` still uses the count it had for its
+    workers: the glue around the pieces (joining them) then runs no parallel region that
+    a busy neighbour could stall either. ``active=False``: no change."""
+    n = torch.get_num_threads()
+    if not active or n == 1 or getattr(_CALLER, "threads", 0):
+        yield
+        return
+    _CALLER.threads = n
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(n)
+        _CALLER.threads = 0
 
 
 def tracks_grad(module: nn.Module, x: Tensor) -> bool:
@@ -73,11 +102,11 @@ def parallel(x: Tensor, n_blocks: int, grad: bool) -> int:
     """Workers :func:`map_blocks` would use for ``n_blocks`` pieces of ``x`` (0: run them in
     order here): eager CPU, no gradient, more than one piece and more than one torch thread
     (one inside the workers, so nested calls run in order)."""
-    if n_blocks < 2 or grad or x.device.type != "cpu":
+    if n_blocks < 2 or grad or x.device.type != "cpu" or getattr(_CALLER, "mapping", False):
         return 0
     if torch.jit.is_scripting() or torch.compiler.is_compiling():
         return 0
-    n = torch.get_num_threads()
+    n = _threads()
     return min(n, n_blocks) if n > 1 else 0
 
 
@@ -105,7 +134,6 @@ def map_blocks(
     n = parallel(x, len(blocks), grad)
     if not n:
         return [fn(b) for b in blocks]
-    threads = torch.get_num_threads()
     pool = _pool(n - 1)
     enabled = torch.is_grad_enabled()
     inference = torch.is_inference_mode_enabled()
@@ -128,11 +156,14 @@ def map_blocks(
                     raise
 
     futures = [pool.submit(drain) for _ in range(n - 1)]
-    torch.set_num_threads(1)
     try:
-        drain()
+        with one_thread():
+            _CALLER.mapping = True  # a piece's own map_blocks runs in order
+            try:
+                drain()
+            finally:
+                _CALLER.mapping = False
     finally:
-        torch.set_num_threads(threads)
         for f in futures:  # wait for every worker, also when this thread failed
             f.exception()
     for f in futures:
@@ -144,13 +175,32 @@ def map_blocks(
 CLIP_BLOCK_SAMPLES = 1 << 18
 
 
+def clips_per_block(x: Tensor) -> int:
+    """Clips of ``(batch, ...)`` per group in :func:`map_clips`."""
+    return max(1, CLIP_BLOCK_SAMPLES // max(1, x[0].numel())) if x.shape[0] else 1
+
+
 def map_clips(fn: Callable[[Tensor], Tensor], x: Tensor, module: nn.Module) -> Tensor:
     """``fn(x)`` for a ``fn`` that treats each clip of ``(batch, ...)`` on its own, computed
     on groups of about :data:`CLIP_BLOCK_SAMPLES` samples with :func:`map_blocks` and joined
     along the batch (one call of ``fn`` where that would not run in parallel)."""
-    per = max(1, CLIP_BLOCK_SAMPLES // max(1, x[0].numel())) if x.shape[0] else 1
-    blocks = list(x.split(per, 0))
+    blocks = list(x.split(clips_per_block(x), 0))
     grad = tracks_grad(module, x)
     if not parallel(x, len(blocks), grad):
         return fn(x)
-    return torch.cat(map_blocks(fn, blocks, x, grad), 0)
+    with one_thread():
+        return torch.cat(map_blocks(fn, blocks, x, grad), 0)
+
+
+def map_segments(
+    fn: Callable[[Tensor], Tensor], stft: nn.Module, x: Tensor, module: nn.Module | None = None
+) -> Tensor:
+    """An STFT-framed transform of packed ``(batch, samples)`` audio: ``stft`` pads ``x`` and
+    cuts it into cache-sized segments (its ``pad`` and ``segments``), ``fn`` transforms each
+    (on :func:`map_blocks`), and the parts are joined as
+    :func:`nnaudio_core.functional.join_frames` does. ``module`` (default ``stft``) is the
+    one whose parameters decide whether gradients are tracked."""
+    grad = tracks_grad(stft if module is None else module, x)
+    segments, time_blocks = stft.segments(stft.pad(x))
+    with one_thread(parallel(x, len(segments), grad) > 0):
+        return join_frames(map_blocks(fn, segments, x, grad), time_blocks)

@@ -251,13 +251,16 @@ class Griffin_Lim(Transform):
             # items are independent: a few at a time keep the working set in the CPU cache
             # (~3x faster than one large batch); the numbers do not depend on the chunking
             # (on the block workers where eager CPU: one chunk per worker at a time)
-            parts = workers.map_blocks(
-                lambda i: self._iterate(mag[i : i + per], angles[i : i + per], n_work, iters,
-                                        tol, keep_history, in_place),
-                list(range(0, batch, per)), mag, workers.tracks_grad(self, mag),
-            )
-            x = torch.cat([part[0] for part in parts])
-            hist = torch.cat([part[1] for part in parts])
+            starts = list(range(0, batch, per))
+            grad = workers.tracks_grad(self, mag)
+            with workers.one_thread(workers.parallel(mag, len(starts), grad) > 0):
+                parts = workers.map_blocks(
+                    lambda i: self._iterate(mag[i : i + per], angles[i : i + per], n_work,
+                                            iters, tol, keep_history, in_place),
+                    starts, mag, grad,
+                )
+                x = torch.cat([part[0] for part in parts])
+                hist = torch.cat([part[1] for part in parts])
         else:
             x, hist = self._iterate(mag, angles, n_work, iters, tol, keep_history, in_place)
         out_len = n_work if length is None else int(length)

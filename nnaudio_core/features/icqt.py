@@ -461,8 +461,12 @@ class _PCGInverse(torch.autograd.Function):
         ctx.module = module
         ctx.n_iter = n_iter
         ctx.tol = tol
-        b = module._adjoint(c, n_samples)
-        return module._solve(b, n_iter, tol)
+        # with groups of clips on the block workers (in _normal), the solver's own vector
+        # steps run single-threaded too: no parallel region a busy neighbour could stall
+        blocks = -(-c.shape[0] // workers.clips_per_block(c.new_empty(1, n_samples)))
+        with workers.one_thread(workers.parallel(c, blocks, False) > 0 and module._fast(c)):
+            b = module._adjoint(c, n_samples)
+            return module._solve(b, n_iter, tol)
 
     @staticmethod
     @torch.autograd.function.once_differentiable

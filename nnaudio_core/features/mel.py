@@ -135,21 +135,19 @@ class MelSpectrogram(Transform):
     def packed(self, x: Tensor) -> Tensor:
         """Mel spectrogram of packed audio: ``(batch', samples) -> (batch', n_mels, frames)``."""
         x = x.to(self.stft.window_mask.dtype)  # the dtype rule, see nnaudio_core.features.stft
+        if AF.is_eager_cpu(x):
+            return self._mel_blocks(x)
         segments, time_blocks = self.stft.segments(self.stft.pad(x))
         parts: List[Tensor] = []
-        if AF.is_eager_cpu(x):
-            parts = self._mel_blocks(segments)
-        else:
-            for seg in segments:
-                parts.append(self._mel(seg))
+        for seg in segments:
+            parts.append(self._mel(seg))
         return AF.join_frames(parts, time_blocks)
 
     @torch.jit.unused
-    def _mel_blocks(self, segments: List[Tensor]) -> List[Tensor]:
-        """:meth:`_mel` of each segment on the block workers (:mod:`nnaudio_core.workers`)."""
-        return workers.map_blocks(
-            self._mel, segments, segments[0], workers.tracks_grad(self, segments[0])
-        )
+    def _mel_blocks(self, x: Tensor) -> Tensor:
+        """:meth:`packed` with :meth:`_mel` of each segment on the block workers
+        (:mod:`nnaudio_core.workers`)."""
+        return workers.map_segments(self._mel, self.stft, x, self)
 
     def forward(self, x: Tensor) -> Tensor:
         """Mel spectrogram of ``x``: ``(..., samples) -> (..., n_mels, frames)``."""

@@ -290,23 +290,21 @@ class STFT(Transform):
         fmt = self.output_format if output_format is None else output_format
         x2, lead = AF.pack_batch(x)
         x2 = x2.to(self.window_mask.dtype)  # the dtype rule: see the module docstring
+        if AF.is_eager_cpu(x2):
+            return AF.unpack_batch(self._blocks(x2, fmt), lead)
         segments, time_blocks = self.segments(self.pad(x2))
         parts: List[Tensor] = []
-        if AF.is_eager_cpu(x2):
-            parts = self._formatted_blocks(segments, fmt)
-        else:
-            for seg in segments:
-                real, imag = self.real_imag(seg)
-                parts.append(self._format(real, imag, fmt))
+        for seg in segments:
+            real, imag = self.real_imag(seg)
+            parts.append(self._format(real, imag, fmt))
         return AF.unpack_batch(AF.join_frames(parts, time_blocks), lead)
 
     @torch.jit.unused
-    def _formatted_blocks(self, segments: List[Tensor], fmt: str) -> List[Tensor]:
-        """:meth:`forward`'s segments, each transformed and formatted, on the block workers
-        (see :mod:`nnaudio_core.workers`)."""
-        return workers.map_blocks(
-            lambda seg: self._format(*self.real_imag(seg), fmt), segments, segments[0],
-            workers.tracks_grad(self, segments[0]),
+    def _blocks(self, x: Tensor, fmt: str) -> Tensor:
+        """:meth:`forward` of packed audio with its segments, each transformed and formatted,
+        on the block workers (see :mod:`nnaudio_core.workers`)."""
+        return workers.map_segments(
+            lambda seg: self._format(*self.real_imag(seg), fmt), self, x
         )
 
     def _format(self, real: Tensor, imag: Tensor, fmt: str) -> Tensor:

@@ -65,6 +65,25 @@ def test_map_blocks_spreads_pieces_over_single_threaded_threads(two_threads):
     assert got == [2]  # and the count new threads start with
 
 
+def test_a_new_pool_leaves_the_thread_counts_alone():
+    old = torch.get_num_threads()
+    torch.set_num_threads(3)  # a pool size no other test makes: it is created here
+    try:
+        assert workers.map_blocks(int, [1, 2, 3, 4], torch.zeros(1)) == [1, 2, 3, 4]
+        assert torch.get_num_threads() == 3
+        got = []
+        t = threading.Thread(target=lambda: got.append(torch.get_num_threads()))
+        t.start()
+        t.join()
+        assert got == [3]
+        with workers.one_thread():
+            assert torch.get_num_threads() == 1
+            assert workers.parallel(torch.zeros(1), 4, False) == 3  # still the caller's 3
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(old)
+
+
 def test_map_blocks_in_order_where_it_cannot_run_in_parallel(two_threads):
     main = threading.get_ident()
 
