@@ -7,10 +7,10 @@ core busy, a descheduled thread stalls every one of them (measured on 2 cores wi
 spinning neighbour: the blocked STFT ran 17x slower, torch.stft 1.4x).
 
 :func:`map_blocks` parallelises at the coarser grain instead: the pieces (time segments or
-groups of clips) go to ``torch.get_num_threads()`` worker threads, each running its pieces
-single-threaded and taking the next piece when it is done. One join per call instead of one
-per operation, and a descheduled worker only delays the piece it holds, while the others
-take the rest.
+groups of clips) go to the calling thread and ``torch.get_num_threads() - 1`` worker
+threads, each running its pieces single-threaded and taking the next piece when it is
+done. One join per call instead of one per operation, and a descheduled worker only delays
+the piece it holds, while the others take the rest.
 
 Only eager CPU calls that track no gradient use the workers (autograd and grad mode stay
 with the caller's thread); everything else, TorchScript, ``torch.compile`` and
