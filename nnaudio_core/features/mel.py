@@ -149,6 +149,9 @@ class MelSpectrogram(Transform):
         (:mod:`nnaudio_core.workers`)."""
         return workers.map_segments(self._mel, self.stft, x, self)
 
+    # real annotations for TorchScript (see STFT._blocks)
+    _mel_blocks.__annotations__ = {"x": Tensor, "return": Tensor}
+
     def forward(self, x: Tensor) -> Tensor:
         """Mel spectrogram of ``x``: ``(..., samples) -> (..., n_mels, frames)``."""
         x2, lead = AF.pack_batch(x)
@@ -239,6 +242,8 @@ class MFCC(Transform):
     def _packed_blocks(self, x: Tensor) -> Tensor:
         """:meth:`_packed` on groups of clips on the block workers (:mod:`nnaudio_core.workers`)."""
         return workers.map_clips(self._packed, x, self)
+
+    _packed_blocks.__annotations__ = {"x": Tensor, "return": Tensor}  # see STFT._blocks
 
 
 def band_signature(bands: str, n_bands: int, trainable: str) -> inspect.Signature:

@@ -18,6 +18,7 @@ integer) audio into a default module gives float32 output, never an error.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from typing import Any, List, Optional, Tuple
@@ -303,9 +304,15 @@ class STFT(Transform):
     def _blocks(self, x: Tensor, fmt: str) -> Tensor:
         """:meth:`forward` of packed audio with its segments, each transformed and formatted,
         on the block workers (see :mod:`nnaudio_core.workers`)."""
-        return workers.map_segments(
-            lambda seg: self._format(*self.real_imag(seg), fmt), self, x
-        )
+        return workers.map_segments(functools.partial(self._formatted, fmt=fmt), self, x)
+
+    # TorchScript compiles forward's call of this eager-only method from its signature, and
+    # cannot read this module's string annotations (from __future__): give it the real ones
+    _blocks.__annotations__ = {"x": Tensor, "fmt": str, "return": Tensor}
+
+    def _formatted(self, seg: Tensor, fmt: str) -> Tensor:
+        real, imag = self.real_imag(seg)
+        return self._format(real, imag, fmt)
 
     def _format(self, real: Tensor, imag: Tensor, fmt: str) -> Tensor:
         if fmt == "Magnitude":
