@@ -20,6 +20,7 @@ from typing import Any, Optional
 import numpy as np
 
 from nnaudio_cli import DISTRIBUTION
+from nnaudio_cli.bench import busy as busy_lib
 from nnaudio_cli.bench import measure
 from nnaudio_cli.bench import peers as peer_lib
 from nnaudio_cli.bench.measure import (
@@ -205,10 +206,13 @@ def transforms_report(
     librosa_loop: bool = True,
     one_pass: bool = False,
     formats: Optional[list[str]] = None,
+    busy: int = 0,
 ) -> dict[str, Any]:
     """Run the transform benchmark, or with ``pipeline`` the extract pipeline against its
     parts per preset, or with ``one_pass`` too (several ``--config``) one ``extract`` pass
-    with every preset against one run per preset; print the tables, write ``json_path``."""
+    with every preset against one run per preset; print the tables, write ``json_path``.
+    ``busy`` > 0 times the transforms again with that many busy neighbours
+    (:mod:`nnaudio_cli.bench.busy`) and reports both."""
     import torch
 
     from nnaudio_cli.devices import resolve_device
@@ -306,6 +310,10 @@ def transforms_report(
                                     "shows them (no JSON written)") from None
         skipped += more
         pipe = None
+        if busy:
+            log(f"again with {busy} busy neighbour process(es)")
+            busy_report = busy_run(busy, lambda: run_transforms(w, wanted, peers, missing,
+                                                                log)[0], results)
 
     report = {
         "schema_version": SCHEMA_VERSION,
@@ -319,10 +327,14 @@ def transforms_report(
         "pipeline": pipe,
         "elapsed_seconds": round(time.time() - started, 3),
     }
+    if busy and not pipeline:
+        report["busy"] = busy_report
     if json_path is not None:
         write_text(json_path, json.dumps(report, indent=2) + "\n")
         log(f"wrote {json_path}")
     render(report)
+    if report.get("busy"):
+        render_busy(report["busy"])
     if plot_path is not None:
         plot(report, plot_path)
         log(f"wrote {plot_path}")
@@ -365,6 +377,75 @@ def load_warning() -> str | None:
         return None
     return (f"load average {load:.1f} is above the {cores} usable core(s): other processes "
             "compete for the CPU, so the times are slower and noisier than on an idle machine")
+
+
+BUSY_DEFINITION = (
+    "slowdown = busy seconds / idle seconds of the same implementation; busy speedup = peer "
+    "busy seconds / nnaudio busy seconds"
+)
+
+
+def busy_run(n: int, run: Any, idle: list[dict[str, Any]]) -> dict[str, Any]:
+    """``run()`` (the result rows of one transform benchmark) with ``n`` busy neighbours,
+    side by side with the ``idle`` rows: the ``busy`` section of the report."""
+    with busy_lib.neighbours(n) as nb:
+        started = time.perf_counter()
+        rows = run()
+        wall = time.perf_counter() - started
+    before = {(r["transform"], r["impl"]): r for r in idle}
+    side = []
+    for r in rows:
+        i = before.get((r["transform"], r["impl"]))
+        side.append({
+            "transform": r["transform"], "impl": r["impl"],
+            "idle_seconds": None if i is None else i["seconds"],
+            "busy_seconds": r["seconds"],
+            "slowdown": None if i is None else r["seconds"] / i["seconds"],
+            "idle_speedup_vs_ours": None if i is None else i["speedup_vs_ours"],
+            "busy_speedup_vs_ours": r["speedup_vs_ours"],
+        })
+    return {
+        "neighbours": n,
+        "neighbour_pids": nb.pids,
+        "neighbour_cpu_seconds": round(nb.cpu_seconds, 3),
+        "wall_seconds": round(wall, 3),
+        "definition": BUSY_DEFINITION,
+        "results": rows,
+        "side_by_side": side,
+    }
+
+
+def render_busy(busy: dict[str, Any], console: Any = None) -> None:
+    """Print the idle and busy timings side by side."""
+    from rich.console import Console
+    from rich.table import Table
+
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            console = Console(width=140)
+    cpu = busy["neighbour_cpu_seconds"] / max(busy["wall_seconds"], 1e-9)
+    t = Table(title=f"idle vs {busy['neighbours']} busy neighbour(s) (they used {cpu:.1f} "
+                    "cores while timing)", caption=busy["definition"])
+    for col in ("transform", "impl"):
+        t.add_column(col)
+    for col in ("idle s", "busy s", "slowdown", "idle speedup", "busy speedup"):
+        t.add_column(col, justify="right")
+
+    def x(v: float | None, ours: bool = False) -> str:
+        return "1 (ours)" if ours else "-" if v is None else f"{v:.2f}x"
+
+    last = None
+    for r in busy["side_by_side"]:
+        if last is not None and r["transform"] != last:
+            t.add_section()
+        last = r["transform"]
+        ours = r["impl"] == OURS
+        t.add_row(r["transform"], r["impl"],
+                  "-" if r["idle_seconds"] is None else f"{r['idle_seconds']:.3f}",
+                  f"{r['busy_seconds']:.3f}", x(r["slowdown"]),
+                  x(r["idle_speedup_vs_ours"], ours), x(r["busy_speedup_vs_ours"], ours))
+    console.print(t)
 
 
 def matrix_report(

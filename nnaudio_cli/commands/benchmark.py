@@ -136,6 +136,11 @@ def run(
     seconds: float = typer.Option(
         3600.0, "--seconds", min=1.0, help="--frontends: seconds of audio (in 30 s clips)."
     ),
+    busy: int = typer.Option(
+        0, "--busy", min=0,
+        help="Time the transforms again while N processes spin on the cores (busy "
+        "neighbours, stopped afterwards) and show idle and busy side by side.",
+    ),
     matrix: bool = typer.Option(
         False, "--matrix",
         help="Every transform x implementation on four workloads (16 kHz x 1 s, 22.05 kHz x "
@@ -152,6 +157,9 @@ def run(
     for path, flag in ((json_path, "--json"), (plot_path, "--plot")):
         if path is not None:
             check_new(path, overwrite, flag)
+    if busy and (pipeline or invert or matrix or frontends):
+        raise CliError("--busy times the transform benchmark; it cannot be combined with "
+                       "--pipeline, --invert, --matrix or --frontends", usage=True)
     if invert:
         return _measured(quiet, lambda report: _run_invert(
             clips, samples, sr, device, threads, seed, json_path, quiet, input_dir))
@@ -188,7 +196,7 @@ def run(
             report.transforms_report(
                 wanted, peers, device, clips, samples, sr, input_dir, repeat, batch_size,
                 threads, seed, pipeline, workers, json_path, plot_path, quiet, chosen,
-                "librosa" in peers, one_pass=one_pass, formats=wanted_formats)
+                "librosa" in peers, one_pass=one_pass, formats=wanted_formats, busy=busy)
         return EXIT_OK
 
     return _measured(quiet, measure)

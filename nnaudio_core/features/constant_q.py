@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nnaudio_core import checks, filters
+from nnaudio_core import checks, filters, workers
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features import multirate as MR
@@ -564,6 +564,21 @@ class VariableQ(Transform):
         norm_type = self.normalization_type if normalization_type is None else normalization_type
         x2, lead = AF.pack_batch(x)
         x2 = x2.to(self.lengths.dtype)  # the dtype rule, see nnaudio_core.features.stft
+        if AF.is_eager_cpu(x2):
+            out = self._packed_blocks(x2, fmt, norm_type)
+        else:
+            out = self._packed(x2, fmt, norm_type)
+        return AF.unpack_batch(out, lead)
+
+    @torch.jit.unused
+    def _packed_blocks(self, x: Tensor, fmt: str, norm_type: str) -> Tensor:
+        """:meth:`_packed` on groups of clips, on the block workers
+        (:mod:`nnaudio_core.workers`)."""
+        return workers.map_clips(lambda b: self._packed(b, fmt, norm_type), x, self)
+
+    def _packed(self, x2: Tensor, fmt: str, norm_type: str) -> Tensor:
+        """The transform of packed ``(batch', samples)`` audio: ``(batch', n_bins, frames)``
+        or ``(batch', n_bins, frames, 2)``."""
         real, imag = self.real_imag(x2)
         if norm_type != "convolutional":
             scale = self.output_scale(norm_type)
@@ -582,7 +597,7 @@ class VariableQ(Transform):
             out = torch.stack((torch.cos(phase), torch.sin(phase)), dim=-1)
         else:
             raise ParameterError(f"output_format='{fmt}' is not one of Magnitude, Complex, Phase")
-        return AF.unpack_batch(out, lead)
+        return out
 
     def output_scale(self, normalization_type: Optional[str] = None) -> Tensor:
         """Per-bin factor, shape (n_bins, 1), that :meth:`forward` applies to the correlation

@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nnaudio_core import checks, filters
+from nnaudio_core import checks, filters, workers
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import (
     PAD_MODES,
@@ -250,13 +250,17 @@ class Griffin_Lim(Transform):
         if in_place and tol == 0 and batch > per:
             # items are independent: a few at a time keep the working set in the CPU cache
             # (~3x faster than one large batch); the numbers do not depend on the chunking
-            parts = [
-                self._iterate(mag[i : i + per], angles[i : i + per], n_work, iters, tol,
-                              keep_history, in_place)
-                for i in range(0, batch, per)
-            ]
-            x = torch.cat([part[0] for part in parts])
-            hist = torch.cat([part[1] for part in parts])
+            # (on the block workers where eager CPU: one chunk per worker at a time)
+            starts = list(range(0, batch, per))
+            grad = workers.tracks_grad(self, mag)
+            with workers.one_thread(workers.parallel(mag, len(starts), grad) > 0):
+                parts = workers.map_blocks(
+                    lambda i: self._iterate(mag[i : i + per], angles[i : i + per], n_work,
+                                            iters, tol, keep_history, in_place),
+                    starts, mag, grad,
+                )
+                x = torch.cat([part[0] for part in parts])
+                hist = torch.cat([part[1] for part in parts])
         else:
             x, hist = self._iterate(mag, angles, n_work, iters, tol, keep_history, in_place)
         out_len = n_work if length is None else int(length)

@@ -35,6 +35,7 @@ import torch
 from torch import Tensor
 
 from nnaudio_core import functional as AF
+from nnaudio_core import workers
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features import constant_q as cqt
 from nnaudio_core.features.base import (
@@ -332,16 +333,20 @@ class iCQT(Transform):
 
     def _normal(self, p: Tensor) -> Tensor:
         """``(A^T A + R) p`` for ``p`` of shape (batch, samples)."""
-        if self._fast(p):
-            real, imag = self.cqt.real_imag(p)
-            s2 = self._output_scale() ** 2
-            g = self._correlate_adjoint(real * s2, imag * s2, p.shape[-1])
-            return g + self._filter(p, self.penalty)
+        if self._fast(p):  # each clip on its own: groups of clips on the block workers
+            return workers.map_clips(self._normal_fast, p, self)
         with torch.enable_grad():
             p = p.detach().requires_grad_(True)
             y = self.cqt(p)
             (g,) = torch.autograd.grad(0.5 * (y * y).sum(), p)
         return g + self._filter(p.detach(), self.penalty)
+
+    def _normal_fast(self, p: Tensor) -> Tensor:
+        """:meth:`_normal` by the forward's eager-CPU plan and its explicit adjoint."""
+        real, imag = self.cqt.real_imag(p)
+        s2 = self._output_scale() ** 2
+        g = self._correlate_adjoint(real * s2, imag * s2, p.shape[-1])
+        return g + self._filter(p, self.penalty)
 
     def _adjoint(self, c: Tensor, n_samples: int) -> Tensor:
         """``A^T c`` for ``c`` of shape (batch, n_bins, frames, 2)."""
@@ -370,7 +375,7 @@ class iCQT(Transform):
         return torch.fft.irfft(spec * w, n=n, dim=-1)
 
     def _apply_preconditioner(self, r: Tensor) -> Tensor:
-        return self._filter(r, self.inv_diagonal)
+        return workers.map_clips(lambda b: self._filter(b, self.inv_diagonal), r, self)
 
     def _solve(self, b: Tensor, n_iter: int, tol: float) -> Tensor:
         """PCG for ``A^T A x = b``, ``b`` of shape (batch, samples); per-item scalars."""
@@ -456,8 +461,12 @@ class _PCGInverse(torch.autograd.Function):
         ctx.module = module
         ctx.n_iter = n_iter
         ctx.tol = tol
-        b = module._adjoint(c, n_samples)
-        return module._solve(b, n_iter, tol)
+        # with groups of clips on the block workers (in _normal), the solver's own vector
+        # steps run single-threaded too: no parallel region a busy neighbour could stall
+        blocks = -(-c.shape[0] // workers.clips_per_block(c.new_empty(1, n_samples)))
+        with workers.one_thread(workers.parallel(c, blocks, False) > 0 and module._fast(c)):
+            b = module._adjoint(c, n_samples)
+            return module._solve(b, n_iter, tol)
 
     @staticmethod
     @torch.autograd.function.once_differentiable

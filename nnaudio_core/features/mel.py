@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nnaudio_core import checks, filters
+from nnaudio_core import checks, filters, workers
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import ParamSpec, Transform
@@ -135,11 +135,22 @@ class MelSpectrogram(Transform):
     def packed(self, x: Tensor) -> Tensor:
         """Mel spectrogram of packed audio: ``(batch', samples) -> (batch', n_mels, frames)``."""
         x = x.to(self.stft.window_mask.dtype)  # the dtype rule, see nnaudio_core.features.stft
+        if AF.is_eager_cpu(x):
+            return self._mel_blocks(x)
         segments, time_blocks = self.stft.segments(self.stft.pad(x))
         parts: List[Tensor] = []
         for seg in segments:
             parts.append(self._mel(seg))
         return AF.join_frames(parts, time_blocks)
+
+    @torch.jit.unused
+    def _mel_blocks(self, x: Tensor) -> Tensor:
+        """:meth:`packed` with :meth:`_mel` of each segment on the block workers
+        (:mod:`nnaudio_core.workers`)."""
+        return workers.map_segments(self._mel, self.stft, x, self)
+
+    # real annotations for TorchScript (see STFT._blocks)
+    _mel_blocks.__annotations__ = {"x": Tensor, "return": Tensor}
 
     def forward(self, x: Tensor) -> Tensor:
         """Mel spectrogram of ``x``: ``(..., samples) -> (..., n_mels, frames)``."""
@@ -217,9 +228,22 @@ class MFCC(Transform):
     def forward(self, x: Tensor) -> Tensor:
         """MFCCs of ``x``: ``(..., samples) -> (..., n_mfcc, frames)``."""
         x2, lead = AF.pack_batch(x)
-        mel = self.melspec.packed(x2)
+        if AF.is_eager_cpu(x2):
+            return AF.unpack_batch(self._packed_blocks(x2), lead)
+        return AF.unpack_batch(self._packed(x2), lead)
+
+    def _packed(self, x: Tensor) -> Tensor:
+        """MFCCs of packed audio: ``(batch', samples) -> (batch', n_mfcc, frames)``."""
+        mel = self.melspec.packed(x)
         db = AF.power_to_db(mel, self.ref, self.amin, self.top_db)
-        return AF.unpack_batch(torch.matmul(self.dct, db), lead)
+        return torch.matmul(self.dct, db)
+
+    @torch.jit.unused
+    def _packed_blocks(self, x: Tensor) -> Tensor:
+        """:meth:`_packed` on groups of clips on the block workers (:mod:`nnaudio_core.workers`)."""
+        return workers.map_clips(self._packed, x, self)
+
+    _packed_blocks.__annotations__ = {"x": Tensor, "return": Tensor}  # see STFT._blocks
 
 
 def band_signature(bands: str, n_bands: int, trainable: str) -> inspect.Signature:

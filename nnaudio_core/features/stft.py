@@ -18,6 +18,7 @@ integer) audio into a default module gives float32 output, never an error.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import warnings
 from typing import Any, List, Optional, Tuple
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nnaudio_core import checks, filters
+from nnaudio_core import checks, filters, workers
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import NonInvertibleError, ParameterError
 from nnaudio_core.features.base import (
@@ -296,12 +297,28 @@ class STFT(STFTBase):
         fmt = self.output_format if output_format is None else output_format
         x2, lead = AF.pack_batch(x)
         x2 = x2.to(self.window_mask.dtype)  # the dtype rule: see the module docstring
+        if AF.is_eager_cpu(x2):
+            return AF.unpack_batch(self._blocks(x2, fmt), lead)
         segments, time_blocks = self.segments(self.pad(x2))
         parts: List[Tensor] = []
         for seg in segments:
             real, imag = self.real_imag(seg)
             parts.append(self._format(real, imag, fmt))
         return AF.unpack_batch(AF.join_frames(parts, time_blocks), lead)
+
+    @torch.jit.unused
+    def _blocks(self, x: Tensor, fmt: str) -> Tensor:
+        """:meth:`forward` of packed audio with its segments, each transformed and formatted,
+        on the block workers (see :mod:`nnaudio_core.workers`)."""
+        return workers.map_segments(functools.partial(self._formatted, fmt=fmt), self, x)
+
+    # TorchScript compiles forward's call of this eager-only method from its signature, and
+    # cannot read this module's string annotations (from __future__): give it the real ones
+    _blocks.__annotations__ = {"x": Tensor, "fmt": str, "return": Tensor}
+
+    def _formatted(self, seg: Tensor, fmt: str) -> Tensor:
+        real, imag = self.real_imag(seg)
+        return self._format(real, imag, fmt)
 
     def _format(self, real: Tensor, imag: Tensor, fmt: str) -> Tensor:
         if fmt == "Magnitude":

@@ -433,3 +433,50 @@ def test_pipeline_without_librosa_skips_the_librosa_loop(tmp_path):
     row = json.loads(out.read_text())["pipeline"]["results"][0]
     assert row["preset"] == "mel128" and row["extract_seconds"] > 0
     assert row["librosa_loop_seconds"] is None and row["librosa_over_own"] is None
+
+
+def _gone(pid: int) -> bool:
+    import os
+
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def test_busy_reports_idle_and_busy_and_stops_the_neighbours(tmp_path):
+    out = tmp_path / "busy.json"
+    r = run([*TINY, "--transform", "stft", "--against", "torch", "--busy", "2",
+             "--json", out])
+    assert r.exit_code == 0, r.stderr
+    assert "idle vs 2 busy neighbour(s)" in r.stdout
+    busy = json.loads(out.read_text())["busy"]
+    assert busy["neighbours"] == 2 and len(busy["neighbour_pids"]) == 2
+    assert busy["neighbour_cpu_seconds"] > 0  # they ran
+    assert all(_gone(pid) for pid in busy["neighbour_pids"])  # and are gone
+    rows = {(row["transform"], row["impl"]): row for row in busy["side_by_side"]}
+    assert set(rows) == {("stft", peers.OURS), ("stft", "torch.stft")}
+    for row in rows.values():
+        assert row["idle_seconds"] > 0 and row["busy_seconds"] > 0
+        assert row["slowdown"] == pytest.approx(row["busy_seconds"] / row["idle_seconds"])
+    ours = rows[("stft", peers.OURS)]["busy_seconds"]
+    torch_row = rows[("stft", "torch.stft")]
+    assert torch_row["busy_speedup_vs_ours"] == pytest.approx(torch_row["busy_seconds"] / ours)
+
+
+@pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
+def test_busy_neighbours_stop_on_error_and_interrupt(error):
+    from nnaudio_cli.bench import busy
+
+    with pytest.raises(error):
+        with busy.neighbours(2, settle=0.05) as nb:
+            pids = list(nb.pids)
+            assert not any(_gone(pid) for pid in pids)
+            raise error()
+    assert all(_gone(pid) for pid in pids)
+
+
+@pytest.mark.parametrize("mode", ["--pipeline", "--invert", "--matrix"])
+def test_busy_is_for_the_transform_benchmark(mode):
+    one_line_error(run([*TINY, "--busy", "1", mode]), 2, "--busy", mode)
