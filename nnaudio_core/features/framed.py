@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from nnaudio_core import checks
+from nnaudio_core import checks, workers
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import BACKENDS, Transform, check_choice
@@ -169,14 +169,32 @@ class FramedFilterbank(Transform):
         # in frame-major memory, as join_frames expects
         segments, time_blocks = AF.split_frames(
             x, self.frame_span, self.hop_length, AF.block_frames(x, self.frame_span))
-        bands: List[Tensor] = []
-        raws: List[Tensor] = []
-        for seg in segments:
-            b, r = self._fft_energies(seg, need_raw)
-            bands.append(b.transpose(1, 2))
-            raws.append(r.unsqueeze(1))
-        raw = AF.join_frames(raws, time_blocks)[:, 0] if need_raw else x.new_zeros(0)
-        return AF.join_frames(bands, time_blocks).transpose(1, 2), raw
+        if AF.is_eager_cpu(x):
+            parts = self._on_workers(segments, need_raw, x)
+        else:
+            parts = [self._fft_energies(seg, need_raw) for seg in segments]
+        bands = [b.transpose(1, 2) for b, _ in parts]
+        if not need_raw:
+            return AF.join_frames(bands, time_blocks).transpose(1, 2), x.new_zeros(0)
+        raws = [r.unsqueeze(1) for _, r in parts]
+        return (AF.join_frames(bands, time_blocks).transpose(1, 2),
+                AF.join_frames(raws, time_blocks)[:, 0])
+
+    @torch.jit.unused
+    def _on_workers(self, segments: List[Tensor], need_raw: bool,
+                    x: Tensor) -> List[Tuple[Tensor, Tensor]]:
+        """:meth:`_fft_energies` of each segment on the block workers
+        (:mod:`nnaudio_core.workers`: a busy neighbour delays one segment, not every
+        operation)."""
+        grad = workers.tracks_grad(self, x)
+        with workers.one_thread(workers.parallel(x, len(segments), grad) > 0):
+            return workers.map_blocks(lambda seg: self._fft_energies(seg, need_raw), segments,
+                                      x, grad)
+
+    # TorchScript reads the signature of this eager-only method from its annotations, which
+    # this module's ``from __future__ import annotations`` makes strings: the real ones
+    _on_workers.__annotations__ = {"segments": List[Tensor], "need_raw": bool, "x": Tensor,
+                                   "return": List[Tuple[Tensor, Tensor]]}
 
     def _fft_energies(self, x: Tensor, need_raw: bool) -> Tuple[Tensor, Tensor]:
         """:meth:`bank_energies` of one block by ``rfft``, with the frame pre-processing
