@@ -3,6 +3,7 @@
 * ``CMD`` / ``run_extract``: ``nnaudio extract`` as a real subprocess;
 * ``invoke``: any ``nnaudio`` command in-process through Typer's ``CliRunner``;
 * ``make_inputs``: a folder of seeded noise clips at three sample rates;
+* ``decoded``: a file as the extractor sees it (downmixed, soxr HQ to a rate);
 * ``tone``: a sine as float32 samples, ``(n,)`` or ``(n, channels)``;
 * ``snr_db``: reconstruction SNR in dB, for numpy arrays or torch tensors;
 * ``assert_same`` / ``wait_for_part``: compare two extract outputs exactly; wait until a
@@ -22,6 +23,7 @@ from typing import Any
 import numpy as np
 import pytest
 import soundfile as sf
+import soxr
 
 CMD = [sys.executable, "-m", "nnaudio_cli", "extract"]
 #: Seconds after which a command that should end promptly counts as hung. A hang check, not
@@ -140,3 +142,12 @@ def left_running(session: int, timeout: float = HANG_S) -> list[str]:
         if not left or time.monotonic() > deadline:
             return left
         time.sleep(0.1)
+
+
+def decoded(path: Path, sr: int) -> np.ndarray:
+    """What the extractor sees: soundfile decode, soxr HQ to the preset's rate, (1, n)."""
+    x, sr_in = sf.read(path, dtype="float32", always_2d=True)
+    x = x.mean(axis=1, keepdims=True, dtype=np.float32)
+    if sr_in != sr:
+        x = soxr.resample(x, sr_in, sr, quality="HQ")
+    return np.ascontiguousarray(x.T, dtype=np.float32)

@@ -12,9 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import soxr
 import torch
-from support import invoke
+from support import decoded, invoke
 
 from nnaudio_cli.store import open_features
 from nnaudio_core.features import WhisperLogMel, build
@@ -52,15 +51,6 @@ def extracted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, obj
     r = invoke("extract", root, out, *args, "--batch-seconds", "2", "--segment-seconds", "4",
                "-q")
     return root, out, r
-
-
-def decoded(path: Path, sr: int) -> np.ndarray:
-    """What the extractor sees: soundfile decode, soxr HQ to the preset's rate, (1, n)."""
-    x, sr_in = sf.read(path, dtype="float32", always_2d=True)
-    x = x.mean(axis=1, keepdims=True, dtype=np.float32)
-    if sr_in != sr:
-        x = soxr.resample(x, sr_in, sr, quality="HQ")
-    return np.ascontiguousarray(x.T, dtype=np.float32)
 
 
 def test_short_clip_fails_and_the_others_are_stored(extracted):

@@ -9,9 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-import soxr
 import torch
-from support import invoke
+from support import decoded, invoke
 
 from nnaudio_cli.config import ConfigError, resolve
 from nnaudio_cli.store import open_features
@@ -37,15 +36,6 @@ def folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for seed, (name, sr, sec) in enumerate(CLIPS):
         sf.write(root / name, clip(sr, sec, seed), sr, subtype="FLOAT")
     return root
-
-
-def decoded(path: Path, sr: int) -> np.ndarray:
-    """What the extractor sees: soundfile decode, soxr HQ to the preset's rate, (1, n)."""
-    x, sr_in = sf.read(path, dtype="float32", always_2d=True)
-    x = x.mean(axis=1, keepdims=True, dtype=np.float32)
-    if sr_in != sr:
-        x = soxr.resample(x, sr_in, sr, quality="HQ")
-    return np.ascontiguousarray(x.T, dtype=np.float32)
 
 
 @pytest.mark.parametrize(("preset", "transform", "sr", "n_bins"),
