@@ -28,9 +28,7 @@ from nnaudio_cli.flags import (
 NAME = "invert"
 EPILOG = examples(
     "nnaudio invert stft.h5 audio_out/",
-    "nnaudio extract speech/ cqt.h5 -c cqt_invertible && "
-    "nnaudio invert cqt.h5 audio_out/ --iterations 4",
-    "nnaudio invert cqt.h5 audio_out/ --method icqt --iterations 32 --format flac",
+    "nnaudio invert cqt.h5 audio_out/ --iterations 4   # cqt.h5 from -c cqt_invertible",
     "nnaudio invert feats.h5 audio_out/ --feature mel128 --only a/b.wav --overwrite --json",
 )
 

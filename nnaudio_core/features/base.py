@@ -218,6 +218,13 @@ class Transform(nn.Module):
             raise ParameterError(f"config describes a {config['transform']}, not a {cls.__name__}")
         return cls(**params)
 
+    def to_linear(self, y: Tensor) -> Tensor:
+        """The linear values this module's output ``y`` stands for (the identity here; the
+        log-valued front ends undo their log). Two computations of a log-valued output are
+        compared on these: float32 round-off far below the peak, which a log lifts, is not
+        a difference there."""
+        return y
+
     def frequencies(self) -> np.ndarray:
         """Centre frequency of each output bin in Hz, shape (n_bins,).
 

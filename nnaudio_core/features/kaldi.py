@@ -157,6 +157,10 @@ class KaldiFbank(FramedFilterbank):
         parts = [self._band_freqs, zero] if self.htk_compat else [zero, self._band_freqs]
         return np.concatenate(parts)
 
+    def to_linear(self, y: Tensor) -> Tensor:
+        """The energies the values are logs of (``use_log_fbank``), else ``y``."""
+        return torch.exp(y) if self.use_log else y
+
     def log_energy(self, x: Tensor, raw: Tensor) -> Tensor:
         """Kaldi's log frame energy ``(batch, frames)``, floored at ``log(energy_floor)``."""
         energy = raw if self.raw_energy else self.windowed_energy(x)
@@ -258,6 +262,10 @@ class KaldiMFCC(KaldiFbank):
         """MFCCs have no frequency axis: coefficient indices 0..num_ceps-1."""
         return np.arange(self.num_ceps, dtype=np.float64)
 
+    def to_linear(self, y: Tensor) -> Tensor:
+        """Cepstra are compared as they are."""
+        return y
+
     def packed(self, x: Tensor) -> Tensor:
         """MFCCs of packed audio, time-major: ``(batch, samples) -> (batch, frames, num_ceps)``."""
         x = x.to(self.window.dtype)
@@ -347,10 +355,10 @@ class ASTFbank(KaldiFbank):
         num_mel_bins)`` (``frames = max_frames`` when set)."""
         feats = self.fbank(x)
         max_frames = self.max_frames
-        if max_frames is not None:
-            n = feats.shape[1]
-            if n > max_frames:
-                feats = feats[:, :max_frames]
-            elif n < max_frames:
-                feats = torch.nn.functional.pad(feats, [0, 0, 0, max_frames - n])
+        if max_frames is not None:  # a negative pad cuts: no branch on the length (export)
+            feats = torch.nn.functional.pad(feats, [0, 0, 0, max_frames - feats.shape[1]])
         return (feats - self.mean) / (2.0 * self.std)
+
+    def to_linear(self, y: Tensor) -> Tensor:
+        """The filter-bank energies the values are normalised logs of."""
+        return torch.exp(y * (2.0 * self.std) + self.mean)

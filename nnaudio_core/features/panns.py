@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import Optional
 
 import numpy as np
+import torch
 from torch import Tensor
 
 from nnaudio_core import checks
@@ -77,6 +78,10 @@ class PANNsLogMel(Transform):
     def frequencies(self) -> np.ndarray:
         """Centre frequency of each mel band in Hz, shape (n_mels,)."""
         return self.melspec.frequencies()
+
+    def to_linear(self, y: Tensor) -> Tensor:
+        """The mel power the decibels stand for (relative to ``ref``)."""
+        return torch.pow(10.0, y / 10.0)
 
     def forward(self, x: Tensor) -> Tensor:
         """Log mel spectrogram of ``x`` in dB: ``(..., samples) -> (..., n_mels, frames)``."""

@@ -76,6 +76,10 @@ class VGGishLogMel(FramedFilterbank):
         """Centre frequency of each mel band in Hz, shape (n_mels,)."""
         return self._freqs.copy()
 
+    def to_linear(self, y: Tensor) -> Tensor:
+        """``mel + log_offset``, what the values are logs of."""
+        return torch.exp(y)
+
     def forward(self, x: Tensor) -> Tensor:
         """VGGish log mel spectrogram of ``x``: ``(..., samples) -> (..., n_mels, frames)``."""
         x2, lead = AF.pack_batch(x)

@@ -106,6 +106,10 @@ class WhisperLogMel(Transform):
         """Centre frequency of each mel band in Hz, shape (n_mels,)."""
         return self.melspec.frequencies()
 
+    def to_linear(self, y: Tensor) -> Tensor:
+        """The mel power the values stand for: ``10 ** (4 y - 4)``."""
+        return torch.pow(10.0, 4.0 * y - 4.0)
+
     def max_samples(self) -> Optional[int]:
         """The most samples of a clip the features depend on (``chunk_length``), or None."""
         return self.chunk_samples

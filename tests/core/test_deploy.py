@@ -11,6 +11,7 @@ need no flag: under export/compile/ONNX the transforms pick graph-friendly paths
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import warnings
@@ -54,17 +55,6 @@ FORWARD: dict[str, Callable[[], torch.nn.Module]] = {
     "VGGishLogMel": lambda: F.VGGishLogMel(sr=SR),
     "PANNsLogMel": lambda: F.PANNsLogMel(sr=SR, n_fft=512, hop_length=160, fmax=7000.0),
 }
-#: Log-valued outputs, compared as the linear values they are logs of (1e-4 of the peak
-#: there, the tolerance of every other output): two float32 paths (FFT eagerly, real kernels
-#: in the exported graph) differ by their round-off, which a log lifts far above 1e-4 of the
-#: peak in bands 80 dB down.
-AS_LINEAR: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "KaldiFbank": torch.exp,
-    "ASTFbank": lambda x: torch.exp(x * 2 * 4.5689974 - 4.2677393),
-    "VGGishLogMel": torch.exp,
-    "WhisperLogMel": lambda x: 10.0 ** (4.0 * x - 4.0),
-    "PANNsLogMel": lambda x: 10.0 ** (x / 10.0),
-}
 #: CFP's |X| ** 0.24 lifts float32 round-off of onnxruntime's DFT of odd lengths (N = fs / fr)
 #: to ~2e-3 of the peak; its ONNX graph is checked in float64 (agrees to ~1e-11).
 ONNX_IN_FLOAT64 = {"CFP", "Combined_Frequency_Periodicity"}
@@ -100,19 +90,25 @@ def shortest(m: torch.nn.Module) -> int:
     return max(spans, default=1024) * (decimation if getattr(m, "multirate", False) else 1)
 
 
+@functools.cache
+def _to_linear(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
+    return FORWARD[name]().to_linear
+
+
 def assert_same(got: Any, want: Any, tol: float = 1e-4, name: str = "") -> None:
-    """Equal within ``tol`` of the peak of ``want`` (each output of a tuple on its own; a
-    log-valued output of ``name`` as its linear values, see :data:`AS_LINEAR`)."""
+    """Equal within ``tol`` of the peak of ``want`` (each output of a tuple on its own; the
+    output of ``FORWARD[name]`` as ``to_linear`` gives it: a log-valued front end's linear
+    values, since two float32 paths' round-off far below the peak is lifted by a log)."""
     if isinstance(want, (tuple, list)):  # Combined_Frequency_Periodicity: four outputs
         assert len(got) == len(want)
         for g, w in zip(got, want, strict=True):
             assert_same(g, w, tol)
         return
     got = torch.as_tensor(got)
-    linear = AS_LINEAR.get(name.split("-")[0])
-    if linear is not None:
+    if name:  # a log-valued front end: compared on the linear values it stands for
+        to_linear = _to_linear(name)
         assert got.shape == want.shape
-        got, want = linear(got.double()), linear(want.double())
+        got, want = to_linear(got.double()), to_linear(want.double())
     assert got.shape == want.shape
     scale = float(want.abs().max())
     torch.testing.assert_close(got.to(want.dtype), want, rtol=0, atol=tol * scale)
