@@ -95,7 +95,9 @@ class Engine:
         defaults = _defaults(name) if name in TRANSFORMS else {}
         self.is_mfcc = name == "MFCC"
         self.is_whisper = name == "WhisperLogMel"
-        frame_local = name in FRAME_LOCAL
+        # a transform that pads or cuts every clip to one length runs on whole clips
+        frame_local = name in FRAME_LOCAL and not (
+            name in TRANSFORMS and TRANSFORMS[name].fixed_length(params))
         # what the twin changes, and the configured values the output must record instead
         restore: dict[str, Any] = {}
         accepted = TRANSFORMS[name].param_spec() if name in TRANSFORMS else {}
@@ -113,16 +115,9 @@ class Engine:
         self.config = module.get_config()
         stored = self.config["params"]
         # frame-exact chunks: a centre-padded transform's twin, or a front end framed from
-        # the first sample; not a transform that pads or cuts every clip to one length
-        framed = "center" in stored or getattr(module, "center", None) is False
-        if frame_local and not (framed and not getattr(module, "fixed_length", False)):
-            # it pads or cuts every clip to one length: whole clips, as configured
-            frame_local = False
-            restore = {k: v for k, v in restore.items() if k == "backend"}
-            module = build({"transform": name, "params": {**params, **{
-                k: TWIN_VALUES[k] for k in restore}}})
-            self.config = module.get_config()
-            stored = self.config["params"]
+        # the first sample
+        frame_local = frame_local and ("center" in stored
+                                       or getattr(module, "center", None) is False)
         stored.update({k: v for k, v in restore.items() if k in stored})
         self.name = self.config["transform"]
         self.sr = module.sr

@@ -218,6 +218,13 @@ class Transform(nn.Module):
             raise ParameterError(f"config describes a {config['transform']}, not a {cls.__name__}")
         return cls(**params)
 
+    @classmethod
+    def fixed_length(cls, params: dict[str, Any]) -> bool:
+        """Whether a module of these constructor ``params`` pads or cuts every clip to one
+        length (so its frames are not a clip's alone: the extractor runs it on whole
+        clips). None here."""
+        return False
+
     def to_linear(self, y: Tensor) -> Tensor:
         """The linear values this module's output ``y`` stands for (the identity here; the
         log-valued front ends undo their log). Two computations of a log-valued output are

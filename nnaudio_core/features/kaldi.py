@@ -13,6 +13,7 @@ floats in [-1, 1], WeNet multiplies by 32768 first. ``waveform_scale`` multiplie
 
 from __future__ import annotations
 
+import inspect
 from typing import Any, Optional
 
 import numpy as np
@@ -334,14 +335,18 @@ class ASTFbank(KaldiFbank):
             checks.check_int("max_frames", max_frames, 1)
         checks.check_positive("std", std)
         self.max_frames = max_frames
-        #: every clip padded or cut to ``max_frames`` (not framed piecewise by the extractor)
-        self.fixed_length = max_frames is not None
         self.mean = float(mean)
         self.std = float(std)
 
     def min_samples(self) -> int:
         """The shortest clip: one frame (padded up to ``max_frames`` when that is set)."""
         return self.frame_span
+
+    @classmethod
+    def fixed_length(cls, params: dict[str, Any]) -> bool:
+        """``max_frames`` set (the default 1024): every clip padded or cut to it."""
+        default = inspect.signature(cls).parameters["max_frames"].default
+        return params.get("max_frames", default) is not None
 
     def max_samples(self) -> Optional[int]:
         """The most samples of a clip the features depend on (``max_frames`` frames), or

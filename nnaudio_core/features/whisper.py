@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -97,14 +97,17 @@ class WhisperLogMel(Transform):
             None if chunk_length is None else int(round(chunk_length * sr))
         )
         self.dynamic_range = None if dynamic_range is None else float(dynamic_range)
-        #: every clip padded or cut to one length (not framed piecewise by the extractor)
-        self.fixed_length = chunk_length is not None
         #: frames dropped at the clip's end (Whisper drops the centred STFT's last frame)
         self.trailing_frames_dropped = 1 if center else 0
 
     def frequencies(self) -> np.ndarray:
         """Centre frequency of each mel band in Hz, shape (n_mels,)."""
         return self.melspec.frequencies()
+
+    @classmethod
+    def fixed_length(cls, params: dict[str, Any]) -> bool:
+        """``chunk_length`` set: every clip padded or cut to it."""
+        return params.get("chunk_length") is not None
 
     def to_linear(self, y: Tensor) -> Tensor:
         """The mel power the values stand for: ``10 ** (4 y - 4)``."""
