@@ -30,7 +30,8 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from nnaudio_cli.errors import CliError
+from nnaudio_cli.errors import InputError  # noqa: F401 - callers use audio.InputError
+from nnaudio_cli.text import one_line  # callers use audio.one_line too
 
 #: soxr quality used for every file (librosa's default ``res_type='soxr_hq'``).
 SOXR_QUALITY = "HQ"
@@ -39,10 +40,6 @@ STREAM_BLOCK = 1 << 18
 #: What to do with NaN/Inf samples: refuse the file, or replace them by 0.
 NAN_POLICIES = ("reject", "zero")
 NAN_REASON = "contains NaN/Inf samples (use --nan-policy zero to replace them with 0)"
-
-
-class InputError(CliError, ValueError):
-    """An input that cannot be used; the message is the one-line reason."""
 
 
 @dataclass
@@ -97,12 +94,6 @@ class DecodeResult:
     reason: str = ""
     extra: dict = field(default_factory=dict)
     resampled: dict[float, np.ndarray] = field(default_factory=dict)
-
-
-def one_line(exc: BaseException) -> str:
-    """A one-line description of an exception."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
-    return text if len(text) <= 300 else text[:297] + "..."
 
 
 def resampled_length(samples: int, sr_in: float, sr_out: float) -> int:

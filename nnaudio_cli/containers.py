@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from nnaudio_cli.audio import InputError, one_line
-from nnaudio_cli.text import install_hint
+from nnaudio_cli.errors import InputError
+from nnaudio_cli.text import install_hint, one_line
 
 #: Extensions (lower case) decoded with FFmpeg only (libsndfile reads none of them).
 CONTAINER_EXTENSIONS = frozenset(

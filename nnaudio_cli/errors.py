@@ -69,3 +69,7 @@ def report(exc: BaseException, prefix: str = "") -> int:
     error(f"{prefix}internal error: {type(exc).__name__}: {exc} "
           "(set NNAUDIO_DEBUG=1 for a traceback)")
     return EXIT_FATAL
+
+
+class InputError(CliError, ValueError):
+    """An input that cannot be used; the message is the one-line reason (a failed row's)."""

@@ -131,3 +131,9 @@ def skipped_text(counts: dict[str, int]) -> str:
         return ""
     groups = ", ".join(f"{g} {n}" for g, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     return f"{total} file{'s' if total != 1 else ''} ({groups})"
+
+
+def one_line(exc: BaseException) -> str:
+    """A one-line description of an exception (at most 300 characters)."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
