@@ -529,15 +529,42 @@ def kernel_supports(kernels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return first, last
 
 
+def support_groups(
+    first: np.ndarray, last: np.ndarray, lengths: np.ndarray, start_bin: int = 0
+) -> list[tuple[int, int, int, int]]:
+    """Split bins ``start_bin:`` into runs of similar filter length, each cut to the common
+    support of its kernels.
+
+    Bins whose ``lengths`` round up to the same power of two form one group (a group's
+    kernels are then of similar support, so little of the cut is zeros).
+
+    Parameters
+    ----------
+    first, last : np.ndarray, shape (n_bins,), int, first and one-past-last nonzero column of
+        each kernel row (:func:`kernel_supports`)
+    lengths : np.ndarray, shape (n_bins,), the filter lengths in samples
+
+    Returns
+    -------
+    list of ``(bin0, bin1, a, z)``: bins ``bin0:bin1`` are zero outside columns ``a:z``
+    """
+    n_bins = len(lengths)
+    key = np.ceil(np.log2(np.maximum(np.asarray(lengths, dtype=np.float64), 1.0))).astype(int)
+    groups = []
+    b0 = start_bin
+    for b in range(start_bin + 1, n_bins + 1):
+        if b == n_bins or key[b] != key[b0]:
+            groups.append((b0, b, int(np.min(first[b0:b])), int(np.max(last[b0:b]))))
+            b0 = b
+    return groups
+
+
 def direct_groups(
     kernels: np.ndarray, lengths: np.ndarray, start_bin: int
 ) -> list[tuple[int, int, int, np.ndarray]]:
     """Split bins ``start_bin:`` (short kernels) into groups of similar length for direct
-    (time-domain, dense matrix product) correlation.
-
-    Bins whose lengths round up to the same power of two form one group; each group's
-    kernels are cut to their common support, so a group costs about ``2 * span`` real
-    multiply-adds per bin and frame.
+    (time-domain, dense matrix product) correlation (:func:`support_groups`), so a group
+    costs about ``2 * span`` real multiply-adds per bin and frame.
 
     Returns
     -------
@@ -545,20 +572,14 @@ def direct_groups(
     column ``offset`` of the kernel span, and ``matrix`` of shape (span, 2 * n) float64 holding
     ``[Re(K).T | Im(K).T]``.
     """
-    n_bins = kernels.shape[0]
-    if start_bin >= n_bins:
+    if start_bin >= kernels.shape[0]:
         return []
     first, last = kernel_supports(kernels)
-    key = np.ceil(np.log2(np.maximum(lengths, 1.0))).astype(int)
-    groups = []
-    b0 = start_bin
-    for b in range(start_bin + 1, n_bins + 1):
-        if b == n_bins or key[b] != key[b0]:
-            a, z = int(first[b0:b].min()), int(last[b0:b].max())
-            sub = kernels[b0:b, a:z]
-            groups.append((b0, b, a, np.concatenate([sub.real.T, sub.imag.T], axis=1)))
-            b0 = b
-    return groups
+    out = []
+    for b0, b1, a, z in support_groups(first, last, lengths, start_bin):
+        sub = kernels[b0:b1, a:z]
+        out.append((b0, b1, a, np.concatenate([sub.real.T, sub.imag.T], axis=1)))
+    return out
 
 
 # ------------------------------------------------------------------------ gammatone ----

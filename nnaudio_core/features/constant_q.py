@@ -12,7 +12,11 @@ Two ways to apply the kernels, with the same numbers:
   approximations), at a fraction of the cost of convolving with kernels tens of thousands of
   samples long.
 * **Kernel path** (``trainable=True`` or ``backend='conv'``): strided ``conv1d`` with the real
-  and imaginary kernels, as nnAudio. Runs without complex tensors (MPS, ONNX).
+  and imaginary kernels, as nnAudio. Runs without complex tensors (MPS, ONNX). In eager CPU
+  calls that record no gradient for the kernels, each group of bins is convolved on its own
+  support only (:func:`nnaudio_core.functional.correlate_groups`, found from the kernels'
+  current values): the same products without the zeros around the short kernels, 4x faster
+  for 84 bins from C1.
 
 Kernel memory and build time (fmin = C1 = 32.7 Hz, 84 bins, hop 512, measured on a 2-core
 CPU): at 44.1 kHz the longest filter has 22,700 samples, so the kernel span ``n_fft`` is
@@ -539,8 +543,26 @@ class VariableQ(Transform):
                 self.m,
                 self.negative_rows,
             )
+        if AF.is_eager_cpu(padded) and not self._kernels_track_grad():
+            return self._real_imag_groups(padded)
         # stft_conv returns (x * cos, -(x * sin)); hand it -imag to get x * imag
         return AF.stft_conv(padded, self.cqt_kernels_real, -self.cqt_kernels_imag, self.hop_length)
+
+    def _kernels_track_grad(self) -> bool:
+        """Whether this call records gradients for the kernels (they then get one for every
+        tap, zeros included, as nnAudio's full-length ``conv1d`` gives them)."""
+        return torch.is_grad_enabled() and (
+            self.cqt_kernels_real.requires_grad or self.cqt_kernels_imag.requires_grad
+        )
+
+    @torch.jit.unused
+    def _real_imag_groups(self, padded: Tensor) -> tuple[Tensor, Tensor]:
+        """The kernel path's correlation on each group of bins' own support (eager CPU):
+        the same products as the full-length ``conv1d``, without the zeros around the
+        shorter kernels (4x less work for 84 bins from C1)."""
+        kr, ki = self.cqt_kernels_real, self.cqt_kernels_imag
+        groups = AF.kernel_groups(kr, ki, self.lengths)
+        return AF.correlate_groups(padded, kr, ki, groups, self.hop_length)
 
     def forward(
         self,

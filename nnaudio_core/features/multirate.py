@@ -5,8 +5,9 @@ decimated by ``2 ** k`` first (early downsampling), the top bank is correlated w
 hop ``hop / 2 ** k``, and then, octave by octave, the signal is low-passed (256-tap FIR,
 cutoff half its Nyquist frequency) and halved, the hop halved, and the same bank (for a VQT
 the octave's own bank) applied again, which gives the next octave down. Both the
-downsampling and the kernel correlation are strided ``conv1d`` calls with the arguments nnAudio
-uses, so the output equals nnAudio2's to float32 round-off.
+downsampling and the kernel correlation are nnAudio's strided ``conv1d`` calls (on the CPU the
+downsampling's sums are taken as block matrix products, 4x faster than a one-channel
+``conv1d``), so the output equals nnAudio2's to float32 round-off.
 
 The kernels are short (the top octave's; at 22.05 kHz, 84 bins from C1: 256 taps instead of
 the exact transform's 16,384), so the transform is cheap, and approximate: the low-pass
@@ -31,6 +32,9 @@ from torch import Tensor
 from nnaudio_core import filters
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
+
+#: output samples per row of :func:`decimate`'s matrix products on the CPU
+DECIMATE_BLOCK = 32
 
 
 class MultirateBank(NamedTuple):
@@ -115,6 +119,10 @@ def multirate_bank(
 def decimate(x: Tensor, lowpass: Tensor, factor: int) -> Tensor:
     """Low-pass and keep every ``factor``-th sample, as nnAudio (zero-padded ``conv1d``).
 
+    On the CPU (eager and TorchScript) the same sums are computed as matrix products on
+    blocks of :data:`DECIMATE_BLOCK` outputs (a banded Toeplitz matrix): 4x faster than
+    ``conv1d`` with one input channel, equal to it to float32 round-off.
+
     Parameters
     ----------
     x : Tensor, shape (batch, samples)
@@ -127,7 +135,39 @@ def decimate(x: Tensor, lowpass: Tensor, factor: int) -> Tensor:
     taps and ``factor = 2`` that is ``samples // 2``
     """
     pad = (lowpass.shape[-1] - 1) // 2
+    if AF.cpu_blocking(x):
+        return _decimate_blocks(F.pad(x, [pad, pad]), lowpass.reshape(-1), factor)
     return F.conv1d(x.unsqueeze(1), lowpass, stride=factor, padding=pad).squeeze(1)
+
+
+def _decimate_blocks(
+    padded: Tensor, h: Tensor, factor: int, block: int = DECIMATE_BLOCK
+) -> Tensor:
+    """``y[b, n] = sum_k h[k] * padded[b, factor * n + k]`` for every ``n`` with the
+    filter inside ``padded``: each block of ``P = DECIMATE_BLOCK`` outputs is one row of
+    ``padded``'s ``factor * (P - 1) + taps``-sample windows times ``T.T``, with
+    ``T[i, j] = h[j - factor * i]``; windows are taken a few MiB at a time."""
+    taps = h.shape[0]
+    batch = padded.shape[0]
+    n_out = (padded.shape[-1] - taps) // factor + 1
+    window = factor * (block - 1) + taps
+    n_blocks = (n_out + block - 1) // block
+    need = factor * block * (n_blocks - 1) + window
+    padded = F.pad(padded, [0, max(0, need - padded.shape[-1])])
+    cols = torch.arange(window, device=h.device)
+    rows = torch.arange(block, device=h.device)
+    idx = cols.unsqueeze(0) - factor * rows.unsqueeze(1)
+    inside = (idx >= 0) & (idx < taps)
+    toeplitz_t = torch.where(inside, h[idx.clamp(0, taps - 1)], h.new_zeros(())).t()
+    per = max(1, (1 << 20) // max(1, batch * window))  # blocks per product (~4 MiB windows)
+    outs: List[Tensor] = []
+    step = factor * block
+    for b0 in range(0, n_blocks, per):
+        b1 = min(n_blocks, b0 + per)
+        part = padded[:, step * b0 : step * (b1 - 1) + window]
+        outs.append(torch.matmul(part.unfold(-1, window, step), toeplitz_t).reshape(batch, -1))
+    out = outs[0] if len(outs) == 1 else torch.cat(outs, 1)
+    return out[:, :n_out]
 
 
 def stft_product(

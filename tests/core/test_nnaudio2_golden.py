@@ -8,6 +8,12 @@ all with ``np.allclose(rtol=1e-3, atol=1e-3)``. The stored files are not shipped
 nnaudio2 2.0.3 passes them, so its output stands in for them here. The log offsets make this
 far stricter than a relative error at the peak (``log(X + 1e-5)`` resolves -120 dB), so only
 nnAudio2's own algorithms pass: these are our classes' defaults (``backend='nnaudio2'``).
+
+Phases are compared where nnAudio2's magnitude is above 1e-3 of its peak (-60 dB). Below,
+the angle is that of float32 round-off: the multirate CQT's bins far from the sweep sit at
+-90 dB and less, where our CPU decimation (matrix products instead of ``conv1d``, the same
+sums in another order, 4x faster) turns the angle by up to a few milliradians while the
+complex values stay within 1e-6 of the peak (the ``Complex`` case checks them raw).
 """
 
 from __future__ import annotations
@@ -44,12 +50,21 @@ def theirs(name: str, **kwargs):
         return getattr(nn2, name)(**extra, **kwargs)
 
 
-def golden_close(name: str, fmt: str, a: torch.Tensor, b: torch.Tensor) -> None:
+def golden_close(
+    name: str, fmt: str, a: torch.Tensor, b: torch.Tensor, mag: torch.Tensor | None = None
+) -> None:
+    """nnAudio's ``allclose(rtol=1e-3, atol=1e-3)``; ``fmt='Phase'`` needs ``mag``, the
+    reference magnitude, and checks the bins above 1e-3 of its peak (see the docstring)."""
     a, b = a.detach().numpy(), b.detach().numpy()
     assert a.shape == b.shape
     if fmt == "Magnitude":
         a, b = np.log(a + LOG_OFFSET[name]), np.log(b + LOG_OFFSET[name])
     bad = ~np.isclose(a, b, rtol=1e-3, atol=1e-3)
+    if fmt == "Phase":
+        m = mag.detach().numpy()
+        strong = m > 1e-3 * m.max()
+        assert strong.mean() > 0.05  # the check still covers the sweep's ridge
+        bad &= strong[..., None]
     assert not bad.any(), f"{bad.mean():.2%} outside rtol=atol=1e-3, max {np.abs(a - b).max()}"
 
 
@@ -59,7 +74,9 @@ def golden_close(name: str, fmt: str, a: torch.Tensor, b: torch.Tensor) -> None:
 def test_golden_protocol(name: str, method: str, fmt: str) -> None:
     x = sweep(method)
     a = getattr(ours, name)(output_format=fmt, **GOLDEN)
-    golden_close(name, fmt, a(x), theirs(name, output_format=fmt, **GOLDEN)(x))
+    ref = theirs(name, output_format=fmt, **GOLDEN)
+    mag = ref(x, output_format="Magnitude") if fmt == "Phase" else None
+    golden_close(name, fmt, a(x), ref(x), mag)
 
 
 @pytest.mark.parametrize("fmt", ["Magnitude", "Complex", "Phase"])
@@ -70,7 +87,9 @@ def test_golden_protocol_cqt1992(method: str, fmt: str) -> None:
     s = np.linspace(0, 1, 22050)
     x = torch.from_numpy(scipy_signal.chirp(s, 55, 1, 11025, method=method).astype(np.float32))
     kw = {"sr": 22050, "fmin": 55.0, "n_bins": 72, "output_format": fmt}
-    golden_close("CQT1992", fmt, ours.CQT1992(**kw)(x[None]), theirs("CQT1992", **kw)(x[None]))
+    ref = theirs("CQT1992", **kw)
+    mag = ref(x[None], output_format="Magnitude") if fmt == "Phase" else None
+    golden_close("CQT1992", fmt, ours.CQT1992(**kw)(x[None]), ref(x[None]), mag)
 
 
 def test_fast_paths_are_one_keyword_away_and_fail_the_golden_protocol() -> None:
