@@ -269,22 +269,23 @@ def test_kernel_path_skips_zeros_and_follows_edited_kernels() -> None:
     m = CQT1992v2(sr=SR, hop_length=HOP)  # nnAudio2's default: the kernel path
     assert m.extra_repr().endswith("path=conv")
     peak = float(_full_conv(m, x).max())
-    # grouped on each bin group's support: the same products as the full conv1d
-    torch.testing.assert_close(m(x), _full_conv(m, x), rtol=0, atol=1e-6 * peak)
+    # grouped on each bin group's support: the same products as the full conv1d, summed in
+    # conv1d's own order (0.0 apart here; 1e-5 of the peak allows another CPU's blocking)
+    torch.testing.assert_close(m(x), _full_conv(m, x), rtol=0, atol=1e-5 * peak)
     # a tap outside every kernel's support, written in place: the groups follow it
     lo = int(torch.nonzero(m.cqt_kernels_real[-1, 0]).min())
     with torch.no_grad():
         m.cqt_kernels_real[-1, 0, lo - 3000] = 0.05
     edited = m(x)
     assert (edited[:, -1] - CQT1992v2(sr=SR, hop_length=HOP)(x)[:, -1]).abs().max() > 1e-3
-    torch.testing.assert_close(edited, _full_conv(m, x), rtol=0, atol=1e-6 * peak)
+    torch.testing.assert_close(edited, _full_conv(m, x), rtol=0, atol=1e-5 * peak)
     # kernels loaded from a state dict (trained elsewhere, nonzero everywhere)
     fresh = CQT1992v2(sr=SR, hop_length=HOP)
     fresh(x)  # its groups are remembered for the kernels it was built with
     state = {k: v + 1e-3 * torch.randn_like(v) if k.startswith("cqt_kernels") else v
              for k, v in fresh.state_dict().items()}
     fresh.load_state_dict(state)
-    torch.testing.assert_close(fresh(x), _full_conv(fresh, x), rtol=0, atol=1e-6 * peak)
+    torch.testing.assert_close(fresh(x), _full_conv(fresh, x), rtol=0, atol=1e-5 * peak)
     # kernels that learn: the full conv1d, so every tap gets its gradient
     trained = CQT1992v2(sr=SR, hop_length=HOP, trainable=True)
     trained(x).sum().backward()
