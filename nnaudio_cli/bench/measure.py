@@ -1,5 +1,5 @@
-"""Measuring: time and memory of each candidate, a matrix cell, the extract pipeline
-against its parts, and ``invert`` (speed and SNR).
+"""Measuring: time and memory of each candidate, a matrix cell, and the extract pipeline
+against its parts.
 
 Transform benchmark. For every transform and implementation ("candidate"), in one process
 and on the same clips:
@@ -57,20 +57,7 @@ Reported: ``ratio = sum of separate / one pass`` and
 commands' figures too, which also save ``n - 1`` interpreter start-ups), and whether
 ``saved >= decode-only`` and ``saved >= (n - 1) x decode-only`` (the decodes skipped).
 
-Invert (``--invert``). For each invertible preset (complex STFT -> iSTFT, complex CQT ->
-iCQT, mel -> Griffin-Lim with the default 32 iterations) the synthetic piano clips of the
-transform benchmark are written as WAV files, ``nnaudio extract`` stores their features (not
-timed), and :func:`nnaudio_cli.invert.invert_file` turns them back into audio (timed, in
-this process, model building and file writing included). ``--input DIR`` takes the clips
-from a folder's recordings instead (as the transform benchmark). Reported per method:
-seconds of audio per second of wall time (``x_real_time``) and per CPU second of this
-process (``x_real_time_cpu``, less sensitive to a shared machine), the SNR of the audio
-against the input resampled to the preset's rate (soxr HQ, as extract; over all clips, and
-the median and minimum per clip), for the CQT presets also against the input band-passed to
-the preset's band (lowest to top bin centre, an FFT mask: ``snr_in_band_*``), and for
-Griffin-Lim the mean spectral convergence. Where librosa is installed, each CQT case adds a
-``librosa.icqt`` row: ``librosa.cqt`` with the preset's parameters, then ``librosa.icqt``
-(timed) on the same clips.
+Invert (``--invert``): :mod:`nnaudio_cli.bench.invert`.
 
 Memory. Host memory is read from ``/proc/self/status``: before each measured candidate the
 high-water mark ``VmHWM`` is reset to the current RSS by writing ``5`` to
@@ -97,8 +84,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-
 from nnaudio_cli.bench import workload
 from nnaudio_cli.bench.peers import (
     OURS,
@@ -109,14 +94,10 @@ from nnaudio_cli.bench.peers import (
 )
 from nnaudio_cli.bench.workload import (
     HOP,
-    INVERT_CASES,
-    INVERT_CLIPS,
     MATRIX_TRANSFORMS,
     N_FFT,
-    SCHEMA_VERSION,
     PipelineError,
     Workload,
-    clips_from_folder,
     piano_clips,
     stage,
 )
@@ -821,178 +802,9 @@ def run_one_pass(
         }
 
 
-def _snr_db(refs: list[np.ndarray], ests: list[np.ndarray]) -> Optional[float]:
-    sig = sum(float(np.sum(r.astype(np.float64) ** 2)) for r in refs)
-    err = sum(float(np.sum((r.astype(np.float64) - e) ** 2))
-              for r, e in zip(refs, ests, strict=True))
-    if not sig or not err:
-        return None
-    return round(10.0 * np.log10(sig / err), 2)
-
-
 def load_average() -> Optional[float]:
     """The 1-minute load average, None where the OS does not report it."""
     try:
         return round(os.getloadavg()[0], 2)
     except (AttributeError, OSError):
         return None
-
-
-def _band_pass(y: np.ndarray, sr: float, lo: float, hi: float) -> np.ndarray:
-    """``y`` with every FFT bin outside ``[lo, hi]`` Hz zeroed (zero phase), float64."""
-    spec = np.fft.rfft(y.astype(np.float64))
-    f = np.fft.rfftfreq(y.shape[0], 1.0 / sr)
-    spec[(f < lo) | (f > hi)] = 0
-    return np.fft.irfft(spec, y.shape[0])
-
-
-def _snr_stats(refs: list[np.ndarray], ests: list[np.ndarray], prefix: str) -> dict[str, Any]:
-    """``{prefix}_db`` over all clips, ``{prefix}_db_median`` / ``_min`` per clip."""
-    per = [_snr_db([r], [e]) for r, e in zip(refs, ests, strict=True)]
-    per = [p for p in per if p is not None]
-    return {f"{prefix}_db": _snr_db(refs, ests),
-            f"{prefix}_db_median": round(float(np.median(per)), 2) if per else None,
-            f"{prefix}_db_min": round(float(np.min(per)), 2) if per else None}
-
-
-def _feature_band(feats: Path) -> tuple[float, float]:
-    """The band a stored CQT measures: its lowest and top bin centre frequencies, Hz."""
-    from nnaudio_cli.store import open_features
-
-    with open_features(feats) as ff:
-        freqs = np.asarray(ff.frequencies)
-    return float(freqs[0]), float(freqs[-1])
-
-
-def _librosa_icqt_row(name: str, feats: Path, clips: list[np.ndarray], sr: float,
-                      band: tuple[float, float]) -> Optional[dict[str, Any]]:
-    """librosa.cqt (the stored parameters) then librosa.icqt, timed, on ``clips``."""
-    try:
-        import librosa
-    except ImportError:
-        return None
-    from nnaudio_cli.store import open_features
-
-    with open_features(feats) as ff:
-        p = ff.config["params"]
-    kw = dict(sr=sr, hop_length=int(p["hop_length"]), fmin=float(p["fmin"]),
-              bins_per_octave=int(p["bins_per_octave"]),
-              filter_scale=float(p.get("filter_scale", 1)))
-    ests, wall, cpu = [], 0.0, 0.0
-    for y in clips:
-        c = librosa.cqt(y, n_bins=int(p["n_bins"]), **kw)
-        t0, c0 = time.perf_counter(), time.process_time()
-        ests.append(librosa.icqt(c, length=y.shape[0], **kw).astype(np.float32))
-        wall += time.perf_counter() - t0
-        cpu += time.process_time() - c0
-    secs = sum(y.shape[0] for y in clips) / sr
-    refs = [_band_pass(y, sr, *band) for y in clips]
-    return {"name": f"{name} (librosa)", "method": "librosa.icqt", "clips": len(clips),
-            "written": len(clips), "failed": 0, "output_sr": float(sr),
-            "audio_seconds": round(secs, 3), "wall_seconds": round(wall, 3),
-            "x_real_time": round(secs / wall, 2) if wall > 0 else None,
-            "x_real_time_cpu": round(secs / cpu, 2) if cpu > 0 else None,
-            **_snr_stats(clips, ests, "snr"), **_snr_stats(refs, ests, "snr_in_band"),
-            "band_hz": [round(band[0], 2), round(band[1], 2)],
-            "spectral_convergence": None, "iterations": None}
-
-
-def run_invert(
-    n_clips: Optional[int], samples: int, sr: float, device_spec: str, threads: Optional[int],
-    seed: int, log: Callable[[str], None], input_dir: Optional[Path] = None,
-) -> dict[str, Any]:
-    """Run the invert benchmark; returns the report (see :data:`SCHEMA_VERSION`).
-
-    ``input_dir``: cut the clips from this folder's recordings
-    (:func:`~nnaudio_cli.bench.workload.clips_from_folder`) instead of synthesising them."""
-    import soundfile as sf
-    import soxr
-    import torch
-
-    from nnaudio_cli.devices import resolve_device
-    from nnaudio_cli.invert import invert_file
-
-    dev = resolve_device(device_spec)
-    torch.set_num_threads(threads or usable_cores())
-    source: dict[str, Any] = {"kind": "piano_clips", "seed": seed}
-    if input_dir is not None:
-        clips, info = clips_from_folder(input_dir, n_clips, samples, sr)
-        n = clips.shape[0]
-        source = {"kind": "folder", "path": str(input_dir), **info}
-    else:
-        n = INVERT_CLIPS if n_clips is None else n_clips
-        clips = piano_clips(n, samples, sr, seed)
-    results: list[dict[str, Any]] = []
-    started = time.time()
-    load_start = load_average()
-    with tempfile.TemporaryDirectory(prefix="nnaudio-bench-invert-") as tmp:
-        root = Path(tmp)
-        (root / "in").mkdir()
-        for i, clip in enumerate(clips):
-            sf.write(root / "in" / f"clip{i:04d}.wav", clip, int(round(sr)), subtype="FLOAT")
-        for name, (args, method, iterations) in INVERT_CASES.items():
-            feats = root / f"{name}.h5"
-            log(f"extracting {name} ({n} clips x {samples} samples)")
-            cmd = [sys.executable, "-m", "nnaudio_cli", "extract", str(root / "in"),
-                   str(feats), "-q", "-j", "0", *args]
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            if done.returncode != 0:
-                raise RuntimeError(f"extract {name} failed: {done.stderr.strip()[-300:]}")
-            out = root / f"out_{name}"
-            log(f"inverting {name} with {method}")
-            t0, c0 = time.perf_counter(), time.process_time()
-            summary = invert_file(feats, out, "auto", "wav", device=dev, iterations=iterations)
-            wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-            refs, ests = [], []
-            out_sr = sr
-            for key, path in summary.files.items():
-                est, out_sr = sf.read(path, dtype="float32")
-                ref = clips[int(Path(key).stem[4:])]
-                if out_sr != sr:
-                    ref = soxr.resample(ref, sr, out_sr, quality="HQ")
-                m = min(ref.shape[0], est.shape[0])
-                refs.append(ref[:m])
-                ests.append(est[:m])
-            conv = summary.extra.get("spectral_convergence") or {}
-            band = _feature_band(feats) if summary.method == "icqt" else None
-            in_band = (_snr_stats([_band_pass(r, out_sr, *band) for r in refs], ests,
-                                  "snr_in_band") if band else {})
-            results.append({
-                "name": name,
-                "method": summary.method,
-                "clips": n,
-                "written": len(summary.written),
-                "failed": len(summary.failures),
-                "output_sr": float(out_sr),
-                "audio_seconds": round(summary.audio_seconds, 3),
-                "wall_seconds": round(wall, 3),
-                "x_real_time": round(summary.audio_seconds / wall, 2) if wall > 0 else None,
-                "x_real_time_cpu": round(summary.audio_seconds / cpu, 2) if cpu > 0 else None,
-                **_snr_stats(refs, ests, "snr"),
-                **in_band,
-                "band_hz": [round(band[0], 2), round(band[1], 2)] if band else None,
-                "iterations": iterations,
-                "spectral_convergence": round(float(np.mean(list(conv.values()))), 4)
-                if conv else None,
-            })
-            log(f"{name}: {results[-1]['x_real_time']} x real time, "
-                f"SNR {results[-1]['snr_db']} dB")
-            if band is not None and out_sr == sr:
-                row = _librosa_icqt_row(name, feats, list(clips), sr, band)
-                if row is not None:
-                    results.append(row)
-                    log(f"{row['name']}: {row['x_real_time']} x real time, in-band SNR "
-                        f"{row['snr_in_band_db_median']} dB (median)")
-    return {
-        "schema_version": SCHEMA_VERSION,
-        "mode": "invert",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "machine": None,  # filled in by report.invert_report
-        "workload": {"clips": n, "samples": samples, "sr": sr, "seed": seed,
-                     "audio_seconds_in": round(n * samples / sr, 3), "device": str(dev),
-                     "source": source, "threads": torch.get_num_threads()},
-        "results": results,
-        "elapsed_seconds": round(time.time() - started, 3),
-        # 1-minute load average before and after: timings on a shared machine need it
-        "load_average": {"start": load_start, "end": load_average()},
-    }

@@ -1,5 +1,6 @@
 """The benchmark reports: what ran on what machine, as JSON (``schema_version`` 1) and as
-tables; ``transforms_report``, ``matrix_report`` and ``invert_report`` run a whole mode.
+tables; ``transforms_report`` and ``matrix_report`` run a whole mode (``--invert``:
+:mod:`nnaudio_cli.bench.invert`).
 
 Machine. What a benchmark ran on (CPU, GPU, library versions, git commit, threads) and how much
 memory it used (host RSS on Linux, device peak on CUDA).
@@ -490,26 +491,6 @@ def matrix_report(
     return report
 
 
-def invert_report(
-    n_clips: Optional[int], samples: int, sr: float, device: str, threads: Optional[int],
-    seed: int, json_path: Optional[Path], quiet: bool, input_dir: Optional[Path] = None,
-) -> dict[str, Any]:
-    """What ``nnaudio benchmark --invert`` runs: the report, written to ``json_path`` too."""
-    def log(msg: str) -> None:
-        if not quiet:
-            print(f"benchmark: {msg}", file=sys.stderr, flush=True)
-
-    import torch
-
-    report = measure.run_invert(n_clips, samples, sr, device, threads, seed, log, input_dir)
-    report["machine"] = machine_info(torch.device(report["workload"]["device"]))
-    if json_path is not None:
-        write_text(json_path, json.dumps(report, indent=2) + "\n")
-        log(f"wrote {json_path}")
-    render_invert(report)
-    return report
-
-
 def render(report: dict[str, Any], console: Any = None) -> None:
     """Print the results (and the pipeline section) as rich tables."""
     from rich.console import Console
@@ -734,25 +715,3 @@ def as_numpy_free(report: dict[str, Any]) -> dict[str, Any]:
         return v
 
     return conv(report)
-
-
-def render_invert(report: dict[str, Any]) -> None:
-    """Print the invert benchmark as a table on stdout."""
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"nnaudio invert, {report['workload']['clips']} clips "
-                        f"({report['workload']['audio_seconds_in']} s of audio)")
-    for col in ("preset", "method", "x real time", "x real time (CPU)", "SNR dB",
-                "in-band SNR dB, median (min)", "spectral conv."):
-        table.add_column(col)
-    for r in report["results"]:
-        band = ("" if r.get("snr_in_band_db_median") is None
-                else f"{r['snr_in_band_db_median']} ({r['snr_in_band_db_min']})")
-        table.add_row(r["name"], r["method"], f"{r['x_real_time']}",
-                      f"{r.get('x_real_time_cpu')}", f"{r['snr_db']}", band,
-                      "" if r["spectral_convergence"] is None else f"{r['spectral_convergence']}")
-    Console().print(table)
-    load = report.get("load_average") or {}
-    if load.get("start") is not None:
-        Console().print(f"load average {load['start']} -> {load['end']}")

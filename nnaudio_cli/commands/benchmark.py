@@ -124,8 +124,8 @@ def run(
         False, "--invert",
         help="Time 'nnaudio invert' (iSTFT, iCQT on cqt84 and cqt_invertible, mel "
         "Griffin-Lim) on --clips clips of --samples samples (from --input's recordings, "
-        "or synthesised) instead: x real time and SNR (in the preset's band for the CQTs, "
-        "next to librosa.icqt) per method.",
+        "or synthesised) instead: x real time and SNR (in the preset's band for the CQTs) "
+        "per method, next to librosa.icqt and librosa's mel Griffin-Lim.",
     ),
     frontends: bool = typer.Option(
         False, "--frontends",
@@ -138,8 +138,8 @@ def run(
     ),
     busy: int = typer.Option(
         0, "--busy", min=0,
-        help="Time the transforms again while N processes spin on the cores (busy "
-        "neighbours, stopped afterwards) and show idle and busy side by side.",
+        help="Time the transforms (or --invert's rows) again while N processes spin on the "
+        "cores (busy neighbours, stopped afterwards) and show idle and busy side by side.",
     ),
     matrix: bool = typer.Option(
         False, "--matrix",
@@ -157,12 +157,12 @@ def run(
     for path, flag in ((json_path, "--json"), (plot_path, "--plot")):
         if path is not None:
             check_new(path, overwrite, flag)
-    if busy and (pipeline or invert or matrix or frontends):
-        raise CliError("--busy times the transform benchmark; it cannot be combined with "
-                       "--pipeline, --invert, --matrix or --frontends", usage=True)
+    if busy and (pipeline or matrix or frontends):
+        raise CliError("--busy times the transform or invert benchmark; it cannot be "
+                       "combined with --pipeline, --matrix or --frontends", usage=True)
     if invert:
         return _measured(quiet, lambda report: _run_invert(
-            clips, samples, sr, device, threads, seed, json_path, quiet, input_dir))
+            clips, samples, sr, device, threads, seed, json_path, quiet, input_dir, busy))
     if frontends:
         return _measured(quiet, lambda report: _run_frontends(
             seconds, batch_size, repeat, threads, seed, json_path, quiet))
@@ -285,12 +285,13 @@ def _pipeline_presets(pipeline: bool, presets: Optional[str],
 
 def _run_invert(clips: Optional[int], samples: int, sr: float, device: str,
                 threads: Optional[int], seed: int, json_path: Optional[Path], quiet: bool,
-                input_dir: Optional[Path] = None) -> int:
-    """``--invert``: :func:`nnaudio_cli.bench.report.invert_report`."""
-    from nnaudio_cli.bench.report import invert_report
+                input_dir: Optional[Path] = None, busy: int = 0) -> int:
+    """``--invert``: :func:`nnaudio_cli.bench.invert.invert_report`."""
+    from nnaudio_cli.bench.invert import invert_report
 
     try:
-        invert_report(clips, samples, sr, device, threads, seed, json_path, quiet, input_dir)
+        invert_report(clips, samples, sr, device, threads, seed, json_path, quiet, input_dir,
+                      busy)
     except RuntimeError as e:  # an extract that failed: one line, exit 1
         if isinstance(e, CliError):
             raise

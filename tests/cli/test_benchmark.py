@@ -477,6 +477,6 @@ def test_busy_neighbours_stop_on_error_and_interrupt(error):
     assert all(_gone(pid) for pid in pids)
 
 
-@pytest.mark.parametrize("mode", ["--pipeline", "--invert", "--matrix"])
-def test_busy_is_for_the_transform_benchmark(mode):
+@pytest.mark.parametrize("mode", ["--pipeline", "--matrix", "--frontends"])
+def test_busy_is_for_the_transform_and_invert_benchmarks(mode):
     one_line_error(run([*TINY, "--busy", "1", mode]), 2, "--busy", mode)
