@@ -124,11 +124,21 @@ def _stored_config(feats: Path) -> dict[str, Any]:
 
 # --- timing ---------------------------------------------------------------------------------
 
-def _timed(run: Callable[[], T]) -> tuple[T, float, float]:
-    """``run()``, its wall seconds and this process's CPU seconds."""
-    t0, c0 = time.perf_counter(), time.process_time()
-    out = run()
-    return out, time.perf_counter() - t0, time.process_time() - c0
+def _timed(run: Callable[[], T], repeat: int = 1) -> tuple[T, float, float]:
+    """``run()`` ``repeat`` times: the first output, the median wall seconds and the median
+    CPU seconds of this process."""
+    import statistics
+
+    out: Any = None
+    walls, cpus = [], []
+    for i in range(repeat):
+        t0, c0 = time.perf_counter(), time.process_time()
+        got = run()
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+        if i == 0:
+            out = got
+    return out, statistics.median(walls), statistics.median(cpus)
 
 
 def _speed(audio_seconds: float, wall: float, cpu: float) -> dict[str, Any]:
@@ -138,12 +148,13 @@ def _speed(audio_seconds: float, wall: float, cpu: float) -> dict[str, Any]:
 
 
 def _busy_fields(busy: int, run: Callable[[], Any], idle_wall: float,
-                 audio_seconds: float) -> dict[str, Any]:
-    """``run()`` again with ``busy`` neighbours: the row's busy columns ({} when 0)."""
+                 audio_seconds: float, repeat: int) -> dict[str, Any]:
+    """``run()`` again (median of ``repeat``) with ``busy`` neighbours: the row's busy
+    columns ({} when 0)."""
     if not busy:
         return {}
     with busy_lib.neighbours(busy) as nb:
-        _, wall, _ = _timed(run)
+        _, wall, _ = _timed(run, repeat)
     return {"busy_wall_seconds": round(wall, 3),
             "busy_x_real_time": round(audio_seconds / wall, 2) if wall > 0 else None,
             "slowdown": round(wall / idle_wall, 3) if idle_wall > 0 else None,
@@ -158,19 +169,21 @@ def _batches(clips: list[np.ndarray]) -> list[np.ndarray]:
 # --- librosa rows ---------------------------------------------------------------------------
 
 def _librosa_row(name: str, method: str, run: Callable[[], list[np.ndarray]],
-                 clips: list[np.ndarray], sr: float, busy: int) -> dict[str, Any]:
+                 clips: list[np.ndarray], sr: float, busy: int,
+                 repeat: int) -> dict[str, Any]:
     """The common part of a librosa row: ``run()`` (the timed step) idle and busy."""
-    ests, wall, cpu = _timed(run)
+    ests, wall, cpu = _timed(run, repeat)
     secs = sum(y.shape[0] for y in clips) / sr
     return {"name": f"{name} (librosa)", "method": method, "clips": len(clips),
             "written": len(clips), "failed": 0, "output_sr": float(sr),
-            **_speed(secs, wall, cpu), **_busy_fields(busy, run, wall, secs),
+            **_speed(secs, wall, cpu), **_busy_fields(busy, run, wall, secs, repeat),
             **_snr_stats(clips, ests, "snr"), "band_hz": None,
             "spectral_convergence": None, "iterations": None, "ests": ests}
 
 
 def _librosa_icqt_row(name: str, feats: Path, clips: list[np.ndarray], sr: float,
-                      band: tuple[float, float], busy: int) -> Optional[dict[str, Any]]:
+                      band: tuple[float, float], busy: int,
+                      repeat: int) -> Optional[dict[str, Any]]:
     """librosa.cqt (the stored parameters, not timed) then librosa.icqt, timed."""
     try:
         import librosa
@@ -187,7 +200,7 @@ def _librosa_icqt_row(name: str, feats: Path, clips: list[np.ndarray], sr: float
         return [y.astype(np.float32) for c, b in zip(coefs, batches, strict=True)
                 for y in librosa.icqt(c, length=b.shape[-1], **kw)]
 
-    row = _librosa_row(name, "librosa.icqt", run, clips, sr, busy)
+    row = _librosa_row(name, "librosa.icqt", run, clips, sr, busy, repeat)
     ests = row.pop("ests")
     refs = [_band_pass(y, sr, *band) for y in clips]
     row.update(_snr_stats(refs, ests, "snr_in_band"),
@@ -196,7 +209,8 @@ def _librosa_icqt_row(name: str, feats: Path, clips: list[np.ndarray], sr: float
 
 
 def _librosa_griffin_lim_row(name: str, feats: Path, clips: list[np.ndarray], sr: float,
-                             iterations: int, busy: int) -> Optional[dict[str, Any]]:
+                             iterations: int, busy: int,
+                             repeat: int) -> Optional[dict[str, Any]]:
     """librosa.feature.melspectrogram (the stored parameters, not timed), then
     ``mel_to_stft`` + ``griffinlim`` (``iterations``, seeded), timed."""
     try:
@@ -226,7 +240,8 @@ def _librosa_griffin_lim_row(name: str, feats: Path, clips: list[np.ndarray], sr
             out.extend(y.astype(np.float32))
         return out
 
-    row = _librosa_row(name, "librosa mel_to_stft + griffinlim", run, clips, sr, busy)
+    row = _librosa_row(name, "librosa mel_to_stft + griffinlim", run, clips, sr, busy,
+                       repeat)
     row["feature_convergence"] = _feature_convergence(feats, clips, row.pop("ests"))
     row["iterations"] = iterations
     return row
@@ -235,9 +250,10 @@ def _librosa_griffin_lim_row(name: str, feats: Path, clips: list[np.ndarray], sr
 # --- ours -----------------------------------------------------------------------------------
 
 def _ours_row(name: str, feats: Path, root: Path, clips: np.ndarray, sr: float,
-              dev: Any, iterations: Optional[int], busy: int) -> tuple[dict[str, Any], Any]:
+              dev: Any, iterations: Optional[int], busy: int,
+              repeat: int) -> tuple[dict[str, Any], Any]:
     """``invert_file`` on ``feats`` (into a fresh folder each time), idle and busy; the row
-    and the idle run's summary."""
+    (named ``name``) and the first run's summary."""
     import soundfile as sf
     import soxr
 
@@ -246,10 +262,10 @@ def _ours_row(name: str, feats: Path, root: Path, clips: np.ndarray, sr: float,
     runs = iter(range(1 << 30))
 
     def run() -> Any:
-        out = root / f"out_{name}_{next(runs)}"
+        out = root / f"out_{name}_{iterations}_{next(runs)}"
         return invert_file(feats, out, "auto", "wav", device=dev, iterations=iterations)
 
-    summary, wall, cpu = _timed(run)
+    summary, wall, cpu = _timed(run, repeat)
     refs, ests = [], []
     out_sr = sr
     for key, path in summary.files.items():
@@ -271,7 +287,7 @@ def _ours_row(name: str, feats: Path, root: Path, clips: np.ndarray, sr: float,
         "written": len(summary.written), "failed": len(summary.failures),
         "output_sr": float(out_sr),
         **_speed(summary.audio_seconds, wall, cpu),
-        **_busy_fields(busy, run, wall, summary.audio_seconds),
+        **_busy_fields(busy, run, wall, summary.audio_seconds, repeat),
         **_snr_stats(refs, ests, "snr"), **in_band, **extra,
         "band_hz": [round(band[0], 2), round(band[1], 2)] if band else None,
         "iterations": iterations,
@@ -292,13 +308,15 @@ def _add_ratios(ours: dict[str, Any], peer: dict[str, Any]) -> None:
 def run_invert(
     n_clips: Optional[int], samples: int, sr: float, device_spec: str, threads: Optional[int],
     seed: int, log: Callable[[str], None], input_dir: Optional[Path] = None, busy: int = 0,
+    repeat: int = 1,
 ) -> dict[str, Any]:
     """Run the invert benchmark; returns the report (``schema_version``
     :data:`~nnaudio_cli.bench.workload.SCHEMA_VERSION`).
 
     ``input_dir``: cut the clips from this folder's recordings
     (:func:`~nnaudio_cli.bench.workload.clips_from_folder`) instead of synthesising them.
-    ``busy``: time every row again with that many busy neighbours."""
+    ``busy``: time every row again with that many busy neighbours. ``repeat``: timed runs
+    of each row (the median is reported)."""
     import soundfile as sf
     import torch
 
@@ -331,21 +349,31 @@ def run_invert(
             if done.returncode != 0:
                 raise RuntimeError(f"extract {name} failed: {done.stderr.strip()[-300:]}")
             log(f"inverting {name} with {method}" + (f", idle and {busy} busy" if busy else ""))
-            row, summary = _ours_row(name, feats, root, clips, sr, dev, iterations, busy)
-            results.append(row)
-            log(f"{name}: {row['x_real_time']} x real time, SNR {row['snr_db']} dB")
+            row, summary = _ours_row(name, feats, root, clips, sr, dev, iterations, busy,
+                                     repeat)
+            ours = [row]
+            if summary.method == "icqt" and iterations != 1:
+                # one CG step: about librosa.icqt's cost (its one-pass approximate inverse)
+                one, _ = _ours_row(name, feats, root, clips, sr, dev, 1, busy, repeat)
+                one["name"] = f"{name} (1 iteration)"
+                ours.append(one)
+            results.extend(ours)
+            for r in ours:
+                log(f"{r['name']}: {r['x_real_time']} x real time, SNR {r['snr_db']} dB")
             if row["output_sr"] != sr:  # librosa would run at another rate: no fair row
                 continue
             peer = None
             if summary.method == "icqt":
                 peer = _librosa_icqt_row(name, feats, list(clips), sr, _feature_band(feats),
-                                         busy)
+                                         busy, repeat)
             elif (summary.method == "griffin-lim"
                   and _stored_config(feats)["transform"] == "MelSpectrogram"):
                 n_iter = iterations or DEFAULT_ITERATIONS["griffin-lim"]
-                peer = _librosa_griffin_lim_row(name, feats, list(clips), sr, n_iter, busy)
+                peer = _librosa_griffin_lim_row(name, feats, list(clips), sr, n_iter, busy,
+                                                repeat)
             if peer is not None:
-                _add_ratios(row, peer)
+                for r in ours:
+                    _add_ratios(r, peer)
                 results.append(peer)
                 log(f"{peer['name']}: {peer['x_real_time']} x real time "
                     f"(ours {row.get('librosa_speedup')}x as fast)")
@@ -357,7 +385,7 @@ def run_invert(
         "workload": {"clips": n, "samples": samples, "sr": sr, "seed": seed,
                      "audio_seconds_in": round(n * samples / sr, 3), "device": str(dev),
                      "source": source, "threads": torch.get_num_threads(),
-                     "busy_neighbours": busy},
+                     "busy_neighbours": busy, "repeat": repeat},
         "results": results,
         "elapsed_seconds": round(time.time() - started, 3),
         # 1-minute load average before and after: timings on a shared machine need it
@@ -370,7 +398,7 @@ def run_invert(
 def invert_report(
     n_clips: Optional[int], samples: int, sr: float, device: str, threads: Optional[int],
     seed: int, json_path: Optional[Path], quiet: bool, input_dir: Optional[Path] = None,
-    busy: int = 0,
+    busy: int = 0, repeat: int = 1,
 ) -> dict[str, Any]:
     """What ``nnaudio benchmark --invert`` runs: the report, written to ``json_path`` too."""
     import torch
@@ -382,7 +410,8 @@ def invert_report(
         if not quiet:
             print(f"benchmark: {msg}", file=sys.stderr, flush=True)
 
-    report = run_invert(n_clips, samples, sr, device, threads, seed, log, input_dir, busy)
+    report = run_invert(n_clips, samples, sr, device, threads, seed, log, input_dir, busy,
+                        repeat)
     report["machine"] = machine_info(torch.device(report["workload"]["device"]))
     if json_path is not None:
         write_text(json_path, json.dumps(report, indent=2) + "\n")
@@ -406,7 +435,8 @@ def render_invert(report: dict[str, Any]) -> None:
     wl = report["workload"]
     busy = wl.get("busy_neighbours") or 0
     table = Table(title=f"nnaudio invert, {wl['clips']} clips ({wl['audio_seconds_in']} s "
-                        f"of audio), {wl['threads']} thread(s)",
+                        f"of audio), {wl['threads']} thread(s), median of "
+                        f"{wl.get('repeat', 1)}",
                   caption="vs librosa = librosa wall seconds / ours (> 1: ours faster)"
                   + ("; slowdown = busy / idle wall seconds" if busy else ""))
     cols = ["preset", "method", "x real time", "x real time (CPU)"]

@@ -162,7 +162,8 @@ def run(
                        "combined with --pipeline, --matrix or --frontends", usage=True)
     if invert:
         return _measured(quiet, lambda report: _run_invert(
-            clips, samples, sr, device, threads, seed, json_path, quiet, input_dir, busy))
+            clips, samples, sr, device, threads, seed, json_path, quiet, input_dir, busy,
+            repeat))
     if frontends:
         return _measured(quiet, lambda report: _run_frontends(
             seconds, batch_size, repeat, threads, seed, json_path, quiet))
@@ -285,13 +286,13 @@ def _pipeline_presets(pipeline: bool, presets: Optional[str],
 
 def _run_invert(clips: Optional[int], samples: int, sr: float, device: str,
                 threads: Optional[int], seed: int, json_path: Optional[Path], quiet: bool,
-                input_dir: Optional[Path] = None, busy: int = 0) -> int:
+                input_dir: Optional[Path] = None, busy: int = 0, repeat: int = 1) -> int:
     """``--invert``: :func:`nnaudio_cli.bench.invert.invert_report`."""
     from nnaudio_cli.bench.invert import invert_report
 
     try:
         invert_report(clips, samples, sr, device, threads, seed, json_path, quiet, input_dir,
-                      busy)
+                      busy, repeat)
     except RuntimeError as e:  # an extract that failed: one line, exit 1
         if isinstance(e, CliError):
             raise

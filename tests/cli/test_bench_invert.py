@@ -12,7 +12,8 @@ from support import invoke
 def test_invert_benchmark_json_schema(tmp_path: Path) -> None:
     out = tmp_path / "inv.json"
     r = invoke(*["benchmark", "--invert", "--clips", "2", "--samples", "22050",
-                                 "--sr", "22050", "--device", "cpu", "--json", str(out), "-q"])
+                                 "--sr", "22050", "--device", "cpu", "--json", str(out), "-q",
+                                 "-n", "2"])
     assert r.exit_code == 0, r.stderr
     report = json.loads(out.read_text())
     assert report["schema_version"] == 1 and report["mode"] == "invert"
@@ -23,8 +24,12 @@ def test_invert_benchmark_json_schema(tmp_path: Path) -> None:
     assert all(v is None or v >= 0 for v in load.values())
     rows = {r["name"]: r for r in report["results"]}
     assert set(rows) == {"stft_complex", "cqt84_complex", "cqt_invertible", "mel128",
+                         "cqt84_complex (1 iteration)", "cqt_invertible (1 iteration)",
                          "cqt84_complex (librosa)", "cqt_invertible (librosa)",
                          "mel128 (librosa)"}
+    assert report["workload"]["repeat"] == 2
+    assert rows["cqt84_complex (1 iteration)"]["iterations"] == 1
+    assert rows["cqt84_complex"]["iterations"] is None  # the default (16)
     names = ("stft_complex", "cqt84_complex", "cqt_invertible", "mel128",
              "cqt_invertible (librosa)", "mel128 (librosa)")
     assert [rows[n]["method"] for n in names] == [
@@ -54,10 +59,12 @@ def test_invert_benchmark_json_schema(tmp_path: Path) -> None:
     ours, theirs = rows["mel128"], rows["mel128 (librosa)"]
     assert 0 < ours["feature_convergence"] < 0.4 and 0 < theirs["feature_convergence"] < 0.4
     assert theirs["iterations"] == 32
-    for name in ("cqt84_complex", "cqt_invertible", "mel128"):
-        peer = rows[f"{name} (librosa)"]
+    for name, peer in (("cqt84_complex", "cqt84_complex"),
+                       ("cqt84_complex (1 iteration)", "cqt84_complex"),
+                       ("cqt_invertible", "cqt_invertible"), ("mel128", "mel128")):
+        peer_row = rows[f"{peer} (librosa)"]
         assert rows[name]["librosa_speedup"] == pytest.approx(
-            peer["wall_seconds"] / rows[name]["wall_seconds"], rel=0.05, abs=0.02)
+            peer_row["wall_seconds"] / rows[name]["wall_seconds"], rel=0.05, abs=0.02)
 
 
 def test_invert_benchmark_busy_times_every_row_again(tmp_path: Path) -> None:
@@ -67,19 +74,20 @@ def test_invert_benchmark_busy_times_every_row_again(tmp_path: Path) -> None:
 
     out = tmp_path / "inv.json"
     r = invoke("benchmark", "--invert", "--clips", "1", "--samples", "11025", "--sr",
-               "22050", "--device", "cpu", "--busy", "1", "--json", str(out), "-q")
+               "22050", "--device", "cpu", "--busy", "1", "--json", str(out), "-q", "-n", "1")
     assert r.exit_code == 0, r.stderr
     assert "slowdown" in r.stdout and "1 busy" in r.stdout
     report = json.loads(out.read_text())
     assert report["workload"]["busy_neighbours"] == 1
     rows = report["results"]
-    assert len(rows) == 7
+    assert len(rows) == 9
     for row in rows:
         assert row["busy_wall_seconds"] > 0 and row["busy_neighbour_cpu_seconds"] > 0
+        # (the JSON's seconds are rounded to 1 ms: a few per cent on the fastest rows)
         assert row["slowdown"] == pytest.approx(
-            row["busy_wall_seconds"] / row["wall_seconds"], rel=0.05, abs=0.01)
+            row["busy_wall_seconds"] / row["wall_seconds"], rel=0.15)
         assert row["busy_x_real_time"] == pytest.approx(0.5 / row["busy_wall_seconds"],
-                                                        rel=0.05, abs=0.01)
+                                                        rel=0.15)
     ours = {row["name"]: row for row in rows}["mel128"]
     assert "busy_librosa_speedup" in ours
     # the neighbours are stopped: no spinning child of this process is left
