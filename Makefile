@@ -3,7 +3,7 @@
 #   make test  - set up .venv with the test extra, lint, run the test suite
 PY := .venv/bin/python
 
-.PHONY: setup setup-test demo test bench clean
+.PHONY: setup setup-test demo test test-fast bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -19,6 +19,11 @@ demo: setup
 test: setup-test
 	.venv/bin/ruff check .
 	$(PY) -m pytest -q
+
+# the edit loop: lint and every test not marked slow (the venv must exist: make setup-test)
+test-fast:
+	.venv/bin/ruff check .
+	$(PY) -m pytest -q -m "not slow"
 
 bench: setup
 	$(PY) -m pip install -q 'librosa==0.11.0' nnaudio2

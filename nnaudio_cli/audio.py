@@ -703,28 +703,3 @@ def stream_rates(
             if last:
                 break
         info.samples = decoded
-
-
-def ignore_interrupts(main_pid: int | None = None) -> None:
-    """Worker initializer: Ctrl-C goes to the whole process group; only the main process
-    handles it (it ends the workers). With ``main_pid``, a watchdog thread ends this worker
-    when that process is gone (SIGKILL of the main process must not leave orphans)."""
-    import signal
-    import threading
-    import time
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if main_pid is None:
-        return
-
-    def watch() -> None:
-        while True:
-            time.sleep(0.5)
-            try:
-                os.kill(main_pid, 0)
-            except ProcessLookupError:
-                os._exit(1)
-            except OSError:
-                pass
-
-    threading.Thread(target=watch, daemon=True).start()

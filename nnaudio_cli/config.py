@@ -134,11 +134,6 @@ def param_spec(cls_name: str) -> dict[str, ParamSpec]:
     return schema.specs()[cls_name]
 
 
-def valid_params(cls_name: str) -> list[str]:
-    """Sorted names of the parameters ``--set`` / ``[params]`` may give for a transform."""
-    return sorted(param_spec(cls_name))
-
-
 def parse_value(text: str) -> Any:
     """Parse a ``--set`` value: a TOML literal (``64``, ``0.5``, ``true``, ``"hann"``,
     ``[1, 2]``), ``none``/``null`` for None, anything else as a bare string."""

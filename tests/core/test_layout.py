@@ -109,3 +109,81 @@ def test_core_never_imports_the_cli():
     for name, path in _modules("nnaudio_core").items():
         bad = sorted(t for t in _imported(name, path) if t.split(".")[0] == "nnaudio_cli")
         assert not bad, f"{name} imports {bad}"
+
+
+# --- the README's module map ---------------------------------------------------------------
+
+#: modules the map leaves out on purpose: package markers, the ``python -m`` hook, generated
+UNMAPPED = {"__init__.py", "__main__.py", "_schema_data.py"}
+
+
+def _map_blocks() -> list[list[str]]:
+    """The README's code blocks that start with a package folder (``nnaudio_cli/`` ...)."""
+    blocks, current = [], None
+    for line in (REPO / "README.md").read_text().splitlines():
+        text = line.strip()
+        if text.startswith("```"):
+            if current:
+                blocks.append(current)
+            current = [] if current is None else None
+            continue
+        if current is not None:
+            current.append(line)
+    return [b for b in blocks if b and b[0].strip() in ("nnaudio_cli/", "nnaudio_core/")]
+
+
+def mapped_paths(lines: list[str]) -> set[str]:
+    """Files (``pkg/dir/mod.py``) and folders (``pkg/dir/``) a module-map block names.
+
+    Each line is ``NAME  description`` indented two spaces per level under the folder
+    above it; a line of several ``*.py`` names (and nothing else) lists that folder's files.
+    A wrapped description (a line whose first word is not a ``.py`` or folder name) adds
+    nothing."""
+    out: set[str] = set()
+    stack: list[tuple[int, str]] = []  # (indent, folder path)
+    for line in lines:
+        if not line.strip():
+            continue
+        indent = len(line) - len(line.lstrip())
+        words = line.split()
+        while stack and stack[-1][0] >= indent:
+            stack.pop()
+        parent = stack[-1][1] if stack else ""
+        if all(w.endswith(".py") for w in words):
+            out.update(parent + w for w in words)
+        elif words[0].endswith("/"):
+            path = parent + words[0]
+            out.add(path)
+            stack.append((indent, path))
+        elif words[0].endswith(".py"):
+            out.add(parent + words[0])
+    return out
+
+
+def test_module_map_parser_reads_folders_files_and_lists() -> None:
+    lines = ["pkg/", "  a.py       one", "             wrapped text.py here", "  sub/  two",
+             "    b.py  c.py", "  d.py  three"]
+    assert mapped_paths(lines) == {"pkg/", "pkg/a.py", "pkg/sub/", "pkg/sub/b.py",
+                                   "pkg/sub/c.py", "pkg/d.py"}
+
+
+def test_readme_module_map_names_every_module_and_only_real_ones() -> None:
+    """The map in the README (nnaudio_cli/ and nnaudio_core/) cannot name a module that does
+    not exist, nor leave one out (extract/'s stages are mapped in their own block)."""
+    blocks = _map_blocks()
+    assert {b[0].strip() for b in blocks} == {"nnaudio_cli/", "nnaudio_core/"}
+    named: set[str] = set()
+    for block in blocks:
+        named |= mapped_paths(block)
+    missing = sorted(p for p in named if not (REPO / p).exists())
+    assert not missing, f"the README's module map names what does not exist: {missing}"
+    # extract/'s stages: the block of bare stage names after "wires one module per stage"
+    text = (REPO / "README.md").read_text()
+    stages = text.split("wires one module per stage:", 1)[1].split("```")[1]
+    named |= {f"nnaudio_cli/extract/{line.split()[0]}" for line in stages.splitlines()
+              if line.split() and line.split()[0].endswith(".py")}
+    unmapped = sorted(
+        str(p.relative_to(REPO)) for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")
+        if p.name not in UNMAPPED and str(p.relative_to(REPO)) not in named
+    )
+    assert not unmapped, f"modules the README's module map leaves out: {unmapped}"
