@@ -58,9 +58,24 @@ CQ_BACKENDS = (*BACKENDS, "multirate", "nnaudio2")
 
 # frames per FFT segment: long segments amortise the kernel span (n_fft) of overlap
 SEGMENT_FRAMES = 64
-# eager-CPU plan: kernels up to this many samples are applied directly (dense matrix product
-# over frames), longer ones by segment FFTs with the segment length fitted to each input
+# eager-CPU plan at hop 512: kernels up to this many samples are applied directly (dense
+# matrix product over frames), longer ones by segment FFTs with the segment length fitted to
+# each input; smaller hops lower the limit (direct_max_length)
 DIRECT_MAX_LENGTH = 2048
+DIRECT_REFERENCE_HOP = 512
+
+
+def direct_max_length(hop_length: int) -> int:
+    """Longest kernel, in samples, that the eager-CPU plan applies directly at this hop.
+
+    A direct kernel costs about ``2 * length`` multiply-adds per frame, so per second of
+    audio its cost grows as ``1 / hop``, while a long kernel's share of the segment FFTs grows
+    more slowly. Measured forward and iCQT times (2 cores, 84-100 bins, 22.05 kHz) put the
+    crossover at 2048 samples at hop 512, ~1024 at hop 128 and ~512 at hop 32:
+    ``2048 * sqrt(hop / 512)``, kept within [512, 2048].
+    """
+    scaled = DIRECT_MAX_LENGTH * (hop_length / DIRECT_REFERENCE_HOP) ** 0.5
+    return int(min(DIRECT_MAX_LENGTH, max(DIRECT_MAX_LENGTH // 4, round(scaled))))
 # folded lengths tried for the long kernels: the smallest that holds the span, x2 and x4
 FFT_SEGMENT_CHOICES = 3
 
@@ -420,7 +435,7 @@ class VariableQ(Transform):
     def _build_cpu_plan(self, kernels: np.ndarray, lengths: np.ndarray, sparsity: float) -> None:
         """The eager-CPU plan (same numbers as the general FFT path, to float32 round-off).
 
-        Short kernels (``<= DIRECT_MAX_LENGTH`` samples, the upper octaves) are applied
+        Short kernels (``<= direct_max_length(hop)`` samples, the upper octaves) are applied
         directly: one dense matrix product over frames per group of similar length, about
         ``2 * length`` multiply-adds per bin and frame (their spectra are too wide for the
         sparse FFT product to pay off). The long kernels (lowest octaves, narrow spectra) use
@@ -428,7 +443,7 @@ class VariableQ(Transform):
         call picks the one that fits its clip length (no FFT of mostly padding).
         """
         hop = self.hop_length
-        n_long = int(np.sum(lengths > DIRECT_MAX_LENGTH))
+        n_long = int(np.sum(lengths > direct_max_length(hop)))
         self._direct = []
         for i, (b0, b1, off, mat) in enumerate(filters.direct_groups(kernels, lengths, n_long)):
             name = f"_direct_{i}"

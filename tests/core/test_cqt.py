@@ -303,3 +303,28 @@ def test_cpu_decimation_equals_conv1d(taps: int, factor: int, samples: int) -> N
     out = decimate(x, h, factor)
     assert out.shape == ref[:, 0].shape
     torch.testing.assert_close(out, ref[:, 0], rtol=0, atol=1e-5 * float(ref.abs().max()))
+
+
+def test_small_hops_send_more_bins_to_the_segment_ffts_with_the_same_numbers() -> None:
+    """The CPU plan's direct/FFT split follows the hop (direct_max_length): at hop 32 the
+    kernels of 513-2048 samples go to the segment FFTs too, and the output stays within the
+    FFT path's accuracy (its spectra are cut at 1e-5 of each kernel's peak: ~2e-5 of the
+    peak output on white noise) of the split fixed at 2048 samples."""
+    from nnaudio_core.features import constant_q as CQ
+
+    assert [CQ.direct_max_length(h) for h in (32, 64, 128, 256, 512, 2048)] == [
+        512, 724, 1024, 1448, 2048, 2048]
+    kw = dict(sr=22050, hop_length=32, fmin=32.70, n_bins=100, output_format="Complex",
+              backend="auto", bandwidth="librosa", pad_mode="constant")
+    m = CQT1992v2(**kw)
+    x = torch.randn(2, 22050, generator=torch.Generator().manual_seed(3))
+    original = CQ.direct_max_length
+    try:
+        CQ.direct_max_length = lambda hop: CQ.DIRECT_MAX_LENGTH
+        fixed = CQT1992v2(**kw)
+    finally:
+        CQ.direct_max_length = original
+    assert m._long_bins > fixed._long_bins
+    with torch.inference_mode():
+        a, b = m(x), fixed(x)
+    torch.testing.assert_close(a, b, rtol=0, atol=5e-5 * float(b.abs().max()))
