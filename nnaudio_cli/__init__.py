@@ -1,6 +1,6 @@
 """nnaudio_cli: the ``nnaudio`` command (feature extraction into HDF5) and its file reader.
 
-Importing this package is cheap (no torch); ``from nnaudio_cli.store import open_features``
+Importing this package is cheap (no torch); ``from nnaudio_cli.featurefile import open_features``
 gives the reader.
 """
 
@@ -13,7 +13,7 @@ DISTRIBUTION = "nnaudio-cli"
 
 def __getattr__(name: str):  # lazy: keeps worker processes free of h5py/torch imports
     if name == "open_features":
-        from nnaudio_cli.store import open_features
+        from nnaudio_cli.featurefile.reader import open_features
 
         return open_features
     raise AttributeError(name)

@@ -7,7 +7,7 @@ not be used. Every error is one ``nnaudio: error: ...`` line on stderr; a
 1; anything else is an internal error (``NNAUDIO_DEBUG=1`` adds its traceback). Library
 warnings become one ``nnaudio: warning: ...`` line per distinct message (none with ``-q``).
 
-Ctrl-C and SIGTERM are taken over for the whole invocation (:mod:`nnaudio_cli.interrupts`):
+Ctrl-C and SIGTERM are taken over for the whole invocation (:mod:`nnaudio_cli.plumbing.interrupts`):
 a signal before a command has its own handling (while Typer parses the flags, while a
 command imports) is one ``interrupted`` line and exit 130 (143 for SIGTERM), never silence
 (Typer turns a ``KeyboardInterrupt`` into a quiet exit 130) nor a death by SIGINT; and the
@@ -32,7 +32,6 @@ from typing import Any, List, Optional
 import typer
 from typer.core import TyperGroup
 
-from nnaudio_cli import interrupts, preload
 from nnaudio_cli.commands import (
     benchmark,
     export,
@@ -53,7 +52,8 @@ from nnaudio_cli.errors import (
     error,
     report,
 )
-from nnaudio_cli.interrupts import is_program
+from nnaudio_cli.plumbing import interrupts, preload
+from nnaudio_cli.plumbing.interrupts import is_program
 
 try:  # typer >= 0.20 vendors click as typer._click
     from typer._click import exceptions as click_exc

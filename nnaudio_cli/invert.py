@@ -33,7 +33,7 @@ ends in no extension, such as a segment's ``a.wav@1.5-3``, gets it appended
 keys map to one name, each of them keeps its whole name and gets the extension appended
 (``a.flac`` -> ``a.flac.wav``, ``a.wav`` -> ``a.wav.wav``). Any other clash, an unsafe key
 (absolute, ``..``, NUL) or a name component over the file system's limit is a failed row.
-Keys appear in every message as :func:`nnaudio_cli.text.shown_key` shows them (``repr``-
+Keys appear in every message as :func:`nnaudio_cli.plumbing.text.shown_key` shows them (``repr``-
 escaped unless printable), so a newline in a key cannot split a line.
 """
 
@@ -57,16 +57,11 @@ import soundfile as sf
 import torch
 
 from nnaudio_cli.errors import CliError
-from nnaudio_cli.outputs import remove_stale, replacing
-from nnaudio_cli.store import (
-    READABLE_VERSIONS,
-    FeatureFile,
-    FeatureFileError,
-    feature_group,
-    feature_names,
-    validate_layout,
-)
-from nnaudio_cli.text import count, shown_key
+from nnaudio_cli.featurefile.layout import READABLE_VERSIONS, feature_group, feature_names
+from nnaudio_cli.featurefile.reader import FeatureFile
+from nnaudio_cli.featurefile.validate import FeatureFileError, validate_layout
+from nnaudio_cli.plumbing.outputs import remove_stale, replacing
+from nnaudio_cli.plumbing.text import count, shown_key
 
 METHODS = ("auto", "istft", "icqt", "griffin-lim")
 FORMATS = {"wav": ("WAV", "FLOAT"), "flac": ("FLAC", "PCM_24")}
@@ -97,7 +92,7 @@ class InvertError(CliError, ValueError):
 
 
 def show(key: str) -> str:
-    """A key as it appears in messages (:func:`nnaudio_cli.text.shown_key`: printable keys
+    """A key as it appears in messages (:func:`nnaudio_cli.plumbing.text.shown_key`: printable keys
     as they are, others ``repr``-escaped, so no raw newline or control character)."""
     return shown_key(key)
 
@@ -495,7 +490,7 @@ def _read(ff: FeatureFile, job: _Job, a: int, b: int) -> np.ndarray:
 def _write_atomic(target: Path, audio: np.ndarray | Iterator[np.ndarray], sr: int, fmt: str,
                   channels: int) -> None:
     """Write (samples, channels) audio (or blocks of it) to a short hidden temporary file
-    next to ``target``, then rename it into place (:func:`nnaudio_cli.outputs.replacing`; a
+    next to ``target``, then rename it into place (:func:`nnaudio_cli.plumbing.outputs.replacing`; a
     killed run's temporary file is removed by the next run, :func:`remove_stale`)."""
     container, subtype = FORMATS[fmt]
     blocks = [audio] if isinstance(audio, np.ndarray) else audio

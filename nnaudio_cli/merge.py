@@ -10,12 +10,12 @@ several features (``/features/<name>/...``); every feature is merged.
   dtype (float16 stays float16, bfloat16 stays ``uint16`` bit patterns), by a path
   relative to ``OUT.h5``; each feature's ``offsets`` are rebased onto it, its
   ``frequencies`` and group attributes are shard 0's, and ``/index`` is the concatenated
-  index (failed rows included). :func:`~nnaudio_cli.store.open_features` and plain h5py
+  index (failed rows included). :func:`~nnaudio_cli.featurefile.reader.open_features` and plain h5py
   read it like any feature file; the shard files must stay next to it (rows of a missing
   shard read as NaN, and ``open_features`` refuses the file, naming the shard). It needs
   almost no disk. Its ``digest`` is empty; ``shard_digests`` keeps each shard's checksum.
   Each feature's ``stats`` are the shards' statistics combined in shard order
-  (:meth:`~nnaudio_cli.stats.BinStats.combine`, Chan's exact merge); if a shard has none
+  (:meth:`~nnaudio_cli.featurefile.stats.BinStats.combine`, Chan's exact merge); if a shard has none
   for a feature, the merged file has none for it either (and a note says so).
 * **Copy** (``--copy``). One self-contained file written like ``extract``'s output (same
   compression, its own ``digest``); it needs as much disk again as the shards. The stored
@@ -25,14 +25,16 @@ several features (``/features/<name>/...``); every feature is merged.
 Either way the output is written to ``OUT.h5.partial``, fsynced and renamed into place.
 
 Checks before anything is written (one line, exit 1): every shard passes
-:func:`~nnaudio_cli.store.validate_layout` (a damaged or crafted file is a
-:class:`~nnaudio_cli.store.FeatureFileError` naming it), is no merged master itself, is
+:func:`~nnaudio_cli.featurefile.validate.validate_layout` (a damaged or crafted file is a
+:class:`~nnaudio_cli.featurefile.validate.FeatureFileError` naming it), is no merged master itself,
+is
 ``layout_version`` 2 (version 1 shards must be extracted again) and holds the same features
 in the same order with the same settings (per feature: ``config_hash``, stored ``dtype``,
 ``scale`` and ``db_*``, row shape; then the run's ``config_hash`` and ``resume_hash``), the
 same plan (inputs and shard count: ``shard_plan``), no shard is given twice or missing
 (reported by number), no key is in two shards and the keys add up to the number of inputs.
-Then each shard's checksum is verified (:func:`~nnaudio_cli.store.verify_file`, every row
+Then each shard's checksum is verified (:func:`~nnaudio_cli.featurefile.checksum.verify_file`,
+every row
 read once); ``--copy`` instead recomputes it from the rows it copies and aborts before
 committing, so damaged rows never get a fresh valid checksum.
 
@@ -57,27 +59,21 @@ import numpy as np
 
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.extract.shard import shard_path
-from nnaudio_cli.stats import BinStats
-from nnaudio_cli.storage import Storage
-from nnaudio_cli.store import (
+from nnaudio_cli.featurefile.checksum import ArrayDigest, check_digest, file_checksum, verify_file
+from nnaudio_cli.featurefile.encoding import Storage
+from nnaudio_cli.featurefile.layout import (
     INDEX_COLUMNS,
     LAYOUT_VERSION,
     STR,
-    ArrayDigest,
-    FeatureSpec,
-    FeatureWriter,
-    OutputError,
-    _attr,
-    check_digest,
+    attr_value,
     feature_group,
     feature_names,
-    file_checksum,
-    fsync_path,
-    partial_path,
-    validate_layout,
-    verify_file,
 )
-from nnaudio_cli.text import shown_key
+from nnaudio_cli.featurefile.stats import BinStats
+from nnaudio_cli.featurefile.validate import validate_layout
+from nnaudio_cli.featurefile.writer import FeatureSpec, FeatureWriter
+from nnaudio_cli.plumbing.outputs import OutputError, fsync_path, partial_path
+from nnaudio_cli.plumbing.text import shown_key
 
 #: Root attributes that describe one shard, not the merged file.
 SHARD_ATTRS = ("shard_index", "shard_count", "shard_plan", "n_inputs_total", "digest")
@@ -190,10 +186,10 @@ def _read(path: Path) -> _Shard:
                 g = feature_group(h5, name)
                 data = g["data"]
                 features.append(_Feature(
-                    name, {k: _attr(v) for k, v in g.attrs.items()},
+                    name, {k: attr_value(v) for k, v in g.attrs.items()},
                     np.asarray(g["offsets"][()], np.int64), int(data.shape[0]),
                     tuple(int(n) for n in data.shape[1:]), data.dtype, BinStats.read(g)))
-            shard = _Shard(Path(path), {k: _attr(v) for k, v in h5.attrs.items()}, index,
+            shard = _Shard(Path(path), {k: attr_value(v) for k, v in h5.attrs.items()}, index,
                            features)
     except CliError:  # MergeError, or FeatureFileError naming the file and the defect
         raise

@@ -26,8 +26,8 @@ from typing import Any, Optional
 import numpy as np
 
 from nnaudio_cli.errors import CliError
-from nnaudio_cli.storage import Decibels
-from nnaudio_cli.text import install_hint, shown_key, unknown_key
+from nnaudio_cli.featurefile.encoding import Decibels
+from nnaudio_cli.plumbing.text import install_hint, shown_key, unknown_key
 
 MISSING = f"nnaudio plot needs matplotlib: {install_hint('plot')}"
 
@@ -154,7 +154,7 @@ def load(path: Path, key: str, feature: Optional[str] = None) -> Features:
     ``feature`` may be omitted when the file holds one. A one-line :class:`CliError` for an
     unreadable file, a failed input (exit 1), an unknown key (exit 2, with a did-you-mean)
     or a missing or unknown ``feature`` (exit 2, naming the choices)."""
-    from nnaudio_cli.describe import open_checked
+    from nnaudio_cli.info import open_checked
 
     with open_checked(path, feature) as ff:
         if key not in ff:
@@ -263,7 +263,7 @@ def plot_features(path: Path, key: str, out: Path, feature: Optional[str] = None
     dict
         :func:`draw`'s summary with ``out`` and ``key``.
     """
-    from nnaudio_cli.outputs import check_new, replacing
+    from nnaudio_cli.plumbing.outputs import check_new, replacing
 
     _pyplot()  # the missing-matplotlib message comes before anything is read
     check_new(out, overwrite)

@@ -80,7 +80,8 @@ def assert_same(a_path: Path, b_path: Path, exact_stats: bool = True) -> None:
     statistics equal within float64 round-off (1e-9 relative) instead of bit for bit."""
     import h5py
 
-    from nnaudio_cli.store import feature_names, open_features
+    from nnaudio_cli.featurefile.layout import feature_names
+    from nnaudio_cli.featurefile.reader import open_features
 
     with h5py.File(a_path, "r") as ha, h5py.File(b_path, "r") as hb:
         names = feature_names(ha)

@@ -2,7 +2,7 @@
 
 The same audio (the pipeline's clips) is encoded once into each format, in a temporary
 folder, and every file is then decoded to float32 the way ``extract`` decodes it
-(:func:`nnaudio_cli.audio.open_sound`: libsndfile for what it reads, FFmpeg through PyAV for
+(:func:`nnaudio_cli.extract.audio.open_sound`: libsndfile for what it reads, FFmpeg through PyAV for
 the containers), in this process, one file after another: no resampling, no downmix.
 Reported per format: the decoder that read it, file bytes, and **seconds of audio decoded
 per CPU-second** (``time.process_time`` of this process, all its threads), the median of
@@ -52,7 +52,7 @@ def encode(clips: list[np.ndarray], sr: int, fmt: str, folder: Path) -> list[Pat
     import soundfile as sf
     import soxr
 
-    from nnaudio_cli import containers
+    from nnaudio_cli.extract import containers
 
     ext, encoder, codec = FORMATS[fmt]
     folder.mkdir(parents=True, exist_ok=True)
@@ -72,7 +72,7 @@ def encode(clips: list[np.ndarray], sr: int, fmt: str, folder: Path) -> list[Pat
 
 def decode_pass(paths: list[Path]) -> tuple[float, float, str]:
     """Decode every file: (CPU seconds, seconds of audio, the decoder that read them)."""
-    from nnaudio_cli.audio import open_sound
+    from nnaudio_cli.extract.audio import open_sound
 
     seconds = 0.0
     backend = ""

@@ -92,7 +92,7 @@ def _feature_convergence(feats: Path, refs: list[np.ndarray],
     preset's transform (on the CPU, float32 in, float64 norms)."""
     import torch
 
-    from nnaudio_cli.store import open_features
+    from nnaudio_cli.featurefile.reader import open_features
 
     with open_features(feats) as ff:
         transform = ff.transform()
@@ -107,7 +107,7 @@ def _feature_convergence(feats: Path, refs: list[np.ndarray],
 
 def _feature_band(feats: Path) -> tuple[float, float]:
     """The band a stored CQT measures: its lowest and top bin centre frequencies, Hz."""
-    from nnaudio_cli.store import open_features
+    from nnaudio_cli.featurefile.reader import open_features
 
     with open_features(feats) as ff:
         freqs = np.asarray(ff.frequencies)
@@ -116,7 +116,7 @@ def _feature_band(feats: Path) -> tuple[float, float]:
 
 def _stored_config(feats: Path) -> dict[str, Any]:
     """The stored feature's config: ``{"transform": name, "params": {...}, ...}``."""
-    from nnaudio_cli.store import open_features
+    from nnaudio_cli.featurefile.reader import open_features
 
     with open_features(feats) as ff:
         return dict(ff.config)
@@ -320,8 +320,8 @@ def run_invert(
     import soundfile as sf
     import torch
 
-    from nnaudio_cli.devices import resolve_device
     from nnaudio_cli.invert import DEFAULT_ITERATIONS
+    from nnaudio_cli.plumbing.devices import resolve_device
 
     dev = resolve_device(device_spec)
     torch.set_num_threads(threads or usable_cores())
@@ -404,7 +404,7 @@ def invert_report(
     import torch
 
     from nnaudio_cli.bench.report import machine_info
-    from nnaudio_cli.outputs import write_text
+    from nnaudio_cli.plumbing.outputs import write_text
 
     def log(msg: str) -> None:
         if not quiet:

@@ -27,7 +27,7 @@ times of every preset in ``configs/`` are reported separately.
 Pipeline (``--pipeline``). For each preset, on one folder of audio files, in one run:
 
 * **decode-only**: soundfile read + mono + soxr HQ resample of every file in one process
-  (:func:`nnaudio_cli.audio.decode_task`, what the decoder workers run);
+  (:func:`nnaudio_cli.extract.audio.decode_task`, what the decoder workers run);
 * **transform-only**: the extract compute stage alone on the decoded clips held in memory:
   the same batch plan, packing and transform call per batch (:mod:`nnaudio_cli.extract`),
   no decoding, no storage;
@@ -101,7 +101,7 @@ from nnaudio_cli.bench.workload import (
     piano_clips,
     stage,
 )
-from nnaudio_cli.text import count
+from nnaudio_cli.plumbing.text import count
 
 _STATUS = "/proc/self/status"
 
@@ -479,7 +479,7 @@ def decode_only(paths: list[str], keys: list[str],
                 sr: float | tuple[float, ...]) -> tuple[float, list[Any]]:
     """Seconds to decode + resample (once per rate) every file in this process, and the
     results."""
-    from nnaudio_cli.audio import decode_task
+    from nnaudio_cli.extract.audio import decode_task
 
     t0 = time.perf_counter()
     res = [decode_task(p, k, sr, True, sys.maxsize) for p, k in zip(paths, keys, strict=True)]
@@ -704,9 +704,9 @@ def run_one_pass(
     decode-only time (see the module docstring); returns the ``one_pass`` section."""
     import h5py
 
-    from nnaudio_cli.audio import rates_of
     from nnaudio_cli.config import resolve_features
-    from nnaudio_cli.store import feature_names
+    from nnaudio_cli.extract.audio import rates_of
+    from nnaudio_cli.featurefile.layout import feature_names
 
     feats = resolve_features(list(presets))
     names = [f.name for f in feats]

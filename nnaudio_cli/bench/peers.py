@@ -35,7 +35,7 @@ from nnaudio_cli.bench.workload import (
     PipelineError,
     cqt_pad_mode,
 )
-from nnaudio_cli.text import install_hint
+from nnaudio_cli.plumbing.text import install_hint
 
 #: transform name -> nnaudio_core class name
 TRANSFORMS: dict[str, str] = {

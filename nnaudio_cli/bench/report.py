@@ -54,8 +54,8 @@ from nnaudio_cli.bench.workload import (
     piano_clips,
     write_wavs,
 )
-from nnaudio_cli.outputs import replacing, write_text
-from nnaudio_cli.text import count
+from nnaudio_cli.plumbing.outputs import replacing, write_text
+from nnaudio_cli.plumbing.text import count
 
 SPEEDUP_DEFINITION = (
     "speedup_vs_ours = peer seconds / nnaudio seconds (medians of the same run); "
@@ -216,7 +216,7 @@ def transforms_report(
     (:mod:`nnaudio_cli.bench.busy`) and reports both."""
     import torch
 
-    from nnaudio_cli.devices import resolve_device
+    from nnaudio_cli.plumbing.devices import resolve_device
 
     dev = resolve_device(device_spec)
     started = time.time()

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from nnaudio_cli.errors import CliError
-from nnaudio_cli.text import count
+from nnaudio_cli.plumbing.text import count
 
 #: the ``schema_version`` of every benchmark report (JSON)
 SCHEMA_VERSION = 1
@@ -111,7 +111,7 @@ def clips_from_folder(
 
     Files that cannot be decoded or are too short are skipped (counted in the info).
     """
-    from nnaudio_cli.audio import open_sound, prepare
+    from nnaudio_cli.extract.audio import open_sound, prepare
     from nnaudio_cli.extract.discover import find_audio
 
     keys = find_audio(root)

@@ -16,7 +16,7 @@ from typing import Any, Callable, List, Optional
 import typer
 
 from nnaudio_cli.errors import EXIT_OK, CliError, error
-from nnaudio_cli.flags import (
+from nnaudio_cli.plumbing.flags import (
     check_verbosity,
     device_option,
     examples,
@@ -152,7 +152,7 @@ def run(
     clips = _clip_count(clips, full, input_dir is not None, matrix or invert)
     wanted = _split(transform, ALL_TRANSFORMS, "transform")
     peers = _split(against, ALL_PEERS, "peer", allow_none=True)
-    from nnaudio_cli.outputs import check_new
+    from nnaudio_cli.plumbing.outputs import check_new
 
     for path, flag in ((json_path, "--json"), (plot_path, "--plot")):
         if path is not None:
@@ -174,7 +174,7 @@ def run(
         from importlib.util import find_spec
 
         if find_spec("matplotlib") is None:
-            from nnaudio_cli.text import install_hint
+            from nnaudio_cli.plumbing.text import install_hint
 
             raise CliError(f"--plot needs matplotlib: {install_hint('bench')} "
                            "(or pip install matplotlib)")
@@ -207,11 +207,11 @@ def _measured(quiet: bool, run: Callable[[Any], int]) -> int:
     """``run(nnaudio_cli.bench.report)`` after one warning line when the load average is
     above the core count; Ctrl-C or SIGTERM end it as one line with exit 130 or 143 (the
     transform benchmark prints the rows it finished first)."""
-    from nnaudio_cli import interrupts
+    from nnaudio_cli.plumbing import interrupts
 
     restore_signals = interrupts.install()  # SIGTERM stops the run like Ctrl-C (exit 143)
     try:
-        from nnaudio_cli.preload import Preload
+        from nnaudio_cli.plumbing.preload import Preload
 
         # torch loads in a thread: a signal meanwhile is acted on here, never inside its
         # C++ initialisers
@@ -254,8 +254,8 @@ def _formats(value: Optional[str], pipeline: bool) -> Optional[list[str]]:
     if not pipeline:
         raise CliError("--formats is part of the pipeline benchmark; add --pipeline",
                        usage=True)
-    from nnaudio_cli import containers
     from nnaudio_cli.bench.formats import FORMATS
+    from nnaudio_cli.extract import containers
 
     chosen = _split(value, tuple(FORMATS), "format")
     need = [f for f in chosen if FORMATS[f][1] == "ffmpeg"]
@@ -308,7 +308,7 @@ def _run_frontends(seconds: float, batch_size: int, repeat: int, threads: Option
 
     from nnaudio_cli.bench.frontends import render_frontends, run_frontends
     from nnaudio_cli.bench.report import machine_info
-    from nnaudio_cli.outputs import write_text
+    from nnaudio_cli.plumbing.outputs import write_text
 
     def log(msg: str) -> None:
         if not quiet:

@@ -10,7 +10,7 @@ from typing import List, Optional
 import typer
 
 from nnaudio_cli.errors import EXIT_OK, CliError
-from nnaudio_cli.flags import (
+from nnaudio_cli.plumbing.flags import (
     check_verbosity,
     config_option,
     examples,
@@ -50,8 +50,8 @@ def run(
     """Write the transform of a preset as a front end with a dynamic batch and length."""
     check_verbosity(quiet, verbose)
     from nnaudio_cli.config import resolve
-    from nnaudio_cli.frontend import export_frontend, format_of
-    from nnaudio_cli.outputs import check_parent
+    from nnaudio_cli.export import export_frontend, format_of
+    from nnaudio_cli.plumbing.outputs import check_parent
 
     format_of(output)  # a wrong suffix is a usage error before anything is built
     if config is None and transform is None:

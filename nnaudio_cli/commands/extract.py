@@ -12,7 +12,7 @@ from typing import Any, List, Optional
 import typer
 
 from nnaudio_cli.errors import EXIT_FATAL, EXIT_OK, EXIT_PARTIAL, CliError, error
-from nnaudio_cli.flags import (
+from nnaudio_cli.plumbing.flags import (
     check_verbosity,
     device_option,
     examples,
@@ -24,7 +24,7 @@ from nnaudio_cli.flags import (
     transform_option,
     verbose_option,
 )
-from nnaudio_cli.text import count, shown_key, skipped_text
+from nnaudio_cli.plumbing.text import count, shown_key, skipped_text
 
 NAME = "extract"
 EPILOG = examples(
@@ -185,7 +185,7 @@ def run(
             f"{output} exists; pass --overwrite to replace it or --resume to update it",
             usage=True,
         )
-    from nnaudio_cli.outputs import check_owned, check_parent
+    from nnaudio_cli.plumbing.outputs import check_owned, check_parent
 
     check_parent(output)
     for path in (output, target) if merges else (output,):
@@ -201,11 +201,11 @@ def run(
         from nnaudio_cli.extract.listing import read_list
 
         input_list = read_list(files)
-    from nnaudio_cli import interrupts
     from nnaudio_cli.extract.decode import default_workers, make_decoder
     from nnaudio_cli.extract.discover import read_headers
     from nnaudio_cli.extract.inputs import select_inputs
-    from nnaudio_cli.preload import Preload
+    from nnaudio_cli.plumbing import interrupts
+    from nnaudio_cli.plumbing.preload import Preload
 
     restore_signals = interrupts.install()  # SIGTERM stops the run like Ctrl-C (exit 143)
     decoder: Any = None
@@ -220,7 +220,7 @@ def run(
                                         output, target, _note if verbose else None)
         found = (inputs, skipped, read_headers([inp.path for inp in inputs]))
         loading.wait()
-        from nnaudio_cli.devices import resolve_device
+        from nnaudio_cli.plumbing.devices import resolve_device
 
         dev = resolve_device(device)
         if device.strip().lower() == "auto":
@@ -365,9 +365,9 @@ def _run(
 ) -> int:
     import torch
 
-    from nnaudio_cli import interrupts
     from nnaudio_cli.extract import ExtractOptions, Interrupted, default_threads, run_extract
-    from nnaudio_cli.progress import make_reporter
+    from nnaudio_cli.plumbing import interrupts
+    from nnaudio_cli.plumbing.progress import make_reporter
     from nnaudio_core import ParameterError
 
     # launched ranks on one node share its cores
@@ -405,7 +405,7 @@ def _run(
     except ParameterError as e:
         raise CliError(f"invalid {cfgs[0].transform} parameters: {e}") from None
     except (CliError, OSError) as e:
-        from nnaudio_cli.store import LEAKED
+        from nnaudio_cli.featurefile.writer import LEAKED
 
         if LEAKED:  # an HDF5 handle failed mid-write: closing it may crash; skip teardown
             error(str(e))

@@ -9,7 +9,7 @@ from typing import Optional
 import typer
 
 from nnaudio_cli.errors import EXIT_OK
-from nnaudio_cli.flags import (
+from nnaudio_cli.plumbing.flags import (
     check_verbosity,
     examples,
     features_argument,
@@ -53,7 +53,7 @@ def run(
     shared index, --stats per-bin statistics; --key: one input's row; --verify: the
     checksums."""
     check_verbosity(quiet, verbose)
-    from nnaudio_cli.describe import (
+    from nnaudio_cli.info import (
         check_file,
         describe,
         describe_key,
@@ -64,7 +64,7 @@ def run(
 
     check_file(features, feature)  # unreadable, damaged (exit 1) or no such feature (exit 2)
     if verify:
-        from nnaudio_cli.store import verify_file
+        from nnaudio_cli.featurefile.checksum import verify_file
 
         for line in verify_file(features):  # a mismatch: one line naming the file (exit 1)
             print(line)

@@ -15,7 +15,7 @@ from typing import List, Optional
 import typer
 
 from nnaudio_cli.errors import EXIT_OK, EXIT_PARTIAL, CliError
-from nnaudio_cli.flags import (
+from nnaudio_cli.plumbing.flags import (
     check_verbosity,
     device_option,
     examples,
@@ -117,10 +117,10 @@ def run(
     check_verbosity(quiet, verbose)
     import torch
 
-    from nnaudio_cli.devices import resolve_device
     from nnaudio_cli.invert import invert_file, show
-    from nnaudio_cli.outputs import check_parent
-    from nnaudio_cli.progress import make_reporter
+    from nnaudio_cli.plumbing.devices import resolve_device
+    from nnaudio_cli.plumbing.outputs import check_parent
+    from nnaudio_cli.plumbing.progress import make_reporter
 
     dev = resolve_device(device)
     check_parent(output_dir)  # the same rule as extract's OUTPUT
@@ -148,7 +148,7 @@ def run(
     if verbose:
         for key, path in summary.files.items():
             print(f"nnaudio: wrote {show(key)} -> {show(str(path))}", file=sys.stderr)
-    from nnaudio_cli.text import count
+    from nnaudio_cli.plumbing.text import count
 
     print(  # the final result: with -q too
         f"nnaudio: wrote {count(len(summary.written), 'file')} to {output_dir} from "

@@ -10,8 +10,8 @@ from typing import List, Optional
 import typer
 
 from nnaudio_cli.errors import EXIT_OK, CliError
-from nnaudio_cli.flags import check_verbosity, examples, quiet_option, verbose_option
-from nnaudio_cli.text import count, shown_key
+from nnaudio_cli.plumbing.flags import check_verbosity, examples, quiet_option, verbose_option
+from nnaudio_cli.plumbing.text import count, shown_key
 
 NAME = "merge"
 EPILOG = examples(
@@ -50,7 +50,7 @@ def run(
     from nnaudio_cli.commands.extract import _list_failures, _note
     from nnaudio_cli.extract.shard import shard_path
     from nnaudio_cli.merge import merge, missing_message, missing_shards
-    from nnaudio_cli.outputs import check_owned, check_parent
+    from nnaudio_cli.plumbing.outputs import check_owned, check_parent
 
     *shards, output = paths
     if expect is not None:

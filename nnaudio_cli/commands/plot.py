@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from nnaudio_cli.errors import EXIT_OK
-from nnaudio_cli.flags import (
+from nnaudio_cli.plumbing.flags import (
     check_verbosity,
     examples,
     features_argument,
@@ -57,7 +57,7 @@ def run(
     (needs matplotlib: pip install 'nnaudio-cli[plot]')."""
     check_verbosity(quiet, verbose)
     from nnaudio_cli.plot import plot_features
-    from nnaudio_cli.text import count, shown_key
+    from nnaudio_cli.plumbing.text import count, shown_key
 
     done = plot_features(features, key, output, feature, db=db, top_db=top_db, width=width,
                          height=height, overwrite=overwrite)

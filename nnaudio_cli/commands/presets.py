@@ -7,7 +7,7 @@ import json
 import typer
 
 from nnaudio_cli.errors import EXIT_OK
-from nnaudio_cli.flags import check_verbosity, examples, quiet_option, verbose_option
+from nnaudio_cli.plumbing.flags import check_verbosity, examples, quiet_option, verbose_option
 
 NAME = "presets"
 EPILOG = examples(

@@ -1,7 +1,8 @@
 """Stage 6, assemble: ``OUTPUT.h5`` from the committed part files, in sorted key order.
 
 The final file is written to ``OUTPUT.h5.partial`` by a
-:class:`~nnaudio_cli.store.FeatureWriter` (flushed, fsynced, renamed into place), taking
+:class:`~nnaudio_cli.featurefile.writer.FeatureWriter` (flushed, fsynced, renamed into place),
+taking
 each input's index row and feature rows from the part that holds it. Data are copied in
 blocks of bounded size (runs of consecutive rows in one part are merged), so memory does not
 grow with the size of an input or of the dataset. Because the order is the sorted key order
@@ -9,7 +10,7 @@ and every input is computed in the batch the fixed plan gives it, the result is 
 whatever the number of interruptions or the order the parts were written in. The output carries the
 checksum of its arrays (root attribute ``digest``), like every part, and every feature's per-bin
 statistics, computed while copying: they depend only on the stored rows in key order (fixed
-blocks, :class:`~nnaudio_cli.stats.BinStats`), so a resumed run stores the same bits.
+blocks, :class:`~nnaudio_cli.featurefile.stats.BinStats`), so a resumed run stores the same bits.
 """
 
 from __future__ import annotations
@@ -22,13 +23,9 @@ import h5py
 import numpy as np
 
 from nnaudio_cli.extract.parts import Source
-from nnaudio_cli.store import (
-    INDEX_COLUMNS,
-    FeatureSpec,
-    FeatureWriter,
-    OutputError,
-    feature_group,
-)
+from nnaudio_cli.featurefile.layout import INDEX_COLUMNS, feature_group
+from nnaudio_cli.featurefile.writer import FeatureSpec, FeatureWriter
+from nnaudio_cli.plumbing.outputs import OutputError
 
 #: Part files kept open at once while copying.
 OPEN_FILES = 16

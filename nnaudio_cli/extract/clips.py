@@ -29,8 +29,8 @@ import torch
 
 from nnaudio_cli.extract.batch import Piece
 from nnaudio_cli.extract.parts import PartStore
-from nnaudio_cli.storage import Decibels
-from nnaudio_cli.store import OutputError
+from nnaudio_cli.featurefile.encoding import Decibels
+from nnaudio_cli.plumbing.outputs import OutputError
 from nnaudio_core.features.whisper import whisper_scale
 
 #: Reason given to a clip whose features came out NaN/Inf.

@@ -31,9 +31,10 @@ from pathlib import Path
 from typing import Any
 
 import nnaudio_cli
-from nnaudio_cli import audio, interrupts
+from nnaudio_cli.extract import audio
 from nnaudio_cli.extract.worker import _HEAD, send
-from nnaudio_cli.text import shown_key
+from nnaudio_cli.plumbing import interrupts
+from nnaudio_cli.plumbing.text import shown_key
 
 #: Upper bound on decoded audio in flight (bytes).
 PREFETCH_BYTES = 512 * 1024 * 1024

@@ -13,12 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from nnaudio_cli import audio
-from nnaudio_cli.containers import CONTAINER_EXTENSIONS
+from nnaudio_cli.extract import audio
+from nnaudio_cli.extract.containers import CONTAINER_EXTENSIONS
 
 #: File name extensions (lower case) treated as audio; matching is case-insensitive.
 #: Whether a file really is audio is decided by decoding it (libsndfile, or FFmpeg for the
-#: containers of :data:`~nnaudio_cli.containers.CONTAINER_EXTENSIONS`): a file with one of
+#: containers of :data:`~nnaudio_cli.extract.containers.CONTAINER_EXTENSIONS`): a file with one of
 #: these extensions that cannot be decoded becomes a *failed* row; every other file is
 #: *skipped* and counted (:class:`Discovery`).
 AUDIO_EXTENSIONS = frozenset(

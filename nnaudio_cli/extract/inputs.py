@@ -10,7 +10,7 @@ from pathlib import Path
 from nnaudio_cli.errors import CliError
 from nnaudio_cli.extract.discover import discover, own_files
 from nnaudio_cli.extract.listing import Input, InputList
-from nnaudio_cli.text import skipped_text
+from nnaudio_cli.plumbing.text import skipped_text
 
 
 def select_inputs(

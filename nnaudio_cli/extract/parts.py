@@ -8,8 +8,8 @@
   layout (``/features``, ``/index``, uncompressed) holding one batch. A part is written to
   ``part-NNNNNN.h5.partial``, closed and renamed into place, so a killed run loses at most
   the batch being written.
-* **Checksums.** After the rename, the part's checksum (:class:`~nnaudio_cli.store.
-  ArrayDigest` of its arrays) is appended to ``parts.jsonl``. On ``--resume`` and again
+* **Checksums.** After the rename, the part's checksum (:class:`~nnaudio_cli.featurefile.checksum.ArrayDigest`
+  of its arrays) is appended to ``parts.jsonl``. On ``--resume`` and again
   before assembly every part is read back and checked against its line; a part without a
   line, unreadable, or with another checksum is deleted and its inputs are computed again.
   That is also why parts and the journal are not fsynced: whatever a power loss does to
@@ -38,20 +38,13 @@ from typing import Any
 
 import h5py
 
-from nnaudio_cli.audio import is_transient
 from nnaudio_cli.errors import CliError
-from nnaudio_cli.store import (
-    FeatureSpec,
-    FeatureWriter,
-    OutputError,
-    feature_group,
-    feature_names,
-    file_digest,
-    fsync_path,
-    partial_path,
-    read_index,
-)
-from nnaudio_cli.text import key_from_stored
+from nnaudio_cli.extract.audio import is_transient
+from nnaudio_cli.featurefile.checksum import file_digest
+from nnaudio_cli.featurefile.layout import feature_group, feature_names, read_index
+from nnaudio_cli.featurefile.writer import FeatureSpec, FeatureWriter
+from nnaudio_cli.plumbing.outputs import OutputError, fsync_path, partial_path
+from nnaudio_cli.plumbing.text import key_from_stored
 
 MANIFEST = "manifest.json"
 JOURNAL = "parts.jsonl"

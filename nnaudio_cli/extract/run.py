@@ -23,9 +23,9 @@ import soxr
 import torch
 
 import nnaudio_core
-from nnaudio_cli import audio, interrupts, text
 from nnaudio_cli.config import ExtractConfig, canonical_json
 from nnaudio_cli.errors import CliError
+from nnaudio_cli.extract import audio
 from nnaudio_cli.extract.assemble import assemble
 from nnaudio_cli.extract.batch import (
     Batch,
@@ -60,11 +60,12 @@ from nnaudio_cli.extract.inputs import select_inputs
 from nnaudio_cli.extract.listing import Input, InputList
 from nnaudio_cli.extract.parts import PartStore, ResumeError, remove_parts
 from nnaudio_cli.extract.shard import plan_hash, shard_batches
-from nnaudio_cli.outputs import check_owned
-from nnaudio_cli.progress import Reporter
-from nnaudio_cli.storage import Storage, StorageError, db_for
-from nnaudio_cli.store import FeatureSpec, OutputError
-from nnaudio_cli.text import stored_key
+from nnaudio_cli.featurefile.encoding import Storage, StorageError, db_for
+from nnaudio_cli.featurefile.writer import FeatureSpec
+from nnaudio_cli.plumbing import interrupts, text
+from nnaudio_cli.plumbing.outputs import OutputError, check_owned
+from nnaudio_cli.plumbing.progress import Reporter
+from nnaudio_cli.plumbing.text import stored_key
 from nnaudio_core import ParameterError
 
 #: Compression of the part files (the output gets ``--compression``).

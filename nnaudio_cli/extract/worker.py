@@ -2,7 +2,8 @@
 
 Reads decode tasks from stdin and writes results to the file descriptor ``RESULT_FD``, both
 as length-prefixed pickles (:func:`send`, :func:`receive`). It imports numpy, soundfile and
-soxr (through :mod:`nnaudio_cli.audio`), never torch, so it starts in a fraction of a second.
+soxr (through :mod:`nnaudio_cli.extract.audio`), never torch, so it starts in a fraction of a
+second.
 Warnings raised while decoding travel back with the result
 (``DecodeResult.extra["warnings"]``) instead of going to this process's stderr. It ignores
 SIGINT (Ctrl-C reaches the whole process group; the main process ends the
@@ -58,12 +59,12 @@ def _die_with_parent(parent: int) -> None:
 
 
 def main() -> None:
-    """Serve decode tasks ``(seq, args)`` with :func:`nnaudio_cli.audio.decode_task`."""
+    """Serve decode tasks ``(seq, args)`` with :func:`nnaudio_cli.extract.audio.decode_task`."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if len(sys.argv) > 2:
         _die_with_parent(int(sys.argv[2]))
     out_fd = int(sys.argv[1])
-    from nnaudio_cli.audio import decode_task
+    from nnaudio_cli.extract.audio import decode_task
 
     while True:
         task = receive(sys.stdin.buffer)

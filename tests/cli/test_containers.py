@@ -20,9 +20,9 @@ import soxr
 import torch
 from support import invoke
 
-from nnaudio_cli import audio, containers
+from nnaudio_cli.extract import audio, containers
 from nnaudio_cli.extract.discover import find_audio, read_header
-from nnaudio_cli.store import open_features
+from nnaudio_cli.featurefile.reader import open_features
 from nnaudio_core.features import build
 
 av = pytest.importorskip("av")

@@ -18,8 +18,9 @@ import soundfile as sf
 from support import invoke
 from torch.utils.data import DataLoader
 
-from nnaudio_cli.dataset import FeatureDataset
-from nnaudio_cli.store import FeatureFileError, open_features
+from nnaudio_cli.featurefile.dataset import FeatureDataset
+from nnaudio_cli.featurefile.reader import open_features
+from nnaudio_cli.featurefile.validate import FeatureFileError
 
 SR = 22050
 

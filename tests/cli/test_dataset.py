@@ -16,9 +16,9 @@ import torch
 from support import invoke, tone
 from torch.utils.data import DataLoader
 
-from nnaudio_cli.dataset import EPS_REL, FeatureDataset, pad_collate
-from nnaudio_cli.stats import BinStats
-from nnaudio_cli.store import open_features
+from nnaudio_cli.featurefile.dataset import EPS_REL, FeatureDataset, pad_collate
+from nnaudio_cli.featurefile.reader import open_features
+from nnaudio_cli.featurefile.stats import BinStats
 
 SR = 16000  # mel64_16k: hop 160, so 0.1 s = 10 frames
 SECONDS = {"a_short.wav": 0.25, "b.wav": 0.6, "c.wav": 1.0, "d.wav": 1.3, "e.wav": 2.1}

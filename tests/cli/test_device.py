@@ -16,7 +16,7 @@ import torch
 from support import invoke
 
 from nnaudio_cli.extract.compute import DeviceRunner, Engine
-from nnaudio_cli.store import open_features
+from nnaudio_cli.featurefile.reader import open_features
 
 MEL = {"transform": "MelSpectrogram", "params": {"sr": 22050, "n_fft": 1024,
                                                  "hop_length": 256, "n_mels": 64}}

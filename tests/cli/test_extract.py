@@ -16,7 +16,8 @@ import soxr
 import torch
 from support import invoke
 
-from nnaudio_cli.store import open_features, partial_path
+from nnaudio_cli.featurefile.reader import open_features
+from nnaudio_cli.plumbing.outputs import partial_path
 from nnaudio_core.features import build
 
 REPO = Path(__file__).resolve().parents[2]

@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 from support import decoded, invoke
 
-from nnaudio_cli.store import open_features
+from nnaudio_cli.featurefile.reader import open_features
 from nnaudio_core.features import WhisperLogMel, build
 
 PRESETS = {  # preset: (transform, sample rate, columns, log-valued)

@@ -15,7 +15,7 @@ import soundfile as sf
 import torch
 from support import tone
 
-from nnaudio_cli.store import open_features
+from nnaudio_cli.featurefile.reader import open_features
 from nnaudio_core.features import build
 
 GOOD = ["silence.wav", "six_ch.wav", "low_8k.wav", "high_192k.wav", "deep24.flac",

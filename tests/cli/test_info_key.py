@@ -9,7 +9,7 @@ import pytest
 import soundfile as sf
 from support import invoke, tone
 
-from nnaudio_cli.store import open_features
+from nnaudio_cli.featurefile.reader import open_features
 
 SR = 16000
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from support import invoke, make_inputs
 
-from nnaudio_cli.store import open_features
+from nnaudio_cli.featurefile.reader import open_features
 
 NAMES = ["mel128", "cqt84", "mfcc"]
 

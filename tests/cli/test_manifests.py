@@ -26,10 +26,10 @@ import pytest
 import soundfile as sf
 from support import CMD, assert_same, invoke, wait_for_part
 
-from nnaudio_cli import audio
+from nnaudio_cli.extract import audio
 from nnaudio_cli.extract.listing import number_text, segment_key
 from nnaudio_cli.extract.shard import shard_path
-from nnaudio_cli.store import open_features
+from nnaudio_cli.featurefile.reader import open_features
 
 FAST = ["-c", "mel128", "--workers", "0", "-q"]
 SEG_ARGS = ["-c", "mel128", "--batch-seconds", "1", "--workers", "1", "-q"]

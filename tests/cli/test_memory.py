@@ -20,7 +20,7 @@ import soundfile as sf
 import soxr
 import torch
 
-from nnaudio_cli.store import open_features
+from nnaudio_cli.featurefile.reader import open_features
 from nnaudio_core.features import build
 
 LIMIT = 2 * 1024**3

@@ -16,8 +16,9 @@ import pytest
 from support import invoke, make_inputs, run_extract
 
 from nnaudio_cli.extract.shard import shard_path
-from nnaudio_cli.storage import Storage
-from nnaudio_cli.store import FeatureSpec, FeatureWriter, open_features
+from nnaudio_cli.featurefile.encoding import Storage
+from nnaudio_cli.featurefile.reader import open_features
+from nnaudio_cli.featurefile.writer import FeatureSpec, FeatureWriter
 
 ARGS = ["--batch-seconds", "2", "--workers", "0", "--threads", "1", "-q"]
 ROOT = Path(__file__).resolve().parents[2]

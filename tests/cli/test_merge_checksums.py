@@ -14,9 +14,11 @@ import pytest
 import soundfile as sf
 from support import invoke
 
-from nnaudio_cli.dataset import FeatureDataset
 from nnaudio_cli.extract.shard import shard_path
-from nnaudio_cli.store import FeatureFileError, file_digest, open_features, verify_file
+from nnaudio_cli.featurefile.checksum import file_digest, verify_file
+from nnaudio_cli.featurefile.dataset import FeatureDataset
+from nnaudio_cli.featurefile.reader import open_features
+from nnaudio_cli.featurefile.validate import FeatureFileError
 
 SR = 22050
 #: small batches, so that the two shards of four inputs hold two each

@@ -14,8 +14,8 @@ import soundfile as sf
 from support import invoke
 
 import nnaudio_cli.config
-from nnaudio_cli.progress import PlainReporter
-from nnaudio_cli.text import shown_key
+from nnaudio_cli.plumbing.progress import PlainReporter
+from nnaudio_cli.plumbing.text import shown_key
 
 run = invoke
 

@@ -19,7 +19,8 @@ import soundfile as sf
 import torch
 from support import CMD, assert_same, invoke, make_inputs, run_extract, tone, wait_for_part
 
-from nnaudio_cli.store import FEATURE_ATTRS, LAYOUT_VERSION, ROOT_ATTRS, open_features
+from nnaudio_cli.featurefile.layout import FEATURE_ATTRS, LAYOUT_VERSION, ROOT_ATTRS
+from nnaudio_cli.featurefile.reader import open_features
 
 THREE = ("-c", "mel128", "-c", "cqt84", "-c", "mfcc")
 FAST = ("-j", "1", "--threads", "1")
@@ -88,7 +89,7 @@ def test_each_file_is_decoded_once_and_resampled_once_per_rate(src: Path, tmp_pa
     """In-process, inline decoder: count reads and resampler calls."""
     import soxr
 
-    from nnaudio_cli import audio
+    from nnaudio_cli.extract import audio
 
     reads: list[str] = []
     rates: list[float] = []

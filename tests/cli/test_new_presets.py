@@ -13,7 +13,7 @@ import torch
 from support import decoded, invoke
 
 from nnaudio_cli.config import ConfigError, resolve
-from nnaudio_cli.store import open_features
+from nnaudio_cli.featurefile.reader import open_features
 from nnaudio_core.features import build
 
 # name, sample rate, seconds: one clip at each preset's rate, one resampled, one long enough

@@ -18,10 +18,9 @@ import soundfile as sf
 import torch
 from support import invoke, tone
 
-from nnaudio_cli import audio
-from nnaudio_cli.extract import decode, discover
-from nnaudio_cli.store import open_features
-from nnaudio_cli.text import key_from_stored, stored_key
+from nnaudio_cli.extract import audio, decode, discover
+from nnaudio_cli.featurefile.reader import open_features
+from nnaudio_cli.plumbing.text import key_from_stored, stored_key
 from nnaudio_core.features import build
 
 LATIN1 = os.fsdecode(b"caf\xe9.wav")  # a Latin-1 name: byte 0xE9 is not UTF-8

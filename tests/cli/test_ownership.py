@@ -23,7 +23,7 @@ import pytest
 import soundfile as sf
 from support import assert_same, invoke, tone
 
-from nnaudio_cli.outputs import foreign_reason, remove_stale, temp_path
+from nnaudio_cli.plumbing.outputs import foreign_reason, remove_stale, temp_path
 
 SR = 16000
 ROOT = Path(__file__).resolve().parents[2]
@@ -211,11 +211,11 @@ def test_benchmark_json_needs_overwrite_and_never_writes_through_a_symlink(tmp_p
 def test_a_failed_export_keeps_the_existing_file(tmp_path, monkeypatch):
     """An export that fails its check leaves the file it would replace as it was (today's
     code removed it)."""
-    from nnaudio_cli import frontend
+    from nnaudio_cli import export
 
     out = tmp_path / "m.pt"
     out.write_bytes(b"an older front end")
-    monkeypatch.setattr(frontend, "TOLERANCE", -1.0)  # every check fails
+    monkeypatch.setattr(export, "TOLERANCE", -1.0)  # every check fails
     r = invoke("export", "--config", "stft_complex", "-o", out, "--overwrite", "-q")
     assert "differs from eager" in one_error_line(r, 1)
     assert out.read_bytes() == b"an older front end"

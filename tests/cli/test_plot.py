@@ -11,7 +11,7 @@ import soundfile as sf
 from support import invoke, tone
 
 from nnaudio_cli.errors import CliError
-from nnaudio_cli.store import open_features
+from nnaudio_cli.featurefile.reader import open_features
 
 mpl_image = pytest.importorskip("matplotlib.image")
 from nnaudio_cli.plot import draw, freq_ticks, load, plot_features, value_scale  # noqa: E402

@@ -17,10 +17,10 @@ import pytest
 import soundfile as sf
 from support import invoke, make_inputs
 
-import nnaudio_cli.progress
+import nnaudio_cli.plumbing.progress
 from nnaudio_cli.extract.parts import PartStore, parts_dir
-from nnaudio_cli.progress import PlainReporter, Reporter
-from nnaudio_cli.text import count
+from nnaudio_cli.plumbing.progress import PlainReporter, Reporter
+from nnaudio_cli.plumbing.text import count
 
 ARGS = ["-c", "mel128", "--batch-seconds", "2", "--workers", "0", "--threads", "1"]
 
@@ -55,7 +55,7 @@ def recorders(monkeypatch) -> list[Recorder]:
         made.append(Recorder())
         return made[-1]
 
-    monkeypatch.setattr(nnaudio_cli.progress, "make_reporter", make)
+    monkeypatch.setattr(nnaudio_cli.plumbing.progress, "make_reporter", make)
     return made
 
 

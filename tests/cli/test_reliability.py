@@ -37,7 +37,7 @@ from support import (
 )
 
 from nnaudio_cli.extract.parts import JOURNAL, parts_dir
-from nnaudio_cli.store import open_features
+from nnaudio_cli.featurefile.reader import open_features
 
 ARGS = ["-c", "mel128", "--batch-seconds", "4", "--workers", "1", "--threads", "1", "-q"]
 
@@ -324,7 +324,7 @@ def test_byte_identical_across_workers_close_across_batches_and_threads(data, tm
 
 
 def test_worker_processes_do_not_import_torch():
-    code = ("import sys, nnaudio_cli.extract.worker, nnaudio_cli.audio; "
+    code = ("import sys, nnaudio_cli.extract.worker, nnaudio_cli.extract.audio; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'h5py')))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        timeout=60)

@@ -23,7 +23,7 @@ import soundfile as sf
 from support import CMD, assert_same, make_inputs, run_extract, wait_ended, wait_for_part
 
 from nnaudio_cli.extract.parts import parts_dir
-from nnaudio_cli.store import partial_path
+from nnaudio_cli.plumbing.outputs import partial_path
 
 ARGS = ["-c", "mel128", "--batch-seconds", "4", "--workers", "1", "-q"]
 

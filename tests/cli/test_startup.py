@@ -122,7 +122,7 @@ def test_signal_a_command_does_not_handle_is_one_line(monkeypatch, signum, code)
 
 
 def test_preload_imports_in_a_thread_and_reraises_its_error():
-    from nnaudio_cli.preload import Preload, running
+    from nnaudio_cli.plumbing.preload import Preload, running
 
     Preload(("json", "nnaudio_core.params")).wait()
     loading = Preload(("no_such_module_xyz",))

@@ -1,4 +1,5 @@
-"""Per-bin streaming statistics (nnaudio_cli.stats) against numpy on the concatenated rows."""
+"""Per-bin streaming statistics (nnaudio_cli.featurefile.stats) against numpy on the concatenated
+rows."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import h5py
 import numpy as np
 import pytest
 
-from nnaudio_cli.stats import BinStats
+from nnaudio_cli.featurefile.stats import BinStats
 
 RTOL = 1e-12  # float64 round-off over ~1e4..1e5 rows
 

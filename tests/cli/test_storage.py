@@ -1,4 +1,5 @@
-"""Stored dtypes and decibels (nnaudio_cli.storage): librosa's dB, torch's bfloat16, overflow."""
+"""Stored dtypes and decibels (nnaudio_cli.featurefile.encoding): librosa's dB, torch's bfloat16,
+overflow."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 import torch
 
 from nnaudio_cli import config
-from nnaudio_cli.storage import (
+from nnaudio_cli.featurefile.encoding import (
     DTYPES,
     Decibels,
     Storage,

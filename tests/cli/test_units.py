@@ -10,7 +10,8 @@ import soundfile as sf
 import torch
 from support import tone
 
-from nnaudio_cli import audio, config
+from nnaudio_cli import config
+from nnaudio_cli.extract import audio
 from nnaudio_cli.extract.batch import (
     Batch,
     ClipFramer,
@@ -299,7 +300,7 @@ def test_decoder_warnings_reach_the_main_process(tmp_path, monkeypatch):
     site.mkdir()
     (site / "sitecustomize.py").write_text(
         "import warnings\n"
-        "import nnaudio_cli.audio as a\n"
+        "import nnaudio_cli.extract.audio as a\n"
         "_orig = a.decode_task\n"
         "def _warn(*args):\n"
         "    warnings.warn('decoder says hello')\n"

@@ -13,9 +13,11 @@ from rich.table import Table
 from rich.text import Text
 
 from nnaudio_cli.errors import CliError
-from nnaudio_cli.stats import BinStats
-from nnaudio_cli.store import FeatureFile, feature_names, open_features, validate_layout
-from nnaudio_cli.text import (  # shown_key also importable from here
+from nnaudio_cli.featurefile.layout import feature_names
+from nnaudio_cli.featurefile.reader import FeatureFile, open_features
+from nnaudio_cli.featurefile.stats import BinStats
+from nnaudio_cli.featurefile.validate import validate_layout
+from nnaudio_cli.plumbing.text import (  # shown_key also importable from here
     shown_key,
     skipped_text,
     unknown_key,

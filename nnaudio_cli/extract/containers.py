@@ -7,7 +7,7 @@ what libsndfile reads. Only the first audio stream is used, and only its packets
 (:meth:`av.container.InputContainer.demux` of that stream): a video stream is never decoded.
 
 :class:`AvSound` offers the subset of :class:`soundfile.SoundFile` that
-:mod:`nnaudio_cli.audio` uses (``samplerate``, ``channels``, ``frames``, ``format``,
+:mod:`nnaudio_cli.extract.audio` uses (``samplerate``, ``channels``, ``frames``, ``format``,
 ``read``, ``seek``, ``tell``), so both backends share the downmix, resampling and streaming
 code. One difference: a container's length is an *estimate* (stream duration × time base,
 else the container's duration), since encoder delay and padding are only known once decoded;
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from nnaudio_cli.errors import InputError
-from nnaudio_cli.text import install_hint, one_line
+from nnaudio_cli.plumbing.text import install_hint, one_line
 
 #: Extensions (lower case) decoded with FFmpeg only (libsndfile reads none of them).
 CONTAINER_EXTENSIONS = frozenset(

@@ -31,7 +31,7 @@ import soundfile as sf
 import soxr
 
 from nnaudio_cli.errors import InputError  # noqa: F401 - callers use audio.InputError
-from nnaudio_cli.text import one_line  # callers use audio.one_line too
+from nnaudio_cli.plumbing.text import one_line  # callers use audio.one_line too
 
 #: soxr quality used for every file (librosa's default ``res_type='soxr_hq'``).
 SOXR_QUALITY = "HQ"
@@ -340,13 +340,13 @@ def _open_file(path: str | os.PathLike, start: int = 0) -> tuple[Any | None, str
 
     The file is opened once (:func:`open_regular`: never blocks on a FIFO, works for any
     file name, UTF-8 or not). libsndfile decodes what it reads (a :class:`soundfile.SoundFile`);
-    container extensions (:data:`~nnaudio_cli.containers.CONTAINER_EXTENSIONS`), and the
+    container extensions (:data:`~nnaudio_cli.extract.containers.CONTAINER_EXTENSIONS`), and the
     Ogg/MP3 variants libsndfile refuses, are decoded with FFmpeg
-    (:class:`~nnaudio_cli.containers.AvSound`, when PyAV is installed). Both offer
+    (:class:`~nnaudio_cli.extract.containers.AvSound`, when PyAV is installed). Both offer
     ``samplerate``, ``channels``, ``frames``, ``format``, ``read``, ``seek`` and ``tell``;
     ``start`` (frames) seeks before the first read.
     """
-    from nnaudio_cli import containers
+    from nnaudio_cli.extract import containers
 
     try:
         fd = open_regular(path)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import importlib
 import threading
 
-from nnaudio_cli import interrupts
+from nnaudio_cli.plumbing import interrupts
 
 #: What :class:`Preload` imports, in order: torch, the transforms (scipy), the extract
 #: pipeline (h5py, soxr, rich).

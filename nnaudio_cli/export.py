@@ -40,7 +40,7 @@ import numpy as np
 import torch
 
 from nnaudio_cli.errors import CliError
-from nnaudio_cli.outputs import replacing
+from nnaudio_cli.plumbing.outputs import replacing
 
 FORMATS = {".onnx": "onnx", ".pt2": "torch.export", ".ts": "torchscript", ".pt": "torchscript"}
 #: Largest allowed ``max |exported - eager| / max |eager|`` on the check signal.
@@ -163,7 +163,7 @@ def _write_and_load(module: Any, fmt: str, path: Path, example: Any, lo: int) ->
         import onnxruntime
         import onnxscript  # noqa: F401  (torch.onnx's dynamo exporter needs it)
     except ImportError as e:
-        from nnaudio_cli.text import install_hint
+        from nnaudio_cli.plumbing.text import install_hint
 
         raise ExportError(f"ONNX export needs the onnx extra ({e.name} is missing): "
                           f"{install_hint('onnx')}") from None

@@ -12,7 +12,7 @@ raise it again, so the run still stops.
 One place must not see the exception: C++ code that calls back into Python. ``import torch``
 runs pybind11 module initialisers that do; a ``KeyboardInterrupt`` raised inside one escapes
 as ``pybind11::error_already_set`` and the process aborts (SIGABRT, "terminate called ...").
-So the heavy imports run in a background thread (:mod:`nnaudio_cli.preload`): CPython runs
+So the heavy imports run in a background thread (:mod:`nnaudio_cli.plumbing.preload`): CPython runs
 signal handlers in the main thread only. After a signal the program leaves with
 ``os._exit`` (:func:`interrupted_exit`), so no interpreter teardown runs over a module whose
 import was cut short.

@@ -3,7 +3,7 @@
 ::
 
     from torch.utils.data import DataLoader
-    from nnaudio_cli.dataset import FeatureDataset, pad_collate
+    from nnaudio_cli.featurefile.dataset import FeatureDataset, pad_collate
 
     ds = FeatureDataset("features.h5", crop_frames=128)
     loader = DataLoader(ds, batch_size=16, shuffle=True, num_workers=2,
@@ -24,13 +24,15 @@ same.
 A crop reads only its own rows. A process that opens the file checks it is the file the
 dataset indexed (its ``digest``, ``created`` and ``shard_digests`` attributes): a file
 replaced under the same path since (``extract --overwrite``/``--resume``, ``merge
---overwrite``, ``os.replace``) is a :class:`~nnaudio_cli.store.FeatureFileError` naming it,
+--overwrite``, ``os.replace``) is a :class:`~nnaudio_cli.featurefile.validate.FeatureFileError`
+naming it,
 never items read with the old offsets from the new file; a merged master's shards are
-checked again as on open (:func:`~nnaudio_cli.store.check_shards`).
+checked again as on open (:func:`~nnaudio_cli.featurefile.validate.check_shards`).
 
 **Damaged files.** Opening the dataset validates the file's layout
-(:func:`~nnaudio_cli.store.validate_layout`): a damaged or crafted file is a
-:class:`~nnaudio_cli.store.FeatureFileError` (a ``ValueError``), one line naming the file
+(:func:`~nnaudio_cli.featurefile.validate.validate_layout`): a damaged or crafted file is a
+:class:`~nnaudio_cli.featurefile.validate.FeatureFileError` (a ``ValueError``), one line naming the
+file
 and the defect.
 
 **Crops.** With ``crop_frames=N`` an input of ``F >= N`` frames gives a random window of
@@ -70,9 +72,10 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from nnaudio_cli.stats import BinStats
-from nnaudio_cli.store import FeatureFileError, check_shards, file_identity, open_features
-from nnaudio_cli.text import shown_key
+from nnaudio_cli.featurefile.reader import open_features
+from nnaudio_cli.featurefile.stats import BinStats
+from nnaudio_cli.featurefile.validate import FeatureFileError, check_shards, file_identity
+from nnaudio_cli.plumbing.text import shown_key
 
 SHORT_POLICIES = ("pad", "skip")
 #: The default ``eps`` of ``normalize=True``, relative to the mean per-bin variance.
@@ -118,7 +121,7 @@ class FeatureDataset(Dataset):
     attrs, config, frequencies :
         The feature's attributes (the file's root ones overlaid by its group's), the
         transform's ``get_config()`` and Hz per bin.
-    storage : nnaudio_cli.storage.Storage
+    storage : nnaudio_cli.featurefile.encoding.Storage
         The stored dtype and scale.
     stats : BinStats or None
         The stored per-bin statistics.

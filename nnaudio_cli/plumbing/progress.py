@@ -21,7 +21,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from nnaudio_cli.text import count
+from nnaudio_cli.plumbing.text import count
 
 
 class Reporter:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from nnaudio_cli.errors import CliError
-from nnaudio_cli.text import shown_key
+from nnaudio_cli.plumbing.text import shown_key
 
 if TYPE_CHECKING:  # h5py is imported where a file is read (this module stays light)
     import h5py
@@ -147,7 +147,7 @@ def _layout_reason(h5: h5py.File) -> str | None:
     """:func:`foreign_reason` of an open HDF5 file."""
     import h5py
 
-    from nnaudio_cli.store import feature_group, feature_names
+    from nnaudio_cli.featurefile.layout import feature_group, feature_names
 
     attrs = h5.attrs
     version = attrs.get("layout_version")
@@ -197,3 +197,54 @@ def write_text(path: Path, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` through :func:`replacing`."""
     with replacing(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
+
+
+class OutputError(CliError, OSError):
+    """Writing the output (or a part file) failed: disk full, read-only, no permission.
+
+    Parameters
+    ----------
+    path : the file that could not be written
+    exc : the underlying error
+    """
+
+    def __init__(self, path: Path, exc: BaseException) -> None:
+        super().__init__(f"cannot write {path}: {disk_reason(exc)}")
+        self.path = Path(path)
+
+
+def disk_reason(exc: BaseException) -> str:
+    """A short reason for a write error (h5py hides errno inside its message text)."""
+    text = " ".join(str(exc).split())
+    for needle in ("No space left on device", "Read-only file system", "Permission denied",
+                   "Disk quota exceeded", "Operation not permitted"):
+        if needle.lower() in text.lower():
+            return needle.lower()
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror.lower()
+    return text[:200] or type(exc).__name__
+
+
+def partial_path(path: Path) -> Path:
+    """Where the file is written before it is complete: ``OUTPUT.h5.partial``."""
+    return path.with_name(path.name + ".partial")
+
+
+
+def fsync_path(path: Path, directory: bool = False) -> None:
+    """fsync a file (or a folder, so a rename in it is durable); folders: best effort."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        if directory:
+            return
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+

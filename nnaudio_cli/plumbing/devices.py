@@ -51,7 +51,7 @@ def resolve_device(spec: str) -> torch.device:
     index = int(s.split(":")[1]) if ":" in s else 0
     n = torch.cuda.device_count()
     if index >= n:
-        from nnaudio_cli.text import count
+        from nnaudio_cli.plumbing.text import count
 
         raise DeviceError(
             f"--device {spec}: only {count(n, 'CUDA device')} (cuda:0..cuda:{n - 1})"
