@@ -8,10 +8,11 @@
   layout (``/features``, ``/index``, uncompressed) holding one batch. A part is written to
   ``part-NNNNNN.h5.partial``, closed and renamed into place, so a killed run loses at most
   the batch being written.
-* **Checksums.** After the rename, the part's checksum (:class:`~nnaudio_cli.featurefile.checksum.ArrayDigest`
-  of its arrays) is appended to ``parts.jsonl``. On ``--resume`` and again
-  before assembly every part is read back and checked against its line; a part without a
-  line, unreadable, or with another checksum is deleted and its inputs are computed again.
+* **Checksums.** After the rename, the part's checksum
+  (:class:`~nnaudio_cli.featurefile.checksum.ArrayDigest` of its arrays) is appended to
+  ``parts.jsonl``. On ``--resume`` and again before assembly every part is read back and checked
+  against its line; a part without a line, unreadable, or with another checksum is deleted and
+  its inputs are computed again.
   That is also why parts and the journal are not fsynced: whatever a power loss does to
   them is caught by the check and costs a recomputation, never a wrong value. The manifest
   and the final output are fsynced. ``manifest.json`` (written before the first part)
