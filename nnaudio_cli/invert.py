@@ -26,7 +26,7 @@ qualify it is a usage error naming every feature and how it could be inverted.
 Values are read decoded (float16 / bfloat16 widened to float32) and features stored in dB
 (``extract --db``) are turned back into linear power or magnitude before inversion.
 
-Output names (also in ``nnaudio invert --help`` and the README): a key's relative path with
+Output names (also in ``nnaudio invert --help`` and docs/cli.md): a key's relative path with
 its last extension replaced by the format's (``sub/a.flac`` -> ``sub/a.wav``); a key that
 ends in no extension, such as a segment's ``a.wav@1.5-3``, gets it appended
 (``a.wav@1.5-3.wav``). When several

@@ -121,7 +121,7 @@ def file_digest(path: Path) -> tuple[str, str]:
 def verify_file(path: str | os.PathLike[str]) -> list[str]:
     """Full verification: recompute every checksum the file depends on (its own, or for a
     merged master each shard's, against the one recorded at the merge). Reads every stored
-    row once (CRC-32: about as fast as the disk; see the README).
+    row once (CRC-32: about as fast as the disk; see docs/file-format.md).
 
     Returns
     -------

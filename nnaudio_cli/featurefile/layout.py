@@ -1,6 +1,6 @@
 """The HDF5 feature file's layout: constants, names, and reading its index.
 
-Layout (``layout_version`` 2; see the README)::
+Layout (``layout_version`` 2; see docs/file-format.md)::
 
     /features/<name>/data         (total_rows, n_bins) or (total_rows, n_bins, 2) if complex,
                                   in the stored dtype (float32, float16, or bfloat16 as uint16

@@ -113,7 +113,7 @@ def _spinning_children(pid: int) -> list[int]:
 @pytest.mark.slow
 def test_invert_benchmark_on_recorded_speech(tmp_path: Path) -> None:
     """``--input``: espeak-ng speech (skipped without it); the cqt_invertible preset gives
-    >= 25 dB in its band on every clip (its README figure is the median over more clips)."""
+    >= 25 dB in its band on every clip (its docs/speed.md figure is the median over more clips)."""
     import signals
 
     speech = tmp_path / "speech"

@@ -97,10 +97,10 @@ def test_an_unknown_preset_of_an_install_lists_the_shipped_ones(unpacked_wheel, 
 
 
 def test_install_hints_name_this_distribution():
-    """Every ``pip install 'X[extra]'`` in the code and the README installs this project,
+    """Every ``pip install 'X[extra]'`` in the code, the README and docs/ installs this project,
     not the unrelated ``nnaudio`` on PyPI (the original nnAudio)."""
     hints = set()
-    for path in [*REPO.glob("nnaudio_c*/**/*.py"), REPO / "README.md"]:
+    for path in [*REPO.glob("nnaudio_c*/**/*.py"), REPO / "README.md", *REPO.glob("docs/*.md")]:
         hints |= set(re.findall(r"pip install '([\w-]+)\[", path.read_text()))
     assert hints == {DIST}  # ('.[plot]', this checkout, is not a name)
     assert DIST != "nnaudio"

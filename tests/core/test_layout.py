@@ -111,16 +111,19 @@ def test_core_never_imports_the_cli():
         assert not bad, f"{name} imports {bad}"
 
 
-# --- the README's module map ---------------------------------------------------------------
+# --- the module map (docs/development.md) -------------------------------------------------
+
+#: where the map is (the README links it)
+MAP_FILE = REPO / "docs" / "development.md"
 
 #: modules the map leaves out on purpose: package markers, the ``python -m`` hook, generated
 UNMAPPED = {"__init__.py", "__main__.py", "_schema_data.py"}
 
 
 def _map_blocks() -> list[list[str]]:
-    """The README's code blocks that start with a package folder (``nnaudio_cli/`` ...)."""
+    """The map file's code blocks that start with a package folder (``nnaudio_cli/`` ...)."""
     blocks, current = [], None
-    for line in (REPO / "README.md").read_text().splitlines():
+    for line in MAP_FILE.read_text().splitlines():
         text = line.strip()
         if text.startswith("```"):
             if current:
@@ -167,18 +170,18 @@ def test_module_map_parser_reads_folders_files_and_lists() -> None:
                                    "pkg/sub/c.py", "pkg/d.py"}
 
 
-def test_readme_module_map_names_every_module_and_only_real_ones() -> None:
-    """The map in the README (nnaudio_cli/ and nnaudio_core/) cannot name a module that does
-    not exist, nor leave one out (extract/'s stages are mapped in their own block)."""
+def test_module_map_names_every_module_and_only_real_ones() -> None:
+    """The map in docs/development.md (nnaudio_cli/ and nnaudio_core/) cannot name a module
+    that does not exist, nor leave one out (extract/'s stages are mapped in their own block)."""
     blocks = _map_blocks()
     assert {b[0].strip() for b in blocks} == {"nnaudio_cli/", "nnaudio_core/"}
     named: set[str] = set()
     for block in blocks:
         named |= mapped_paths(block)
     missing = sorted(p for p in named if not (REPO / p).exists())
-    assert not missing, f"the README's module map names what does not exist: {missing}"
+    assert not missing, f"the module map names what does not exist: {missing}"
     # extract/'s stages: the block of bare stage names after "wires one module per stage"
-    text = (REPO / "README.md").read_text()
+    text = MAP_FILE.read_text()
     stages = text.split("wires one module per stage:", 1)[1].split("```")[1]
     named |= {f"nnaudio_cli/extract/{line.split()[0]}" for line in stages.splitlines()
               if line.split() and line.split()[0].endswith(".py")}
@@ -186,4 +189,4 @@ def test_readme_module_map_names_every_module_and_only_real_ones() -> None:
         str(p.relative_to(REPO)) for pkg in PACKAGES for p in (REPO / pkg).rglob("*.py")
         if p.name not in UNMAPPED and str(p.relative_to(REPO)) not in named
     )
-    assert not unmapped, f"modules the README's module map leaves out: {unmapped}"
+    assert not unmapped, f"modules the module map leaves out: {unmapped}"
