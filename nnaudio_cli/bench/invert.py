@@ -43,7 +43,7 @@ from typing import Any, Optional, TypeVar
 import numpy as np
 
 from nnaudio_cli.bench import busy as busy_lib
-from nnaudio_cli.bench.measure import load_average, usable_cores
+from nnaudio_cli.bench.machine import load_average, usable_cores
 from nnaudio_cli.bench.workload import (
     INVERT_CASES,
     INVERT_CLIPS,
@@ -403,7 +403,7 @@ def invert_report(
     """What ``nnaudio benchmark --invert`` runs: the report, written to ``json_path`` too."""
     import torch
 
-    from nnaudio_cli.bench.report import machine_info
+    from nnaudio_cli.bench.machine import machine_info
     from nnaudio_cli.plumbing.outputs import write_text
 
     def log(msg: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Any, Callable, List, Optional
+from typing import Callable, List, Optional
 
 import typer
 
@@ -161,11 +161,11 @@ def run(
         raise CliError("--busy times the transform or invert benchmark; it cannot be "
                        "combined with --pipeline, --matrix or --frontends", usage=True)
     if invert:
-        return _measured(quiet, lambda report: _run_invert(
+        return _measured(quiet, lambda: _run_invert(
             clips, samples, sr, device, threads, seed, json_path, quiet, input_dir, busy,
             repeat))
     if frontends:
-        return _measured(quiet, lambda report: _run_frontends(
+        return _measured(quiet, lambda: _run_frontends(
             seconds, batch_size, repeat, threads, seed, json_path, quiet))
     if plot_path is not None and pipeline:
         raise CliError("--plot draws the transform benchmark; it cannot be combined with "
@@ -190,11 +190,15 @@ def run(
               f"batch {batch_size}, threads {threads or 'default'}, seed {seed}",
               file=sys.stderr, flush=True)
 
-    def measure(report: Any) -> int:
+    def measure() -> int:
         if matrix:
-            report.matrix_report(peers, clips, repeat, threads, seed, json_path, quiet)
+            from nnaudio_cli.bench.matrix import matrix_report
+
+            matrix_report(peers, clips, repeat, threads, seed, json_path, quiet)
         else:
-            report.transforms_report(
+            from nnaudio_cli.bench import transforms
+
+            transforms.transforms_report(
                 wanted, peers, device, clips, samples, sr, input_dir, repeat, batch_size,
                 threads, seed, pipeline, workers, json_path, plot_path, quiet, chosen,
                 "librosa" in peers, one_pass=one_pass, formats=wanted_formats, busy=busy)
@@ -203,8 +207,8 @@ def run(
     return _measured(quiet, measure)
 
 
-def _measured(quiet: bool, run: Callable[[Any], int]) -> int:
-    """``run(nnaudio_cli.bench.report)`` after one warning line when the load average is
+def _measured(quiet: bool, run: Callable[[], int]) -> int:
+    """``run()`` after one warning line when the load average is
     above the core count; Ctrl-C or SIGTERM end it as one line with exit 130 or 143 (the
     transform benchmark prints the rows it finished first)."""
     from nnaudio_cli.plumbing import interrupts
@@ -215,13 +219,13 @@ def _measured(quiet: bool, run: Callable[[Any], int]) -> int:
 
         # torch loads in a thread: a signal meanwhile is acted on here, never inside its
         # C++ initialisers
-        Preload(("torch", "nnaudio_cli.bench.report")).wait()
-        from nnaudio_cli.bench import report
+        Preload(("torch", "nnaudio_cli.bench.transforms")).wait()
+        from nnaudio_cli.bench.machine import load_warning
 
-        warning = report.load_warning()
+        warning = load_warning()
         if warning and not quiet:
             print(f"nnaudio: warning: {warning}", file=sys.stderr, flush=True)
-        return run(report)
+        return run()
     except KeyboardInterrupt as e:
         error(f"interrupted {e}" if str(e) else "interrupted")
         return interrupts.interrupted_exit(interrupts.exit_code())
@@ -307,7 +311,7 @@ def _run_frontends(seconds: float, batch_size: int, repeat: int, threads: Option
     import json
 
     from nnaudio_cli.bench.frontends import render_frontends, run_frontends
-    from nnaudio_cli.bench.report import machine_info
+    from nnaudio_cli.bench.machine import machine_info
     from nnaudio_cli.plumbing.outputs import write_text
 
     def log(msg: str) -> None:

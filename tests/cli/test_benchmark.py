@@ -15,8 +15,7 @@ import pytest
 import soundfile as sf
 from support import invoke
 
-from nnaudio_cli.bench import measure, peers, workload
-from nnaudio_cli.bench import report as bench_report
+from nnaudio_cli.bench import machine, matrix, peers, transforms, workload
 
 TINY = ["--clips", "4", "--samples", "8000", "--repeat", "1", "--quiet", "--device", "cpu"]
 RESULT_KEYS = {
@@ -246,7 +245,7 @@ def test_pipeline_generates_wavs(tmp_path):
 @pytest.mark.skipif(find_spec("matplotlib") is None, reason="matplotlib not installed")
 def test_plot(tmp_path, report):
     png = tmp_path / "b.png"
-    bench_report.plot(report, png)
+    transforms.plot(report, png)
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     r = run([*TINY, "--transform", "stft", "--against", "torch", "--plot", png])
     one_line_error(r, 2, "b.png exists (--plot); pass --overwrite")  # an existing file
@@ -283,7 +282,7 @@ def test_matrix_runs_every_cell_and_reports_builds(tmp_path, monkeypatch):
 def test_preset_kernel_builds_end():
     """Every preset's kernels build (a hang check: well under 1 s each on an idle machine;
     the figures are the benchmark's to report, not a test's to bound)."""
-    for b in measure.preset_build_times(repeat=3):
+    for b in matrix.preset_build_times(repeat=3):
         assert 0 < b["build_seconds"] < 30.0, b
 
 
@@ -330,7 +329,7 @@ def test_without_clips_the_run_is_short_and_full_is_the_paper_protocol(tmp_path,
     assert (wl["clips"], wl["samples"], wl["sr"]) == (workload.QUICK_CLIPS, 80000, 44100.0)
     assert workload.QUICK_CLIPS == 16
     asked = {}
-    monkeypatch.setattr(bench_report, "transforms_report",
+    monkeypatch.setattr(transforms, "transforms_report",
                         lambda *a, **k: asked.setdefault("clips", a[3]))
     assert run([*QUICK, "--full"]).exit_code == 0
     assert asked["clips"] == workload.N_CLIPS == 1770
@@ -403,12 +402,12 @@ def test_a_signal_prints_the_finished_rows_and_exits_130_or_143(tmp_path, signum
 
 @pytest.mark.parametrize("load, warned", [(99.0, True), (0.5, False)])
 def test_a_load_above_the_cores_is_one_warning_line(monkeypatch, load, warned):
-    monkeypatch.setattr(measure.os, "getloadavg", lambda: (load, load, load))
+    monkeypatch.setattr(machine.os, "getloadavg", lambda: (load, load, load))
     r = run(["--clips", "2", "--samples", "8000", "--repeat", "1", "--device", "cpu",
              "--transform", "stft", "--against", "none"])
     assert r.exit_code == 0, r.stderr
     lines = [ln for ln in r.stderr.splitlines() if ln.startswith("nnaudio: warning:")]
-    cores = measure.usable_cores()
+    cores = machine.usable_cores()
     assert lines == ([f"nnaudio: warning: load average 99.0 is above the {cores} usable "
                       "core(s): other processes compete for the CPU, so the times are slower "
                       "and noisier than on an idle machine"] if warned else [])

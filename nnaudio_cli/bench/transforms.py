@@ -1,40 +1,38 @@
-"""The benchmark reports: what ran on what machine, as JSON (``schema_version`` 1) and as
-tables; ``transforms_report`` and ``matrix_report`` run a whole mode (``--invert``:
-:mod:`nnaudio_cli.bench.invert`).
+"""``nnaudio benchmark`` (the default mode): each transform against its peers, in one process
+on the same clips; with ``--busy N`` again beside N spinning neighbours.
 
-Machine. What a benchmark ran on (CPU, GPU, library versions, git commit, threads) and how much
-memory it used (host RSS on Linux, device peak on CUDA).
+Transform benchmark. For every transform and implementation ("candidate"), in one process
+and on the same clips:
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
+import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Optional
 
-import numpy as np
-
-from nnaudio_cli import DISTRIBUTION
 from nnaudio_cli.bench import busy as busy_lib
-from nnaudio_cli.bench import measure
+from nnaudio_cli.bench import measure as measuring
 from nnaudio_cli.bench import peers as peer_lib
-from nnaudio_cli.bench.measure import (
-    memory_method,
-    run_one_pass,
-    run_pipeline,
-    run_transforms,
-    usable_cores,
-)
+from nnaudio_cli.bench.machine import machine_info, usable_cores
+from nnaudio_cli.bench.measure import SPEEDUP_DEFINITION, add_ratios, memory_method, synchronize
 from nnaudio_cli.bench.peers import (
     OURS,
     PEER_LABELS,
     PEER_PACKAGES,
+    candidates,
+)
+from nnaudio_cli.bench.pipeline import (
+    formats_section,
+    render_one_pass,
+    render_pipeline,
+    run_one_pass,
+    run_pipeline,
 )
 from nnaudio_cli.bench.workload import (
     BINS_PER_OCTAVE,
@@ -52,138 +50,73 @@ from nnaudio_cli.bench.workload import (
     clips_from_folder,
     cqt_pad_mode,
     piano_clips,
+    stage,
     write_wavs,
 )
 from nnaudio_cli.plumbing.outputs import replacing, write_text
 from nnaudio_cli.plumbing.text import count
 
-SPEEDUP_DEFINITION = (
-    "speedup_vs_ours = peer seconds / nnaudio seconds (medians of the same run); "
-    "> 1 means nnaudio is faster"
-)
 
+def run_transforms(
+    w: Workload,
+    transforms: list[str],
+    peers: list[str],
+    missing: dict[str, str],
+    log: Callable[[str], None],
+    results: list[dict[str, Any]] | None = None,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Measure every candidate of every transform; returns (results, skipped). Each row is
+    appended to ``results`` (when given) as soon as it is measured, with its ratio to ours
+    (measured first), so an interrupted run keeps the rows it finished."""
 
-def cpu_model() -> str:
-    """The CPU's marketing name (``/proc/cpuinfo``, ``sysctl`` on macOS), else the arch."""
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
-            for line in fh:
-                if line.lower().startswith(("model name", "hardware", "cpu model")):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    if sys.platform == "darwin":
-        try:
-            out = subprocess.run(
-                ["sysctl", "-n", "machdep.cpu.brand_string"],
-                capture_output=True, text=True, timeout=5, check=False,
-            )
-            if out.stdout.strip():
-                return out.stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            pass
-    return platform.processor() or platform.machine() or "unknown"
+    import torch
 
+    staged = stage(w)
+    # imports (librosa loads its submodules lazily) are not kernel build time
+    import nnaudio_core  # noqa: F401
 
-def package_version(dist: str) -> str | None:
-    """Installed version of a distribution, or ``None``."""
-    try:
-        return importlib.metadata.version(dist)
-    except importlib.metadata.PackageNotFoundError:
-        return None
+    if "librosa" in peers and "librosa" not in missing:
+        import librosa
 
-
-def git_commit(start: Path | None = None) -> dict[str, Any]:
-    """``{"commit": sha or None, "dirty": bool or None}`` of the checkout holding this code."""
-    where = start or Path(__file__).resolve().parents[1]
-    info: dict[str, Any] = {"commit": None, "dirty": None}
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(where), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=False,
+        for name in ("stft", "cqt", "vqt", "feature.melspectrogram", "feature.mfcc"):
+            obj: Any = librosa
+            for part in name.split("."):
+                obj = getattr(obj, part)
+    if "nnaudio2" in peers and "nnaudio2" not in missing:
+        os.environ["NNAUDIO_DISABLE_CITATION_REMINDER"] = "1"
+        import nnAudio2.features  # noqa: F401
+    # librosa warns about the small FFTs of its multi-rate CQT on short clips
+    warnings.filterwarnings("ignore", message="n_fft=.*too large", category=UserWarning)
+    with torch.inference_mode():  # first-use costs of torch (thread pool, FFT plans): untimed
+        torch.stft(staged["torch"][0][:1], N_FFT, HOP, window=torch.hann_window(
+            N_FFT, device=w.device), center=True, return_complex=True).abs()
+        synchronize(w.device)
+    results = [] if results is None else results
+    skipped: list[dict[str, Any]] = []
+    shared: dict[str, dict[str, Any]] = {}
+    for transform in transforms:
+        cands, skip = candidates(
+            transform, w.sr, w.clips.shape[1], peers, w.device, missing
         )
-        if sha.returncode == 0:
-            info["commit"] = sha.stdout.strip()
-            st = subprocess.run(
-                ["git", "-C", str(where), "status", "--porcelain", "--untracked-files=no"],
-                capture_output=True, text=True, timeout=10, check=False,
-            )
-            info["dirty"] = bool(st.stdout.strip()) if st.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        pass
-    return info
-
-
-def thread_info() -> dict[str, Any]:
-    """torch intra/inter-op threads, the thread environment variables and BLAS pools."""
-    import torch
-
-    info: dict[str, Any] = {
-        "torch_intraop": torch.get_num_threads(),
-        "torch_interop": torch.get_num_interop_threads(),
-        "env": {
-            k: os.environ[k]
-            for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-            if k in os.environ
-        },
-        # librosa's FFTs are numpy.fft (pocketfft), single-threaded
-        "librosa_fft": 1,
-    }
-    try:
-        from threadpoolctl import threadpool_info
-
-        info["blas"] = [
-            {"api": p.get("internal_api"), "threads": p.get("num_threads")}
-            for p in threadpool_info()
-        ]
-    except Exception:  # noqa: BLE001 - optional, informational only
-        pass
-    return info
-
-
-def gpu_name(device: Any = None) -> str | None:
-    """Name of the CUDA device (the one benchmarked, else device 0), ``"mps"`` or ``None``."""
-    import torch
-
-    if torch.cuda.is_available():
-        dev = device if device is not None and getattr(device, "type", "") == "cuda" else 0
-        return torch.cuda.get_device_name(dev)
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "Apple MPS"
-    return None
-
-
-def machine_info(device: Any = None) -> dict[str, Any]:
-    """Everything needed to tell two benchmark runs' machines apart."""
-    import numpy as np
-    import torch
-
-    git = git_commit()
-    info = {
-        "cpu_model": cpu_model(),
-        "cores": usable_cores(),
-        "cores_total": os.cpu_count(),
-        "gpu": gpu_name(device),
-        "cuda": torch.version.cuda,
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "librosa": package_version("librosa"),
-        "nnaudio2": package_version("nnaudio2"),
-        "nnaudio": package_version(DISTRIBUTION),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "git_commit": git["commit"],
-        "git_dirty": git["dirty"],
-        "threads": thread_info(),
-    }
-    try:
-        info["memory_total_mb"] = round(
-            os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**20
-        )
-    except (ValueError, OSError, AttributeError):
-        info["memory_total_mb"] = None
-    return info
+        skipped += skip
+        rows = []
+        for c in cands:
+            if c.share_key and c.share_key in shared:
+                row = dict(shared[c.share_key], transform=transform,
+                           shared_with=shared[c.share_key]["transform"])
+                log(f"{transform} {c.impl}: same computation as "
+                    f"{row['shared_with']}, measurement reused")
+            else:
+                log(f"{transform} {c.impl}: building, warming up, {w.repeat} timed pass(es)")
+                row = measuring.measure(c, w, staged)  # looked up per call (tests wrap it)
+                if c.share_key:
+                    shared[c.share_key] = row
+                log(f"{transform} {c.impl}: {row['seconds']:.3f} s "
+                    f"({row['clips_per_second']:.1f} clips/s)")
+            rows.append(row)
+            add_ratios(rows)
+            results.append(row)
+    return results, skipped
 
 
 def transforms_report(
@@ -286,7 +219,7 @@ def transforms_report(
         if input_dir:
             workload.update(clips=pipe["files"], audio_seconds=pipe["audio_seconds"])
         if formats:
-            pipe["formats"] = _formats(formats, input_dir, n_clips, n, samples, sr, seed,
+            pipe["formats"] = formats_section(formats, input_dir, n_clips, n, samples, sr, seed,
                                        repeat, log)
         results: list[dict[str, Any]] = []
         skipped = []  # peers play no part in the pipeline mode
@@ -342,25 +275,6 @@ def transforms_report(
     return report
 
 
-def _formats(formats: list[str], input_dir: Optional[Path], n_clips: Optional[int], n: int,
-             samples: int, sr: float, seed: int, repeat: int,
-             log: Any) -> dict[str, Any]:
-    """The decode-format comparison on the pipeline's clips (``--formats``)."""
-    import shutil
-    import tempfile
-
-    from nnaudio_cli.bench.formats import run_formats
-
-    if input_dir:
-        x, _ = clips_from_folder(input_dir, n_clips, samples, sr)
-    else:
-        x = piano_clips(n, samples, sr, seed)
-    tmp = Path(tempfile.mkdtemp(prefix="nnaudio-formats-"))
-    try:
-        return run_formats(list(x), int(round(sr)), formats, tmp, repeat, log)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
 def _render_interrupted(results: list[dict[str, Any]], skipped: list[dict[str, Any]],
                         workload: dict[str, Any], dev: Any, started: float) -> None:
     """The rows an interrupted transform benchmark finished, as the usual table."""
@@ -368,16 +282,6 @@ def _render_interrupted(results: list[dict[str, Any]], skipped: list[dict[str, A
         render({"workload": workload, "machine": machine_info(dev), "results": results,
                 "skipped": skipped, "pipeline": None,
                 "elapsed_seconds": round(time.time() - started, 3)})
-
-
-def load_warning() -> str | None:
-    """One line when the 1-minute load average is above the cores this process may use
-    (other processes then take CPU time from the measurement), else ``None``."""
-    load, cores = measure.load_average(), usable_cores()
-    if load is None or load <= cores:
-        return None
-    return (f"load average {load:.1f} is above the {cores} usable core(s): other processes "
-            "compete for the CPU, so the times are slower and noisier than on an idle machine")
 
 
 BUSY_DEFINITION = (
@@ -447,48 +351,6 @@ def render_busy(busy: dict[str, Any], console: Any = None) -> None:
                   f"{r['busy_seconds']:.3f}", x(r["slowdown"]),
                   x(r["idle_speedup_vs_ours"], ours), x(r["busy_speedup_vs_ours"], ours))
     console.print(t)
-
-
-def matrix_report(
-    peers: list[str], n_clips: Optional[int], repeat: int, threads: Optional[int], seed: int,
-    json_path: Optional[Path], quiet: bool,
-) -> dict[str, Any]:
-    import torch
-
-
-    def log(msg: str) -> None:
-        if not quiet:
-            print(f"benchmark: {msg}", file=sys.stderr, flush=True)
-
-    started = time.time()
-    torch.set_num_threads(threads or usable_cores())
-    missing = {p: r for p in peers if (r := peer_lib.peer_missing(p)) is not None}
-    for p, reason in missing.items():
-        log(f"skipping {PEER_LABELS[p]}: {reason} ({PEER_PACKAGES[p][1]})")
-    result = measure.run_matrix(peers, missing, repeat, n_clips, seed, log)
-    report = {
-        "schema_version": SCHEMA_VERSION,
-        "mode": "matrix",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
-        "speedup_definition": SPEEDUP_DEFINITION,
-        "machine": machine_info(torch.device("cpu")),
-        "repeat": repeat,
-        "against": peers,
-        "matrix": result,
-        "summary": summary(result),
-        "elapsed_seconds": round(time.time() - started, 3),
-    }
-    if json_path is not None:
-        write_text(json_path, json.dumps(as_numpy_free(report), indent=2) + "\n")
-        log(f"wrote {json_path}")
-    print(table_markdown(result))
-    s = report["summary"]
-    print(f"\nours fastest in {s['won']} of {s['cells']} cells")
-    for line in s["lost"]:
-        print(f"  lost: {line}")
-    for b in result["preset_builds"]:
-        print(f"preset {b['preset']}: kernel build {b['build_seconds']:.3f} s")
-    return report
 
 
 def render(report: dict[str, Any], console: Any = None) -> None:
@@ -598,120 +460,3 @@ def plot(report: dict[str, Any], path: Path) -> None:
             fig.savefig(tmp, dpi=120)
     finally:
         plt.close(fig)
-
-
-def render_pipeline(pipe: dict[str, Any], console: Any) -> None:
-    """The pipeline section as a rich table."""
-    from rich.table import Table
-
-    t = Table(title=(f"nnaudio extract vs its parts: {count(pipe['files'], 'file')}, "
-                     f"{count(pipe['workers'], 'worker')}, {count(pipe['threads'], 'thread')}, "
-                     f"{pipe['device']}, median of {pipe['repeat']}"))
-    for col in ("preset", "decode-only", "transform-only", "extract (own)", "whole command",
-                "librosa loop", "own/parts", "x librosa (own)", "x librosa (cmd)", "fixed"):
-        t.add_column(col, justify="left" if col == "preset" else "right")
-
-    def s(v: float | None) -> str:
-        return "-" if v is None else f"{v:.2f} s"
-
-    def x(v: float | None) -> str:
-        return "-" if v is None else f"{v:.2f}x"
-
-    for r in pipe["results"]:
-        t.add_row(r["preset"], s(r["decode_seconds"]), s(r["transform_seconds"]),
-                  s(r["extract_seconds"]), s(r["command_seconds"]),
-                  s(r["librosa_loop_seconds"]), f"{r['own_over_parts']:.2f}",
-                  x(r["librosa_over_own"]), x(r["librosa_over_command"]),
-                  s(r["fixed_cost_seconds"]))
-    console.print(t)
-    over = [f"{r['preset']} {r['start_over_import_seconds']:+.2f} s" for r in pipe["results"]
-            if r.get("start_over_import_seconds") is not None]
-    if over:
-        imp = pipe["results"][0]["torch_import_seconds"]
-        console.print(f"fixed cost beyond one 'import torch' ({imp:.2f} s, timed between the "
-                      f"runs): {', '.join(over)}", markup=False, highlight=False)
-
-
-def render_one_pass(pipe: dict[str, Any], console: Any) -> None:
-    """The one-pass section: a table of the runs and the three figures of the claim."""
-    from rich.table import Table
-
-    o = pipe["one_pass"]
-    t = Table(title=(f"one extract pass with {len(o['features'])} features vs one run per "
-                     f"feature: {count(pipe['files'], 'file')}, "
-                     f"{count(pipe['workers'], 'worker')}, {count(pipe['threads'], 'thread')}, "
-                     f"{pipe['device']}, median of "
-                     f"{pipe['repeat']}"))
-    for col in ("run", "extract (own)", "whole command", "CPU (all processes)"):
-        t.add_column(col, justify="left" if col == "run" else "right")
-    for preset, seconds in o["separate_seconds"].items():
-        t.add_row(f"-c {preset}", f"{seconds:.2f} s",
-                  f"{o['separate_command_seconds'][preset]:.2f} s",
-                  f"{o['separate_cpu_seconds'][preset]:.2f} s")
-    t.add_section()
-    t.add_row("sum of separate runs", f"{o['separate_sum_seconds']:.2f} s",
-              f"{o['separate_sum_command_seconds']:.2f} s",
-              f"{o['separate_sum_cpu_seconds']:.2f} s")
-    t.add_row("one pass (" + ", ".join(o["features"]) + ")", f"{o['one_pass_seconds']:.2f} s",
-              f"{o['one_pass_command_seconds']:.2f} s", f"{o['one_pass_cpu_seconds']:.2f} s")
-    console.print(t)
-
-    def yes(flag: bool) -> str:
-        return "yes" if flag else "no"
-
-    k = o["decodes_skipped"]
-    console.print(
-        f"separate / one pass: {o['ratio']:.2f}x (whole commands {o['ratio_command']:.2f}x); "
-        f"saved {o['saved_seconds']:.2f} s (whole commands {o['saved_command_seconds']:.2f} "
-        f"s); decode-only {o['decode_seconds']:.2f} s (one process)\n"
-        f"saved >= decode-only: {yes(o['saved_ge_decode'])}; saved >= {k} x decode-only "
-        f"(the decodes skipped): {yes(o['saved_ge_skipped_decodes'])}\n"
-        f"CPU: separate / one pass {o['ratio_cpu']:.2f}x; saved {o['saved_cpu_seconds']:.2f} "
-        f"CPU-s; decode-only {o['decode_cpu_seconds']:.2f} CPU-s; saved >= {k} x decode-only: "
-        f"{yes(o['saved_cpu_ge_skipped_decodes'])}",
-        markup=False, highlight=False,
-    )
-
-
-def table_markdown(matrix: dict[str, Any]) -> str:
-    """The matrix as a markdown table: seconds per implementation, ours in bold when fastest."""
-    impls = [OURS, "librosa", "torch.stft", "nnAudio2"]
-    lines = ["| workload | transform | ours | librosa | torch.stft | nnAudio2 | fastest |",
-             "|---|---|---|---|---|---|---|"]
-    for cell in matrix["cells"]:
-        by = {r["impl"]: r["seconds"] for r in cell["rows"]}
-        best = min(by, key=by.get)
-        vals = [f"{by[i]:.3f} s" if i in by else "—" for i in impls]
-        ours = by[OURS]
-        for k, i in enumerate(impls[1:], 1):
-            if i in by:
-                vals[k] += f" ({by[i] / ours:.1f}x)"
-        lines.append(f"| {cell['workload']} | {cell['transform']} | {' | '.join(vals)} | "
-                     f"{'ours' if best == OURS else best} |")
-    return "\n".join(lines)
-
-
-def summary(matrix: dict[str, Any]) -> dict[str, Any]:
-    """Cells won and lost by ours (against every measured peer)."""
-    won, lost = [], []
-    for cell in matrix["cells"]:
-        by = {r["impl"]: r["seconds"] for r in cell["rows"]}
-        best = min(by, key=by.get)
-        key = f"{cell['workload']} / {cell['transform']}"
-        (won if best == OURS else lost).append(
-            key if best == OURS else f"{key}: {best} {by[OURS] / by[best]:.2f}x faster")
-    return {"cells": len(matrix["cells"]), "won": len(won), "lost": lost}
-
-
-def as_numpy_free(report: dict[str, Any]) -> dict[str, Any]:
-    """JSON-safe copy (numpy scalars to Python)."""
-    def conv(v: Any) -> Any:
-        if isinstance(v, dict):
-            return {k: conv(x) for k, x in v.items()}
-        if isinstance(v, list):
-            return [conv(x) for x in v]
-        if isinstance(v, np.generic):
-            return v.item()
-        return v
-
-    return conv(report)
