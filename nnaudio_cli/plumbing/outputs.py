@@ -11,6 +11,8 @@
 * ``extract`` replaces (``--overwrite``) or updates (``--resume``) an existing OUTPUT only when
   it is recognisably an nnaudio feature file (:func:`foreign_reason`); anything else is left
   byte for byte as it was.
+* A write that fails is an :class:`OutputError` (one line, :func:`disk_reason`); a file is
+  made durable with :func:`fsync_path` (and its folder, for the rename).
 """
 
 from __future__ import annotations
@@ -230,7 +232,6 @@ def partial_path(path: Path) -> Path:
     return path.with_name(path.name + ".partial")
 
 
-
 def fsync_path(path: Path, directory: bool = False) -> None:
     """fsync a file (or a folder, so a rename in it is durable); folders: best effort."""
     try:
@@ -246,5 +247,3 @@ def fsync_path(path: Path, directory: bool = False) -> None:
             raise
     finally:
         os.close(fd)
-
-
