@@ -111,8 +111,9 @@ def min_samples(module: Any) -> int:
             value = getattr(m, name, None)
             if isinstance(value, int):
                 span = max(span, value)
-        if getattr(m, "multirate", False):
-            span *= 2 ** int(m.mr_octaves) * max(1, int(m.mr_factor))
+        factor = getattr(m, "min_input_factor", None)  # nnAudio's multirate CQT path
+        if callable(factor):
+            span *= int(factor())
     return max(span, 64) + int(getattr(module, "hop_length", 512))
 
 

@@ -1,8 +1,13 @@
-"""Windows, Fourier kernels, mel filter banks and DCT matrices.
+"""What the filter banks are: windows, Fourier kernels, mel, DCT, constant-/variable-Q,
+gammatone, CFP, multirate and Kaldi banks, and the FFT path's sparse kernel spectra.
 
-Every transform builds its kernels here, once, in ``__init__``. All builders are plain
-numpy (float64 for accuracy); the transforms cast the result to float32 tensors.
-Frequencies are in Hz, lengths in samples.
+The rule (asteroid-filterbanks' split): every kernel or filter bank a transform uses is built
+here, in plain numpy (float64 for accuracy), torch-free; the modules under
+:mod:`nnaudio_core.features` only choose a bank, cast it to float32 tensors once in
+``__init__``, and apply it. So this module is the one place to read (and test against
+librosa, scipy or nnAudio) what a transform's kernels are, and ``tests/core/test_layout.py``
+checks that no transform module builds an array of its own. Frequencies are in Hz, lengths
+in samples.
 """
 
 from __future__ import annotations
@@ -698,6 +703,16 @@ def _triangles(
     return out
 
 
+def cfp_edge_mask(n: int, cutoff: int) -> np.ndarray:
+    """The CFP's high-pass lifter / frequency mask: ``n`` ones (float32) with the first and
+    last ``cutoff`` entries zeroed (none for ``cutoff = 0``)."""
+    m = np.ones(n, dtype=np.float32)
+    if cutoff > 0:
+        m[:cutoff] = 0.0
+        m[-cutoff:] = 0.0
+    return m
+
+
 def cfp_matrices(
     fs: float, fr: float, fc: float, tc: float, num_per_oct: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -902,6 +917,86 @@ def octave_kernels(
         left = (span - spans[i]) // 2
         out[i, :, left : left + spans[i]] = bank
     return out, spans
+
+
+class MultirateBank(NamedTuple):
+    """Everything the multirate CQT needs
+    (:func:`nnaudio_core.features.multirate.multirate_correlate`), from its parameters.
+
+    Attributes
+    ----------
+    layout : MultirateLayout
+    kernels : np.ndarray, shape (n_banks * n_filters, span), complex128, correlation form
+        (one bank for a CQT, one per octave for a VQT with ``gamma > 0``; top octave first)
+    spans : list of int, each bank's own kernel span (samples)
+    n_filters : int, filters per bank (``min(bins_per_octave, n_bins)``)
+    lowpass : np.ndarray, shape (256,), float32, the halving filter
+    early : np.ndarray, shape (256,) or (0,), float32, the early-downsampling filter
+    lengths : np.ndarray, shape (n_bins,), float64, nnAudio's filter lengths at the early-
+        downsampled rate, ``ceil(Q * sr / (f + gamma / alpha))``: the ``'librosa'``
+        normalisation multiplies bin ``k`` by ``sqrt(lengths[k])``
+    """
+
+    layout: MultirateLayout
+    kernels: np.ndarray
+    spans: list[int]
+    n_filters: int
+    lowpass: np.ndarray
+    early: np.ndarray
+    lengths: np.ndarray
+
+
+def multirate_bank(
+    layout: MultirateLayout,
+    fmin: float,
+    n_bins: int,
+    bins_per_octave: int,
+    filter_scale: float = 1.0,
+    gamma: float = 0.0,
+    window: WindowSpec = "hann",
+    norm: float | None = 1,
+    kernel_sr: float | None = None,
+) -> MultirateBank:
+    """Build the filters of a multirate CQT/VQT with nnAudio2's parameters, on ``layout``
+    (:func:`multirate_layout` of the same ``fmin``, ``n_bins``, ...).
+
+    ``kernel_sr``: the rate the banks are designed at, default the early-downsampled rate
+    (correct tuning); see :func:`nnaudio_core.octave_kernels` for nnAudio2's
+    ``VQT``, which passes the original ``sr``.
+
+    Raises :class:`ParameterError` where the octaves cannot share one frame grid: the hop
+    (after early downsampling) must be divisible by ``2 ** (n_octaves - 1)``.
+    """
+    if not octaves_share_hop(layout):
+        step = 2 ** (layout.n_octaves - 1)
+        raise ParameterError(
+            f"the multirate CQT halves the hop {layout.n_octaves - 1} times: hop_length="
+            f"{layout.hop_length * layout.factor} must be a multiple of {step * layout.factor}"
+            f" for {n_bins} bins at {bins_per_octave} per octave; use backend='auto' (exact) "
+            "for this hop"
+        )
+    n_filters = min(bins_per_octave, n_bins)
+    kernels, spans = octave_kernels(
+        layout, n_filters, bins_per_octave, filter_scale, gamma, window, norm, kernel_sr
+    )
+    freqs = cqt_frequencies(n_bins, fmin, bins_per_octave)
+    lengths = wavelet_lengths(
+        freqs, layout.sr, filter_scale, gamma, "nnaudio", bins_per_octave
+    )
+    early = (
+        lowpass_fir(1.0 / layout.factor, transition=EARLY_TRANSITION)
+        if layout.factor > 1
+        else np.zeros(0, dtype=np.float32)
+    )
+    return MultirateBank(
+        layout=layout,
+        kernels=kernels.reshape(-1, kernels.shape[-1]),
+        spans=spans,
+        n_filters=n_filters,
+        lowpass=lowpass_fir(0.5),
+        early=early,
+        lengths=lengths,
+    )
 
 
 def spectral_kernels(kernels: np.ndarray) -> np.ndarray:

@@ -6,7 +6,6 @@
 * :func:`resolve_lengths`: the STFT-family defaults of ``win_length`` and ``hop_length``.
 * :func:`require_frames`, :func:`working_length`, :func:`fit_length`: the inverses' frame
   count check and output length (shared by Griffin-Lim and iCQT).
-* :func:`declared`, :func:`bind`: constructors whose signature is declared once and shared.
 * :class:`ParamSpec`, :meth:`Transform.param_spec`: each transform's parameter schema.
 """
 
@@ -17,7 +16,7 @@ import inspect
 import sys
 import types
 import typing
-from typing import Any, Callable, Optional, TypeVar
+from typing import Any, Optional
 
 import numpy as np
 import torch
@@ -26,8 +25,6 @@ from torch import Tensor, nn
 from nnaudio_core import filters
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.params import ParamSpec
-
-F = TypeVar("F", bound=Callable[..., None])
 
 #: Output formats of the analysis transforms.
 OUTPUT_FORMATS = ("Magnitude", "Complex", "Phase")
@@ -105,31 +102,6 @@ def fit_length(x: Tensor, length: int) -> Tensor:
     return x
 
 
-def declared(signature: inspect.Signature) -> Callable[[F], F]:
-    """Decorate an ``__init__(self, *args, **kwargs)`` with the constructor ``signature``
-    (without ``self``): ``inspect.signature`` of the class then shows those parameters, and
-    :func:`bind` binds calls to them as a written-out signature would."""
-
-    def deco(init: F) -> F:
-        this = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        init.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=[this, *signature.parameters.values()]
-        )
-        return init
-
-    return deco
-
-
-def bind(init: Callable[..., None], self: object, args: tuple, kwargs: dict) -> dict[str, Any]:
-    """The arguments of a call to a :func:`declared` ``__init__``, defaults filled in, by
-    name (without ``self``); a wrong call raises ``TypeError`` as Python does."""
-    bound = inspect.signature(init).bind(self, *args, **kwargs)
-    bound.apply_defaults()
-    params = dict(bound.arguments)
-    del params["self"]
-    return params
-
-
 #: The string parameters with a fixed set of values, by name (any transform).
 CHOICES: dict[str, tuple] = {
     "pad_mode": PAD_MODES,
@@ -182,7 +154,7 @@ class Transform(nn.Module):
     def param_spec(cls) -> dict[str, ParamSpec]:
         """The schema of this transform's constructor: parameter name -> :class:`ParamSpec`.
 
-        Read from the constructor's declared signature and its (evaluated) type hints, the
+        Read from the constructor's signature and its (evaluated) type hints, the
         same with or without ``from __future__ import annotations``; parameters passed on
         through ``**kwargs`` come from :meth:`delegated_spec`.
         """

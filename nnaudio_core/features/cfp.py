@@ -36,15 +36,6 @@ from nnaudio_core.errors import ParameterError
 from nnaudio_core.features.base import Transform
 
 
-def _mask(n: int, cutoff: int) -> np.ndarray:
-    """Ones with the first and last ``cutoff`` entries zeroed (none for ``cutoff = 0``)."""
-    m = np.ones(n, dtype=np.float32)
-    if cutoff > 0:
-        m[:cutoff] = 0.0
-        m[-cutoff:] = 0.0
-    return m
-
-
 class _CFPBase(Transform):
     """The computation shared by :class:`CFP` and :class:`Combined_Frequency_Periodicity`."""
 
@@ -96,8 +87,8 @@ class _CFPBase(Transform):
         self.register_buffer("window", torch.from_numpy(win.astype(np.float32)))
         self.register_buffer("freq2logfreq_matrix", torch.from_numpy(spectral.astype(np.float32)))
         self.register_buffer("quef2logfreq_matrix", torch.from_numpy(quefrency.astype(np.float32)))
-        quef_mask = _mask(n, int(round(fs_v * tc_v)))
-        freq_mask = _mask(n, int(round(fc_v / fr_v)))
+        quef_mask = filters.cfp_edge_mask(n, int(round(fs_v * tc_v)))
+        freq_mask = filters.cfp_edge_mask(n, int(round(fc_v / fr_v)))
         self.register_buffer("quef_mask", torch.from_numpy(quef_mask), persistent=False)
         self.register_buffer("freq_mask", torch.from_numpy(freq_mask), persistent=False)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any, List
+from typing import Any, List, Optional
 
 import numpy as np
 import torch
@@ -12,8 +12,8 @@ from torch import Tensor, nn
 from nnaudio_core import checks, filters
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
-from nnaudio_core.features.base import Transform, bind, declared
-from nnaudio_core.features.mel import band_signature, band_stft
+from nnaudio_core.features.base import Transform
+from nnaudio_core.features.mel import band_stft
 from nnaudio_core.features.stft import STFT
 
 
@@ -58,14 +58,29 @@ class Gammatonegram(Transform):
     Values are (magnitude ** power) in the units of the input squared (power 2).
     """
 
-    @declared(band_signature("n_bins", 64, "trainable_bins"))
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        sr: float = 22050,
+        n_fft: int = 2048,
+        win_length: Optional[int] = None,
+        n_bins: int = 64,
+        hop_length: int = 512,
+        window: filters.WindowSpec = "hann",
+        center: bool = True,
+        pad_mode: str = "reflect",
+        power: float = 2.0,
+        htk: bool = False,
+        fmin: float = 0.0,
+        fmax: Optional[float] = None,
+        norm: Any = 1,
+        trainable_bins: bool = False,
+        trainable_STFT: bool = False,
+        verbose: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        p = {k: v for k, v in locals().items() if k not in ("self", "__class__", "kwargs")}
         super().__init__()
-        p = bind(Gammatonegram.__init__, self, args, kwargs)
-        kwargs = p.pop("kwargs")
         self._remember_config({**p, **kwargs})
-        sr, n_fft, n_bins, power = p["sr"], p["n_fft"], p["n_bins"], p["power"]
-        fmin, fmax, htk, norm = p["fmin"], p["fmax"], p["htk"], p["norm"]
         unknown = set(kwargs) - {"backend"}
         if unknown:
             raise ParameterError(f"unknown Gammatonegram parameter(s) {', '.join(sorted(unknown))}")
@@ -90,7 +105,7 @@ class Gammatonegram(Transform):
         self._freqs = filters.erb_space(n_bins, float(fmin), top)
         basis = filters.gammatone_filterbank(sr_v, n_fft, n_bins, float(fmin), top)
         basis_t = torch.from_numpy(basis.astype(np.float32))
-        if p["trainable_bins"]:
+        if trainable_bins:
             self.gammatone_basis = nn.Parameter(basis_t)
         else:
             self.register_buffer("gammatone_basis", basis_t)

@@ -34,19 +34,17 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from nnaudio_core import checks, filters, workers
 from nnaudio_core import functional as AF
-from nnaudio_core import workers
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features import constant_q as cqt
 from nnaudio_core.features.base import (
     Transform,
-    bind,
-    declared,
     fit_length,
     require_frames,
     working_length,
 )
-from nnaudio_core.features.constant_q import VariableQ, q_signature
+from nnaudio_core.features.variable_q import VariableQ
 from nnaudio_core.features.vqt import VQT
 
 
@@ -79,18 +77,6 @@ class _Operator(VariableQ):
 
 #: the transforms whose configs :meth:`iCQT.from_config` accepts
 INVERTIBLE = (VariableQ, cqt.CQT1992v2, cqt.CQT, cqt.CQT1992, cqt.CQT2010v2, cqt.CQT2010, VQT)
-
-_ICQT_SIGNATURE = q_signature(
-    "sr hop_length fmin fmax n_bins bins_per_octave filter_scale norm window center pad_mode "
-    "normalization_type gamma backend sparsity bandwidth n_iter tol out_of_band_weight verbose",
-    inspect.Parameter("n_iter", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=16,
-                      annotation=int),
-    inspect.Parameter("tol", inspect.Parameter.POSITIONAL_OR_KEYWORD, default=1e-4,
-                      annotation=float),
-    inspect.Parameter("out_of_band_weight", inspect.Parameter.POSITIONAL_OR_KEYWORD,
-                      default=100.0, annotation=float),
-    bandwidth="nnaudio",
-)
 
 
 class iCQT(Transform):
@@ -160,20 +146,38 @@ class iCQT(Transform):
     supported. Not scriptable (``torch.autograd.Function``).
     """
 
-    @declared(_ICQT_SIGNATURE)
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        sr: float = 22050,
+        hop_length: int = 512,
+        fmin: float = 32.70,
+        fmax: Optional[float] = None,
+        n_bins: int = 84,
+        bins_per_octave: int = 12,
+        filter_scale: float = 1,
+        norm: Optional[float] = 1,
+        window: filters.WindowSpec = "hann",
+        center: bool = True,
+        pad_mode: str = "reflect",
+        normalization_type: str = "librosa",
+        gamma: float = 0.0,
+        backend: str = "auto",
+        sparsity: float = 0.0,
+        bandwidth: str = "nnaudio",
+        n_iter: int = 16,
+        tol: float = 1e-4,
+        out_of_band_weight: float = 100.0,
+        verbose: bool = True,
+    ) -> None:
+        params = {k: v for k, v in locals().items() if k not in ("self", "__class__")}
         super().__init__()
-        params = bind(iCQT.__init__, self, args, kwargs)
         self._remember_config(params)
         n_iter = params.pop("n_iter")
         tol = params.pop("tol")
         out_of_band_weight = params.pop("out_of_band_weight")
-        if n_iter < 1:
-            raise ParameterError(f"n_iter={n_iter} must be >= 1")
-        if tol < 0:
-            raise ParameterError(f"tol={tol} must be >= 0")
-        if not out_of_band_weight > 0:
-            raise ParameterError(f"out_of_band_weight={out_of_band_weight} must be > 0")
+        checks.check_int("n_iter", n_iter, 1)
+        checks.check_nonnegative("tol", tol)
+        checks.check_positive("out_of_band_weight", out_of_band_weight)
         self.cqt = _Operator(**params, trainable=False, output_format="Complex")
         self.cqt.requires_grad_(False)
         self.sr = params["sr"]
@@ -222,8 +226,9 @@ class iCQT(Transform):
         # the forward's long-kernel matrices, conjugate-transposed once for the adjoint
         self._long_h: dict[str, Tensor] = {}
         if self.cqt.use_fft:
-            for _m, name, _neg, _nnz in self.cqt._long:
-                mat = self.cqt._sparse[name].coalesce().t().conj().coalesce()
+            plan = self.cqt.path.plan
+            for _m, name, _neg, _nnz in plan.long:
+                mat = plan.sparse(name).coalesce().t().conj().coalesce()
                 with warnings.catch_warnings():  # "sparse CSR support is in beta"
                     warnings.simplefilter("ignore", UserWarning)
                     self._long_h[name] = mat.to_sparse_csr()
@@ -303,7 +308,7 @@ class iCQT(Transform):
     def _correlate_adjoint(self, real: Tensor, imag: Tensor, n_samples: int) -> Tensor:
         """Adjoint of ``self.cqt.real_imag`` (eager-CPU plan) for (batch, n_bins, frames)
         real/imag parts: a signal of shape (batch, n_samples)."""
-        cqt = self.cqt
+        plan = self.cqt.path.plan
         hop = self.hop_length
         n_frames = real.shape[-1]
         batch = real.shape[0]
@@ -312,16 +317,16 @@ class iCQT(Transform):
             padded = AF.pad_signal(z, self.n_fft, self.center, self.pad_mode)
         grad = real.new_zeros(batch, padded.shape[1])
         b = 0
-        if cqt._long_bins:
-            k, span, off = cqt._long_bins, cqt._long_span, cqt._long_offset
-            m, name, neg = cqt.long_segment_choice(n_frames)
+        if plan.long_bins:
+            k, span, off = plan.long_bins, plan.long_span, plan.long_offset
+            m, name, neg = plan.long_segment_choice(n_frames)
             seg_len = (n_frames - 1) * hop + span
             grad[:, off : off + seg_len] += AF.correlate_fft_adjoint(
                 real[:, :k], imag[:, :k], self._long_h[name], k, span, hop, m, neg, seg_len
             )
             b = k
-        for _b0, _b1, off, name in cqt._direct:
-            mat = getattr(cqt, name)
+        for _b0, _b1, off, name in plan.direct:
+            mat = plan.direct_matrix(name)
             nb = mat.shape[1] // 2
             part = AF.correlate_direct_adjoint(
                 real[:, b : b + nb], imag[:, b : b + nb], mat, hop

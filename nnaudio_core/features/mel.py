@@ -244,17 +244,3 @@ class MFCC(Transform):
         return workers.map_clips(self._packed, x, self)
 
     _packed_blocks.__annotations__ = {"x": Tensor, "return": Tensor}  # see STFT._blocks
-
-
-def band_signature(bands: str, n_bands: int, trainable: str) -> inspect.Signature:
-    """:class:`MelSpectrogram`'s constructor signature (nnAudio2's, which its
-    ``Gammatonegram`` shares) with the band count and the trainable-bank flag renamed."""
-    rename = {"n_mels": (bands, n_bands), "trainable_mel": (trainable, False)}
-    params = []
-    init = inspect.signature(MelSpectrogram.__init__, eval_str=True)  # real annotations
-    for p in list(init.parameters.values())[1:]:
-        if p.name in rename:
-            name, default = rename[p.name]
-            p = p.replace(name=name, default=default)
-        params.append(p)
-    return inspect.Signature(params)

@@ -17,17 +17,21 @@ CQT1992v2`) by a median 0.3-0.8% of each bin's magnitude.
 
 Builders (numpy) are :func:`nnaudio_core.filters.multirate_layout`,
 :func:`~nnaudio_core.filters.octave_kernels` and :func:`~nnaudio_core.filters.lowpass_fir`;
-:func:`multirate_bank` assembles them; :func:`multirate_correlate` is the computation.
+:func:`~nnaudio_core.filters.multirate_bank` assembles them; :func:`multirate_correlate` is
+the computation;
+:class:`Multirate` is the compute path of :class:`~nnaudio_core.features.variable_q.VariableQ`
+that holds it (:mod:`nnaudio_core.features.constant_q_paths`), built by
+:func:`multirate_path`.
 """
 
-from __future__ import annotations
 
-from typing import List, NamedTuple, Tuple
+import warnings
+from typing import List, Tuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from nnaudio_core import filters
 from nnaudio_core import functional as AF
@@ -35,85 +39,6 @@ from nnaudio_core.errors import ParameterError
 
 #: output samples per row of :func:`decimate`'s matrix products on the CPU
 DECIMATE_BLOCK = 32
-
-
-class MultirateBank(NamedTuple):
-    """Everything :func:`multirate_correlate` needs, derived from the CQT parameters.
-
-    Attributes
-    ----------
-    layout : filters.MultirateLayout
-    kernels : np.ndarray, shape (n_banks * n_filters, span), complex128, correlation form
-        (one bank for a CQT, one per octave for a VQT with ``gamma > 0``; top octave first)
-    spans : list of int, each bank's own kernel span (samples)
-    n_filters : int, filters per bank (``min(bins_per_octave, n_bins)``)
-    lowpass : np.ndarray, shape (256,), float32, the halving filter
-    early : np.ndarray, shape (256,) or (0,), float32, the early-downsampling filter
-    lengths : np.ndarray, shape (n_bins,), float64, nnAudio's filter lengths at the early-
-        downsampled rate, ``ceil(Q * sr / (f + gamma / alpha))``: the ``'librosa'``
-        normalisation multiplies bin ``k`` by ``sqrt(lengths[k])``
-    """
-
-    layout: filters.MultirateLayout
-    kernels: np.ndarray
-    spans: List[int]
-    n_filters: int
-    lowpass: np.ndarray
-    early: np.ndarray
-    lengths: np.ndarray
-
-
-def multirate_bank(
-    layout: filters.MultirateLayout,
-    fmin: float,
-    n_bins: int,
-    bins_per_octave: int,
-    filter_scale: float = 1.0,
-    gamma: float = 0.0,
-    window: filters.WindowSpec = "hann",
-    norm: float | None = 1,
-    kernel_sr: float | None = None,
-) -> MultirateBank:
-    """Build the filters of a multirate CQT/VQT with nnAudio2's parameters, on ``layout``
-    (:func:`nnaudio_core.filters.multirate_layout` of the same ``fmin``, ``n_bins``, ...).
-
-    ``kernel_sr``: the rate the banks are designed at, default the early-downsampled rate
-    (correct tuning); see :func:`nnaudio_core.filters.octave_kernels` for nnAudio2's
-    ``VQT``, which passes the original ``sr``.
-
-    Raises :class:`ParameterError` where the octaves cannot share one frame grid: the hop
-    (after early downsampling) must be divisible by ``2 ** (n_octaves - 1)``.
-    """
-    if not filters.octaves_share_hop(layout):
-        step = 2 ** (layout.n_octaves - 1)
-        raise ParameterError(
-            f"the multirate CQT halves the hop {layout.n_octaves - 1} times: hop_length="
-            f"{layout.hop_length * layout.factor} must be a multiple of {step * layout.factor}"
-            f" for {n_bins} bins at {bins_per_octave} per octave; use backend='auto' (exact) "
-            "for this hop"
-        )
-    n_filters = min(bins_per_octave, n_bins)
-    kernels, spans = filters.octave_kernels(
-        layout, n_filters, bins_per_octave, filter_scale, gamma, window, norm, kernel_sr
-    )
-    freqs = filters.cqt_frequencies(n_bins, fmin, bins_per_octave)
-    lengths = filters.wavelet_lengths(
-        freqs, layout.sr, filter_scale, gamma, "nnaudio", bins_per_octave
-    )
-    early = (
-        filters.lowpass_fir(1.0 / layout.factor, transition=filters.EARLY_TRANSITION)
-        if layout.factor > 1
-        else np.zeros(0, dtype=np.float32)
-    )
-    return MultirateBank(
-        layout=layout,
-        kernels=kernels.reshape(-1, kernels.shape[-1]),
-        spans=spans,
-        n_filters=n_filters,
-        lowpass=filters.lowpass_fir(0.5),
-        early=early,
-        lengths=lengths,
-    )
 
 
 def decimate(x: Tensor, lowpass: Tensor, factor: int) -> Tensor:
@@ -280,3 +205,127 @@ def multirate_correlate(
         real = real * gain
         imag = imag * gain
     return real, imag
+
+
+class Multirate(nn.Module):
+    """The multirate compute path of a ``VariableQ`` (``backend='multirate'``, and nnAudio's
+    STFT-times-kernel-spectra form of ``CQT1992``/``CQT2010``): :func:`multirate_correlate`
+    with the transform's kernels. Build it with :func:`multirate_path`.
+
+    Attributes
+    ----------
+    spans : list of int
+        Each bank's own kernel span (samples).
+    n_filters, factor, hop_length, n_octaves, n_bins : int
+        As :func:`multirate_correlate`'s parameters.
+    gain : float
+        Factor on the output (nnAudio's early-downsampling rescale, or 1).
+    negate_imag : bool
+        Return the conjugate (nnAudio2's ``CQT1992`` sign).
+    divisor : float
+        What the transform divides its output scaling by (the STFT length of the
+        STFT-product form, else 1).
+    """
+
+    spans: List[int]  # TorchScript: typed even when empty
+
+    def __init__(self, spans: List[int], n_filters: int, factor: int, hop_length: int,
+                 n_octaves: int, n_bins: int, pad_mode: str, lowpass: np.ndarray,
+                 early: np.ndarray, gain: float, fourier: Tuple[np.ndarray, np.ndarray] | None,
+                 negate_imag: bool) -> None:
+        super().__init__()
+        self.spans = list(spans)
+        self.n_filters, self.factor, self.hop_length = n_filters, factor, hop_length
+        self.n_octaves, self.n_bins, self.pad_mode = n_octaves, n_bins, pad_mode
+        self.gain = float(gain)
+        self.negate_imag = negate_imag
+        self.divisor = 1.0
+        # (1, 1, taps) filters, or (0, 1, 1) when unused (torch.export.save cannot store an
+        # empty tensor of shape (1, 1, 0))
+        for name, taps in (("lowpass", lowpass), ("early", early)):
+            fir = (torch.from_numpy(np.array(taps, dtype=np.float32)).reshape(1, 1, -1)
+                   if len(taps) else torch.zeros(0, 1, 1))
+            self.register_buffer(name, fir, persistent=False)
+        cos = sin = torch.zeros(0, 1, 1)
+        if fourier is not None:
+            cos = torch.from_numpy(fourier[0].astype(np.float32)).unsqueeze(1)
+            sin = torch.from_numpy(fourier[1].astype(np.float32)).unsqueeze(1)
+            self.divisor = float(self.spans[0])
+        self.register_buffer("fourier_cos", cos, persistent=False)
+        self.register_buffer("fourier_sin", sin, persistent=False)
+
+    def forward(self, x: Tensor, kernels_real: Tensor, kernels_imag: Tensor,
+                lengths: Tensor) -> Tuple[Tensor, Tensor]:
+        """``(real, imag)``, each ``(batch', n_bins, frames)``, of unpadded ``(batch',
+        samples)`` audio (each octave is padded on its own)."""
+        real, imag = multirate_correlate(
+            x, kernels_real, kernels_imag, self.spans, self.n_filters, self.lowpass,
+            self.early, self.factor, self.hop_length, self.n_octaves, self.n_bins,
+            self.pad_mode, self.fourier_cos, self.fourier_sin, self.gain,
+        )
+        if self.negate_imag:
+            imag = -imag
+        return real, imag
+
+    def min_input_factor(self) -> int:
+        """How much longer than one frame span the shortest input must be: the lowest
+        octave's decimation, ``2 ** n_octaves * factor``."""
+        return 2 ** self.n_octaves * max(1, self.factor)
+
+
+def multirate_path(
+    backend: str, freqs: np.ndarray, kernels: np.ndarray, lengths: np.ndarray, sr: float,
+    hop_length: int, center: bool, pad_mode: str, fmin: float, bins_per_octave: int,
+    filter_scale: float, gamma: float, window: filters.WindowSpec, norm: float | None,
+    earlydownsample: bool, kernel_sr: float | None,
+) -> tuple[Multirate, np.ndarray, np.ndarray]:
+    """The multirate path of a ``VariableQ`` (``backend`` ``'multirate'``, or nnAudio's
+    ``'stft_product'`` / ``'stft_product_multirate'`` forms of ``CQT1992`` / ``CQT2010``).
+
+    ``kernels``, ``lengths``: the transform's full-rate bank (``'stft_product'`` uses it);
+    ``kernel_sr``: the rate the octave banks are designed at (None: the true one).
+
+    Returns
+    -------
+    (path, kernels, lengths): the path, the kernels the transform stores (the octave banks or
+    their spectra, ``(n, span)``) and the lengths of its ``'librosa'`` scaling.
+    """
+    if not center:
+        raise ParameterError(f"backend={backend!r} needs center=True")
+    n_bins = freqs.size
+    early = np.zeros(0, dtype=np.float32)
+    lowpass = np.zeros(0, dtype=np.float32)
+    if backend == "stft_product":  # nnAudio's CQT1992: one full-rate bank
+        spans, n_filters, factor = [kernels.shape[1]], n_bins, 1
+        hop, n_octaves = hop_length, 1
+    else:
+        layout = filters.multirate_layout(
+            sr, hop_length, fmin, n_bins, bins_per_octave, filter_scale, earlydownsample,
+        )
+        bank = filters.multirate_bank(layout, fmin, n_bins, bins_per_octave, filter_scale, gamma,
+                              window, norm, kernel_sr)
+        kernels, lengths, spans = bank.kernels, bank.lengths, bank.spans
+        n_filters, factor = bank.n_filters, bank.layout.factor
+        hop, n_octaves = bank.layout.hop_length, bank.layout.n_octaves
+        lowpass = bank.lowpass
+        if factor > 1:
+            early = bank.early
+        if kernel_sr is not None and factor > 1:
+            warnings.warn(
+                f"nnAudio2's VQT downsamples this input by {factor} first but designs its "
+                f"kernels at the original rate, so every bin responds {factor} times "
+                "above its labelled frequency; reproduced for nnAudio2 compatibility. "
+                "Pass earlydownsample=False or backend='auto' for correctly tuned bins",
+                UserWarning,
+                stacklevel=5,
+            )
+    fourier = None
+    gain = float(factor)
+    if backend != "multirate":  # nnAudio's STFT x kernel spectra (CQT1992, CQT2010)
+        n = spans[0]
+        fourier = filters.fourier_kernels(np.arange(n // 2 + 1.0), n, n, np.ones(n))
+        kernels = filters.spectral_kernels(kernels)
+        gain = 1.0  # nnAudio's CQT2010 does not rescale by the early factor
+    path = Multirate(spans, n_filters, factor, hop, n_octaves, n_bins, pad_mode, lowpass,
+                     early, gain, fourier, backend == "stft_product")
+    return path, kernels, lengths

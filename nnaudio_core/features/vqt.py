@@ -4,20 +4,11 @@ from __future__ import annotations
 
 from typing import Optional
 
-from nnaudio_core.features.constant_q import CQT1992v2, VariableQ, q_class, q_signature
+from nnaudio_core import filters
+from nnaudio_core.features.constant_q import CQT1992v2, NamedQ
 
 
-@q_class(
-    q_signature(
-        "sr hop_length fmin fmax n_bins filter_scale bins_per_octave norm window gamma center "
-        "pad_mode trainable output_format normalization_type backend sparsity bandwidth "
-        "basis_norm earlydownsample verbose",
-        bandwidth="nnaudio",
-        basis_norm=None,
-        backend="nnaudio2",
-    )
-)
-class VQT(VariableQ):
+class VQT(NamedQ):
     """Variable-Q transform (nnAudio2's ``VQT``), as ``librosa.vqt(..., tuning=0.0)``.
 
     Filter lengths are ``Q * sr / (f + gamma / alpha)``: ``gamma`` (Hz) widens the low
@@ -50,6 +41,32 @@ class VQT(VariableQ):
     ------
     ``(..., samples) -> (..., n_bins, frames)`` (``(..., n_bins, frames, 2)`` for Complex).
     """
+
+    def __init__(
+        self,
+        sr: float = 22050,
+        hop_length: int = 512,
+        fmin: float = 32.70,
+        fmax: Optional[float] = None,
+        n_bins: int = 84,
+        filter_scale: float = 1,
+        bins_per_octave: int = 12,
+        norm: Optional[float] = 1,
+        window: filters.WindowSpec = "hann",
+        gamma: float = 0.0,
+        center: bool = True,
+        pad_mode: str = "reflect",
+        trainable: bool = False,
+        output_format: str = "Magnitude",
+        normalization_type: str = "librosa",
+        backend: str = "nnaudio2",
+        sparsity: float = 0.0,
+        bandwidth: str = "nnaudio",
+        basis_norm: Optional[float] = None,
+        earlydownsample: bool = True,
+        verbose: bool = True,
+    ) -> None:
+        self._build(locals())
 
     def _nnaudio2_backend(self, gamma: float) -> str:
         return "conv" if gamma == 0 else self._multirate_or_auto("multirate")

@@ -248,7 +248,11 @@ def test_to_dtype_keeps_the_complex_kernel_spectra(dtype: torch.dtype) -> None:
     got = m.to(dtype)(x.to(dtype)).float()
     assert got.dtype == torch.float32
     torch.testing.assert_close(got, want, rtol=0, atol=1e-4 * float(want.abs().max()))
-    assert all(b.is_complex() for n, b in m.named_buffers() if "matrix" in n or "_long" in n)
+    plan = m.path.plan
+    spectra = [m.path.sparse("spectral_matrix")] + [plan.sparse(n) for _, n, _, _ in plan.long]
+    assert len(spectra) > 1
+    want_dtype = torch.complex128 if dtype == torch.float64 else torch.complex64
+    assert all(s.is_complex() and s.dtype == want_dtype for s in spectra)
     torch.testing.assert_close(m.to(torch.float32)(x), want, rtol=0,
                                atol=1e-4 * float(want.abs().max()))
 
@@ -310,7 +314,7 @@ def test_small_hops_send_more_bins_to_the_segment_ffts_with_the_same_numbers() -
     kernels of 513-2048 samples go to the segment FFTs too, and the output stays within the
     FFT path's accuracy (its spectra are cut at 1e-5 of each kernel's peak: ~2e-5 of the
     peak output on white noise) of the split fixed at 2048 samples."""
-    from nnaudio_core.features import constant_q as CQ
+    from nnaudio_core.features import constant_q_paths as CQ
 
     assert [CQ.direct_max_length(h) for h in (32, 64, 128, 256, 512, 2048)] == [
         512, 724, 1024, 1448, 2048, 2048]
@@ -324,7 +328,7 @@ def test_small_hops_send_more_bins_to_the_segment_ffts_with_the_same_numbers() -
         fixed = CQT1992v2(**kw)
     finally:
         CQ.direct_max_length = original
-    assert m._long_bins > fixed._long_bins
+    assert m.path.plan.long_bins > fixed.path.plan.long_bins
     with torch.inference_mode():
         a, b = m(x), fixed(x)
     torch.testing.assert_close(a, b, rtol=0, atol=5e-5 * float(b.abs().max()))

@@ -86,8 +86,10 @@ def shortest(m: torch.nn.Module) -> int:
         return int(m.frame_span) + int(m.hop_length)
     spans = [getattr(s, a) for s in m.modules() for a in ("n_fft", "N")
              if isinstance(getattr(s, a, None), int)]
-    decimation = 2 ** int(getattr(m, "mr_octaves", 0)) * max(1, int(getattr(m, "mr_factor", 1)))
-    return max(spans, default=1024) * (decimation if getattr(m, "multirate", False) else 1)
+    # the multirate path (features.multirate.Multirate) says how much it decimates
+    factors = [int(s.min_input_factor()) for s in m.modules()
+               if callable(getattr(s, "min_input_factor", None))]
+    return max(spans, default=1024) * max(factors, default=1)
 
 
 @functools.cache

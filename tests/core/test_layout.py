@@ -1,5 +1,7 @@
 """The packages' shape: no import cycles inside ``nnaudio_core`` or ``nnaudio_cli`` (counting
-imports at module level and inside functions), and the core never imports the CLI.
+imports at module level and inside functions), the core never imports the CLI, no module
+grows past 500 lines (``filters.py``, the catalogue of filter banks, excepted), kernels are
+built in ``filters.py`` only, and the module map names every module.
 
 The graph is read from the source (``ast``), so the test needs no imports of its own and
 covers every module, however the packages are laid out.
@@ -109,6 +111,41 @@ def test_core_never_imports_the_cli():
     for name, path in _modules("nnaudio_core").items():
         bad = sorted(t for t in _imported(name, path) if t.split(".")[0] == "nnaudio_cli")
         assert not bad, f"{name} imports {bad}"
+
+
+#: the one module allowed past MAX_LINES: the catalogue of every filter bank (its docstring)
+LONG_MODULES = {"nnaudio_core/filters.py"}
+MAX_LINES = 500
+
+
+def test_no_module_is_over_500_lines():
+    long = []
+    for package in PACKAGES:
+        for path in _modules(package).values():
+            rel = path.relative_to(REPO).as_posix()
+            n = len(path.read_text(encoding="utf-8").splitlines())
+            if n > MAX_LINES and rel not in LONG_MODULES and not rel.endswith("_schema_data.py"):
+                long.append(f"{rel} ({n} lines)")
+    assert not long, f"split by job: {', '.join(long)}"
+
+
+def _returns_array(node: ast.FunctionDef) -> bool:
+    return node.returns is not None and ast.unparse(node.returns) in ("np.ndarray",
+                                                                      "numpy.ndarray")
+
+
+def test_filter_banks_are_built_in_filters_only():
+    """The rule in ``nnaudio_core.filters``' docstring: it is torch-free, and no module-level
+    function of a transform module returns a numpy array (a bank built outside it)."""
+    filters = REPO / "nnaudio_core" / "filters.py"
+    assert not {t for t in _imported("nnaudio_core.filters", filters)
+                if t.split(".")[0] == "torch"}
+    builders = []
+    for path in sorted((REPO / "nnaudio_core" / "features").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        builders += [f"{path.name}:{n.name}" for n in tree.body
+                     if isinstance(n, ast.FunctionDef) and _returns_array(n)]
+    assert not builders, f"build these in nnaudio_core/filters.py: {builders}"
 
 
 # --- the module map (docs/development.md) -------------------------------------------------
