@@ -100,6 +100,31 @@ class FeatureFile(Mapping[str, np.ndarray]):
             i = self._row.get(stored_key(key))
         return i
 
+    def row(self, key: str) -> int:
+        """The index row of ``key``, whatever its status.
+
+        Parameters
+        ----------
+        key : str
+            A stored key, or the :func:`os.fsdecode` form of a non-UTF-8 file name.
+
+        Returns
+        -------
+        int
+            Row ``i`` of the index columns (:meth:`info`); with ``status == "ok"`` its data
+            are rows ``offsets[i]:offsets[i + 1]`` of this feature (:meth:`rows`):
+            ``frames * channels`` of them with ``keep_channels``, frame-major.
+
+        Raises
+        ------
+        KeyError
+            ``key`` is not in the index.
+        """
+        i = self._find(key)
+        if i is None:
+            raise KeyError(key)
+        return i
+
     def __getitem__(self, key: str) -> np.ndarray:
         i = self._find(key)
         if i is None:

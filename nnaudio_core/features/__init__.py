@@ -1,7 +1,8 @@
 """The transforms, with nnAudio2's class names.
 
 ``TRANSFORMS`` maps each class name to its class; :func:`build` rebuilds a module from
-``get_config()`` output.
+``get_config()`` output. :class:`InverseMelScale` (mel bands back to linear frequency) is
+built from a filter bank, not a config, and is not in ``TRANSFORMS``.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from nnaudio_core.features.cqt import (
 from nnaudio_core.features.gammatone import Gammatonegram
 from nnaudio_core.features.griffin_lim import Griffin_Lim, spectral_convergence
 from nnaudio_core.features.icqt import iCQT
+from nnaudio_core.features.inverse_mel import InverseMelScale
 from nnaudio_core.features.kaldi import ASTFbank, KaldiFbank, KaldiMFCC
 from nnaudio_core.features.mel import MFCC, MelSpectrogram
 from nnaudio_core.features.panns import PANNsLogMel
@@ -68,6 +70,6 @@ def build(config: dict[str, Any]) -> Transform:
 
 
 __all__ = [
-    *TRANSFORMS, "STFTBase", "TRANSFORMS", "Transform", "build", "spectral_convergence",
-    "vggish_examples",
+    *TRANSFORMS, "InverseMelScale", "STFTBase", "TRANSFORMS", "Transform", "build",
+    "spectral_convergence", "vggish_examples",
 ]

@@ -133,53 +133,6 @@ def test_foreign_hdf5_is_one_line_error(tmp_path: Path) -> None:
     assert len(r.stderr.strip().splitlines()) == 1
 
 
-def test_mel_to_linear_is_near_scipys_nnls() -> None:
-    """The batched projected-gradient NNLS against ``scipy.optimize.nnls`` (active set,
-    float64) on 20 speech frames: the solution is non-negative and its residual
-    ``||B s - m||`` is within 2 % of ``||m||`` of the optimum (measured 0.2-1.3 %). The
-    objective is compared, not ``s``: with 513 unknowns and 64 equations it is not unique."""
-    import scipy.optimize
-    import signals
-    import torch
-
-    from nnaudio_cli import invert
-    from nnaudio_core.features import MelSpectrogram
-
-    mel = MelSpectrogram(sr=22050, n_fft=1024, hop_length=256, n_mels=64)
-    x = torch.from_numpy(signals.speech_like(22050, 0.3, seed=2))[None]
-    m = mel(x)[..., 5:25]
-    power = invert.MelToLinear(mel.mel_basis, 2.0, torch.device("cpu"))(m)[0].double() ** 2
-    assert float(power.min()) >= 0.0
-    B, M = mel.mel_basis.double().numpy(), m[0].double().numpy()
-    for j in range(M.shape[1]):
-        _, optimum = scipy.optimize.nnls(B, M[:, j], maxiter=5000)
-        ours = np.linalg.norm(B @ power[:, j].numpy() - M[:, j])
-        assert ours - optimum <= 0.02 * np.linalg.norm(M[:, j]), j
-
-
-def test_mel_to_linear_blocks_match_one_block(monkeypatch) -> None:
-    """The NNLS runs over blocks of frames; the result does not depend on the block size."""
-    import torch
-
-    from nnaudio_cli import invert
-    from nnaudio_core.features import MelSpectrogram
-
-    mel = MelSpectrogram(sr=22050, n_fft=1024, hop_length=256, n_mels=64)
-    x = torch.randn(2, 22050, generator=torch.Generator().manual_seed(1))
-    m = mel(x)  # (2, 64, frames)
-    to_lin = invert.MelToLinear(mel.mel_basis, 2.0, torch.device("cpu"))
-    monkeypatch.setattr(invert, "NNLS_COLUMNS", 10**9)
-    whole = to_lin(m)
-    monkeypatch.setattr(invert, "NNLS_COLUMNS", 7)
-    blocks = to_lin(m)
-    assert whole.shape == (2, 513, m.shape[-1])
-    # float32 round-off of the products differs with the block width; compare the NNLS
-    # solution (power), not its square root, which magnifies differences near 0
-    power_diff = float((blocks**2 - whole**2).abs().max())
-    assert power_diff <= 1e-5 * float((whole**2).max())
-    assert float((blocks - whole).norm() / whole.norm()) < 1e-5
-
-
 def one_line(stderr: str) -> bool:
     return len(stderr.strip().splitlines()) == 1 and "Traceback" not in stderr
 
