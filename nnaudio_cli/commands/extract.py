@@ -7,7 +7,7 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 import typer
 
@@ -25,6 +25,9 @@ from nnaudio_cli.plumbing.flags import (
     verbose_option,
 )
 from nnaudio_cli.plumbing.text import count, shown_key, skipped_text
+
+if TYPE_CHECKING:  # pragma: no cover - annotations only (the module is torch-free)
+    from nnaudio_cli.extract.options import ExtractOptions
 
 NAME = "extract"
 EPILOG = examples(
@@ -228,15 +231,21 @@ def run(
 
             dev = rank_device(dev, shard)
         argv = list((ctx.find_root().obj or {}).get("argv", []))
-        code = _run(
-            decoder, n_workers, input_dir, output, cfgs, dev, mono, batch_seconds,
-            segment_seconds, compression.value, threads, json_out, quiet, verbose, resume,
-            overwrite, nan_policy.value, argv, shard, list_failures=not torchrun,
-            storage={"dtype": dtype.value, "db": db, "db_ref": db_ref, "db_amin": db_amin,
-                     "db_top_db": None if no_top_db else db_top_db},
-            inputs={"input_list": input_list, "include": list(include),
-                    "exclude": list(exclude), "target": target}, found=found,
+        from nnaudio_cli.extract.options import ExtractOptions
+
+        opts = ExtractOptions(
+            input_dir=input_dir, output=output, features=cfgs, device=dev, mono=mono,
+            workers=n_workers, batch_seconds=batch_seconds, segment_seconds=segment_seconds,
+            compression=compression.value, command_line=["nnaudio", *argv], resume=resume,
+            overwrite=overwrite, nan_policy=nan_policy.value, note=_note,
+            shard=None if shard is None else (shard.index, shard.count), dtype=dtype.value,
+            db=db, db_ref=db_ref, db_amin=db_amin, db_top_db=None if no_top_db else db_top_db,
+            input_list=input_list, include=list(include), exclude=list(exclude),
+            target=target, verbose=verbose,
         )
+        local_world = shard.local_world if shard is not None else 1  # ranks share its cores
+        code = _run(opts, decoder, found, threads, local_world, json_out, quiet,
+                    list_failures=not torchrun)
         if merges and code in (EXIT_OK, EXIT_PARTIAL):
             code = _merge(target, shard.count, merge_timeout, overwrite or resume, quiet,
                           strict)
@@ -338,68 +347,28 @@ def _list_failures(failures: List[dict]) -> None:
         print(f"nnaudio: failed: {shown_key(str(f['key']))}: {reason}", file=sys.stderr)
 
 
-def _run(
-    decoder: Any,
-    n_workers: int,
-    input_dir: Optional[Path],
-    output: Path,
-    cfgs: List[Any],
-    dev: Any,
-    mono: bool,
-    batch_seconds: float,
-    segment_seconds: Optional[float],
-    compression: str,
-    threads: Optional[int],
-    json_out: bool,
-    quiet: bool,
-    verbose: bool,
-    resume: bool,
-    overwrite: bool,
-    nan_policy: str,
-    argv: List[str],
-    shard: Any = None,
-    storage: Optional[dict] = None,
-    list_failures: bool = True,
-    inputs: Optional[dict] = None,
-    found: Any = None,
-) -> int:
+def _run(opts: ExtractOptions, decoder: Any, found: Any, threads: Optional[int],
+         local_world: int, json_out: bool, quiet: bool, list_failures: bool = True) -> int:
+    """Run the extraction ``opts`` and print its result: the failed inputs
+    (``list_failures``), the one-line summary and, with ``json_out``, the JSON summary.
+    ``threads``: ``--threads`` (None: the default, shared by the ``local_world`` ranks of
+    this node). Returns the exit code."""
     import torch
 
-    from nnaudio_cli.extract import ExtractOptions, Interrupted, default_threads, run_extract
+    from nnaudio_cli.extract import Interrupted, default_threads, run_extract
     from nnaudio_cli.plumbing import interrupts
     from nnaudio_cli.plumbing.progress import make_reporter
     from nnaudio_core import ParameterError
 
-    # launched ranks on one node share its cores
-    local_world = shard.local_world if shard is not None else 1
-    torch.set_num_threads(threads or max(1, default_threads(dev) // local_world))
+    cfgs, output, verbose = opts.features, opts.output, opts.verbose
+    torch.set_num_threads(threads or max(1, default_threads(opts.device) // local_world))
     if verbose:
         for cfg in cfgs:
             params = ", ".join(f"{k}={v!r}" for k, v in sorted(cfg.params.items()))
             _note(f"{cfg.name}: {cfg.transform}({params}) at {cfg.sr:g} Hz from "
                   f"{cfg.source}")
-        _note(f"device {dev}, {count(n_workers, 'decoder')}, "
+        _note(f"device {opts.device}, {count(opts.workers, 'decoder')}, "
               f"{count(torch.get_num_threads(), 'torch thread')}")
-    opts = ExtractOptions(
-        input_dir=input_dir,
-        output=output,
-        features=cfgs,
-        device=dev,
-        mono=mono,
-        workers=n_workers,
-        batch_seconds=batch_seconds,
-        segment_seconds=segment_seconds,
-        compression=compression,
-        command_line=["nnaudio", *argv],
-        resume=resume,
-        overwrite=overwrite,
-        nan_policy=nan_policy,
-        note=_note,
-        shard=None if shard is None else (shard.index, shard.count),
-        verbose=verbose,
-        **(storage or {}),
-        **(inputs or {}),
-    )
     try:
         summary = run_extract(opts, make_reporter(quiet), decoder, found)
     except ParameterError as e:

@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from nnaudio_cli.extract.parts import Source
-from nnaudio_cli.featurefile.layout import INDEX_COLUMNS, feature_group
+from nnaudio_cli.featurefile.layout import feature_group
 from nnaudio_cli.featurefile.writer import FeatureSpec, FeatureWriter
 from nnaudio_cli.plumbing.outputs import OutputError
 
@@ -62,7 +62,7 @@ def _runs(keys: list[str], sources: dict[str, Source],
     runs: list[tuple[Path, int, int]] = []
     for key in keys:
         src = sources[key]
-        n = int(src.row["n_rows"].get(name, 0))
+        n = int(src.row.n_rows.get(name, 0))
         if n == 0:
             continue
         start = src.start[name]
@@ -112,7 +112,7 @@ def assemble(
                     writer.append_stored(spec.name, data[a : min(stop, a + block_rows)])
         for key in keys:
             row = sources[key].row
-            writer.add_row(row["n_rows"], **{c: row[c] for c in INDEX_COLUMNS if c in row})
+            writer.add_row(row.n_rows, **row.as_fields())
         writer.commit(attrs)
     except (OSError, RuntimeError) as e:  # h5py: "Can't flush cache"
         writer.abort(broken=True)

@@ -22,15 +22,16 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import IO, Protocol
 
 import numpy as np
 import torch
 
+from nnaudio_cli.extract.audio import SourceInfo
 from nnaudio_cli.extract.batch import Piece
 from nnaudio_cli.extract.parts import PartStore
+from nnaudio_cli.extract.rows import IndexRow
 from nnaudio_cli.featurefile.encoding import Decibels
-from nnaudio_cli.plumbing.outputs import OutputError
 from nnaudio_core.features.whisper import whisper_scale
 
 #: Reason given to a clip whose features came out NaN/Inf.
@@ -190,11 +191,7 @@ class LaneClips:
     def _append(self, values: np.ndarray) -> None:
         # (channels, frames, *row) -> (frames * channels, *row), channels fastest
         rows = np.moveaxis(values, 0, 1)
-        w = self.store.writer()
-        try:
-            w.append(self.name, rows.reshape((-1,) + rows.shape[2:]))
-        except (OSError, RuntimeError) as e:  # h5py: "Can't flush cache"
-            raise OutputError(w.path, e) from None
+        self.store.append(self.name, rows.reshape((-1,) + rows.shape[2:]))
 
     def _spill(self, st: _Clip, values: np.ndarray) -> None:
         if values.shape[1] == 0:
@@ -239,11 +236,12 @@ class ClipSet:
     def put(self, clip: int, lane: int, piece: Piece, feats: np.ndarray) -> None:
         """Store one piece of ``lane`` (see :meth:`LaneClips.put`)."""
         if clip not in self.marks:
-            self.marks[clip] = self.store.writer().marks()
+            self.marks[clip] = self.store.marks()
         self.lanes[lane].put(clip, piece, feats)
 
-    def close(self, clip: int, key: str, meta: dict[str, Any]) -> str:
-        """Every lane has stored its last piece of ``clip``: add the index row.
+    def close(self, clip: int, key: str, info: SourceInfo) -> str:
+        """Every lane has stored its last piece of ``clip``: add the index row (``info``:
+        its source, as decoded).
 
         Returns
         -------
@@ -255,15 +253,14 @@ class ClipSet:
         bad = [lane.name for lane, r in zip(self.lanes, results, strict=True) if not r[0]]
         if bad:
             if marks is not None:
-                self.store.writer().rollback(marks)
+                self.store.rollback(marks)
             prefix = f"{', '.join(bad)}: " if len(self.lanes) > 1 else ""
-            self.fail(key, meta, prefix + NONFINITE_REASON)
+            self.fail(key, info, prefix + NONFINITE_REASON)
             return "failed"
         channels = results[0][2]
         n_rows = {lane.name: frames * ch
                   for lane, (_, frames, ch) in zip(self.lanes, results, strict=True)}
-        self.store.add_row(key, dict(meta, status="ok", reason="", stored_channels=channels),
-                           n_rows)
+        self.store.add_row(IndexRow.of(key, info, "ok", "", channels, n_rows))
         return "ok"
 
     def abort(self, clip: int) -> None:
@@ -271,9 +268,9 @@ class ClipSet:
         for lane in self.lanes:
             lane.abort(clip)
         marks = self.marks.pop(clip, None)
-        if marks is not None and self.store.current is not None:
-            self.store.current.rollback(marks)
+        if marks is not None:
+            self.store.rollback(marks)
 
-    def fail(self, key: str, meta: dict[str, Any], reason: str) -> None:
-        """Record an input that produced no features."""
-        self.store.add_row(key, dict(meta, status="failed", reason=reason), {})
+    def fail(self, key: str, info: SourceInfo, reason: str) -> None:
+        """Record an input that produced no features (``info``: its source)."""
+        self.store.add_row(IndexRow.of(key, info, "failed", reason))

@@ -3,7 +3,7 @@
 * **Lock.** A run holds an exclusive ``fcntl.flock`` on ``OUTPUT.h5.parts/lock`` from start
   to end, assembly included; the file holds the owner's PID. A second run on the same
   output stops with one line naming that PID. The kernel drops the lock when its holder
-  dies, so a SIGKILLed run leaves no stale lock.
+  dies, so a SIGKILLed run leaves no stale lock (:mod:`~nnaudio_cli.extract.lock`).
 * **Parts.** Progress is committed in *part files*, each a small feature file in the final
   layout (``/features``, ``/index``, uncompressed) holding one batch. A part is written to
   ``part-NNNNNN.h5.partial``, closed and renamed into place, so a killed run loses at most
@@ -26,8 +26,6 @@ counts as a source too (adding files to a finished folder only computes the new 
 
 from __future__ import annotations
 
-import errno
-import fcntl
 import json
 import os
 import re
@@ -38,9 +36,11 @@ from pathlib import Path
 from typing import Any
 
 import h5py
+import numpy as np
 
-from nnaudio_cli.errors import CliError
-from nnaudio_cli.extract.audio import is_transient
+from nnaudio_cli.extract.lock import LOCK, ResumeError, WorkLock
+from nnaudio_cli.extract.reasons import is_transient
+from nnaudio_cli.extract.rows import IndexRow
 from nnaudio_cli.featurefile.checksum import file_digest
 from nnaudio_cli.featurefile.layout import feature_group, feature_names, read_index
 from nnaudio_cli.featurefile.writer import FeatureSpec, FeatureWriter
@@ -49,20 +49,11 @@ from nnaudio_cli.plumbing.text import key_from_stored
 
 MANIFEST = "manifest.json"
 JOURNAL = "parts.jsonl"
-LOCK = "lock"
 PARTS_FORMAT = "nnaudio-parts"
 _PART_RE = re.compile(r"^part-(\d{6,})\.h5$")
 _OURS_RE = re.compile(
     r"^(part-\d{6,}\.h5(\.partial)?|manifest\.json(\.partial)?|parts\.jsonl|lock)$"
 )
-
-
-class ResumeError(CliError, ValueError):
-    """Resuming (or starting) is not possible as asked; one line.
-
-    ``usage`` is True when the user should change the flags (exit 2), False otherwise
-    (exit 1).
-    """
 
 
 @dataclass
@@ -72,12 +63,12 @@ class Source:
     Attributes
     ----------
     path : the part file (or previous output) holding it
-    row : its index fields (``INDEX_COLUMNS``, and ``n_rows``: its rows per feature)
+    row : its index row (with ``n_rows``: its rows per feature)
     start : its first data row in that file, per feature
     """
 
     path: Path
-    row: dict[str, Any]
+    row: IndexRow
     start: dict[str, int]
 
 
@@ -124,12 +115,9 @@ def read_sources(path: Path) -> tuple[dict[str, Any], list[tuple[str, Source]]]:
         attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in h5.attrs.items()}
         index = read_index(h5)
         offsets = {n: feature_group(h5, n)["offsets"][()] for n in feature_names(h5)}
-    cols = list(index)
     out = []
     for i, key in enumerate(index["key"]):
-        row = {c: index[c][i].item() if hasattr(index[c][i], "item") else index[c][i]
-               for c in cols}
-        row["n_rows"] = {n: int(o[i + 1] - o[i]) for n, o in offsets.items()}
+        row = IndexRow.read(index, i, {n: int(o[i + 1] - o[i]) for n, o in offsets.items()})
         start = {n: int(o[i]) for n, o in offsets.items()}
         out.append((key_from_stored(str(key)), Source(path, row, start)))
     return attrs, out
@@ -154,71 +142,6 @@ def verify(path: Path, expected: str | None = None) -> str | None:
     if actual != want:
         return "checksum mismatch"
     return None
-
-
-class WorkLock:
-    """An exclusive ``flock`` on ``FOLDER/lock``, held for the whole run.
-
-    Raises
-    ------
-    ResumeError
-        Another live process holds it (the message names its PID).
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.fd: int | None = None
-
-    def acquire(self) -> None:
-        path = self.folder / LOCK
-        for _ in range(20):  # the folder may be removed by a run that is just finishing
-            try:
-                self.folder.mkdir(exist_ok=True)
-                # read-only: a descriptor open for writing would keep the file system
-                # from being remounted read-only (the PID is written through another one)
-                fd = os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o644)
-            except FileNotFoundError:
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except OSError as e:
-                if e.errno not in (errno.EWOULDBLOCK, errno.EACCES, errno.EAGAIN):
-                    os.close(fd)
-                    raise
-                owner = _read_owner(fd)
-                os.close(fd)
-                raise ResumeError(
-                    f"another nnaudio run{owner} is writing {self.folder.name[:-6]}; wait for "
-                    "it to finish or stop it, then rerun with --resume"
-                ) from None
-            try:  # still the lock file of the folder (not one removed in the meantime)?
-                same = os.fstat(fd).st_ino == os.stat(path).st_ino
-            except FileNotFoundError:
-                same = False
-            if same:
-                self.fd = fd
-                try:
-                    with open(path, "w", encoding="ascii") as fh:
-                        fh.write(f"{os.getpid()}\n")
-                except OSError:
-                    self.release()
-                    raise
-                return
-            os.close(fd)
-        raise ResumeError(f"{self.folder}: cannot take the lock (the folder keeps changing)")
-
-    def release(self) -> None:
-        if self.fd is not None:
-            os.close(self.fd)  # closing the descriptor drops the flock
-            self.fd = None
-
-
-def _read_owner(fd: int) -> str:
-    try:
-        pid = os.pread(fd, 32, 0).decode().strip()
-    except (OSError, UnicodeDecodeError):
-        return ""
-    return f" (PID {pid})" if pid.isdigit() else ""
 
 
 class PartStore:
@@ -255,7 +178,7 @@ class PartStore:
         self.digests: dict[str, str] = {}  # part file name -> checksum from the journal
         self.next_seq = 0
         self.current: FeatureWriter | None = None
-        self.pending: list[str] = []  # keys added to the current part
+        self.pending: list[IndexRow] = []  # rows added to the current part
         self.created = False  # open() created the folder
 
     # Starting ----------------------------------------------------------------------
@@ -395,9 +318,9 @@ class PartStore:
                 continue
             for key, src in rows:
                 st = stats.get(key)
-                if src.row.get("status") != "ok" and is_transient(str(src.row.get("reason"))):
+                if not src.row.ok and is_transient(str(src.row.reason)):
                     st = None  # out of memory, decoder killed: computed again
-                if st is not None and st == (int(src.row["size"]), float(src.row["mtime"])):
+                if st is not None and st == (int(src.row.size), float(src.row.mtime)):
                     self.sources[key] = src
                 elif key in self.sources and path != previous:
                     del self.sources[key]  # changed since: an older copy is stale too
@@ -457,12 +380,38 @@ class PartStore:
             self.pending = []
         return self.current
 
-    def add_row(self, key: str, fields: dict[str, Any], n_rows: dict[str, int]) -> None:
-        """Record a finished input (its features, if any, were just appended: ``n_rows``
-        per feature)."""
+    def append(self, name: str, rows: np.ndarray) -> None:
+        """Append float32 rows ``(n, *row_shape)`` of feature ``name`` to the current part.
+
+        Raises
+        ------
+        OutputError
+            The part could not be written.
+        nnaudio_cli.featurefile.encoding.StorageError
+            The values do not fit the stored dtype.
+        """
         w = self.writer()
-        w.add_row(n_rows, key=key, **fields)
-        self.pending.append(key)
+        try:
+            w.append(name, rows)
+        except (OSError, RuntimeError) as e:  # h5py: "Can't flush cache"
+            raise OutputError(w.path, e) from None
+
+    def marks(self) -> dict[str, int]:
+        """Every feature's rows in the current part so far (opened on first use), for
+        :meth:`rollback`."""
+        return self.writer().marks()
+
+    def rollback(self, marks: dict[str, int]) -> None:
+        """Drop the rows of the current part after ``marks`` (no-op without a part)."""
+        if self.current is not None:
+            self.current.rollback(marks)
+
+    def add_row(self, row: IndexRow) -> None:
+        """Record a finished input (its features, if any, were just appended:
+        ``row.n_rows`` per feature)."""
+        w = self.writer()
+        w.add_row(row.n_rows, **row.as_fields())
+        self.pending.append(row)
 
     def commit(self) -> None:
         """Make the current part durable and record its checksum (no-op when empty)."""
@@ -482,9 +431,9 @@ class PartStore:
             raise OutputError(w.path, e) from None
         self.digests[w.path.name] = w.digest_hex
         start = {s.name: 0 for s in self.specs}
-        for row in w.rows:
-            self.sources[row["key"]] = Source(w.path, dict(row), dict(start))
-            for name, n in row["n_rows"].items():
+        for row in self.pending:
+            self.sources[row.key] = Source(w.path, row, dict(start))
+            for name, n in row.n_rows.items():
                 start[name] += int(n)
         self.current = None
         self.pending = []
