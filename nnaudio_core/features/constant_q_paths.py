@@ -25,7 +25,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from nnaudio_core import filters
+from nnaudio_core import correlate, filters
 from nnaudio_core import functional as AF
 
 # frames per FFT segment: long segments amortise the kernel span (n_fft) of overlap
@@ -77,8 +77,8 @@ def _correlate_on_supports(padded: Tensor, kernels_real: Tensor, kernels_imag: T
     """The kernel correlation on each group of bins' own support (eager CPU): the same
     products as the full-length ``conv1d``, without the zeros around the shorter kernels (4x
     less work for 84 bins from C1)."""
-    groups = AF.kernel_groups(kernels_real, kernels_imag, lengths)
-    return AF.correlate_groups(padded, kernels_real, kernels_imag, groups, hop_length)
+    groups = correlate.kernel_groups(kernels_real, kernels_imag, lengths)
+    return correlate.correlate_groups(padded, kernels_real, kernels_imag, groups, hop_length)
 
 
 def correlate_kernels(padded: Tensor, kernels_real: Tensor, kernels_imag: Tensor,
@@ -238,12 +238,12 @@ class EagerCPUPlan(SparseSpectraHolder):
             off = self.long_offset
             seg = padded[:, off : off + (n_frames - 1) * hop + span]
             empty = torch.zeros(0, dtype=torch.long)
-            r, i = AF.correlate_fft(seg, empty, empty, padded.new_zeros(0, 2), self._sparse[name],
-                                    k, span, hop, m, neg)
+            r, i = correlate.correlate_fft(seg, empty, empty, padded.new_zeros(0, 2),
+                                           self._sparse[name], k, span, hop, m, neg)
             reals.append(r)
             imags.append(i)
         for _b0, _b1, off, name in self.direct:
-            r, i = AF.correlate_direct(padded, self.direct_matrix(name), off, n_frames, hop)
+            r, i = correlate.correlate_direct(padded, self.direct_matrix(name), off, n_frames, hop)
             reals.append(r)
             imags.append(i)
         return torch.cat(reals, 1), torch.cat(imags, 1)
@@ -310,6 +310,7 @@ class SegmentFFT(SparseSpectraHolder):
                                      self.hop_length)
         # the sparse matrix is only touched in eager CPU mode: compilers reject sparse tensors
         matrix = self.sparse("spectral_matrix") if eager_cpu else self.values[:0]
-        return AF.correlate_fft(padded, self.src, self.dst, self.values, matrix, self.n_bins,
-                                self.n_fft, self.hop_length, self.m, self.negative_rows)
+        return correlate.correlate_fft(padded, self.src, self.dst, self.values, matrix,
+                                       self.n_bins, self.n_fft, self.hop_length, self.m,
+                                       self.negative_rows)
 

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from nnaudio_core import checks, filters, workers
+from nnaudio_core import checks, correlate, filters, workers
 from nnaudio_core import functional as AF
 from nnaudio_core.errors import ParameterError
 from nnaudio_core.features import constant_q as cqt
@@ -321,14 +321,14 @@ class iCQT(Transform):
             k, span, off = plan.long_bins, plan.long_span, plan.long_offset
             m, name, neg = plan.long_segment_choice(n_frames)
             seg_len = (n_frames - 1) * hop + span
-            grad[:, off : off + seg_len] += AF.correlate_fft_adjoint(
+            grad[:, off : off + seg_len] += correlate.correlate_fft_adjoint(
                 real[:, :k], imag[:, :k], self._long_h[name], k, span, hop, m, neg, seg_len
             )
             b = k
         for _b0, _b1, off, name in plan.direct:
             mat = plan.direct_matrix(name)
             nb = mat.shape[1] // 2
-            part = AF.correlate_direct_adjoint(
+            part = correlate.correlate_direct_adjoint(
                 real[:, b : b + nb], imag[:, b : b + nb], mat, hop
             )
             grad[:, off : off + part.shape[1]] += part

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import functools
 import inspect
-import warnings
 from typing import Any, List, Optional, Tuple
 
 import numpy as np
@@ -29,14 +28,14 @@ from torch import Tensor, nn
 
 from nnaudio_core import checks, filters, workers
 from nnaudio_core import functional as AF
-from nnaudio_core.errors import NonInvertibleError, ParameterError
+from nnaudio_core.errors import ParameterError
+from nnaudio_core.features import inverse_stft
 from nnaudio_core.features.base import (
     BACKENDS,
     OUTPUT_FORMATS,
     PAD_MODES,
     Transform,
     check_choice,
-    require_frames,
     resolve_lengths,
 )
 
@@ -49,68 +48,6 @@ def _kernel(a: np.ndarray, trainable: bool) -> Tensor:
     """A (bins, 1, n_fft) float32 kernel, as a Parameter when trainable."""
     t = _tensor(a).unsqueeze(1)
     return nn.Parameter(t) if trainable else t
-
-
-def _warn_analysis_only(what: str, freq_scale: str) -> None:
-    """The construction-time warning for an inverse that cannot be exact (nnAudio2 #136)."""
-    warnings.warn(
-        f"{what} with freq_scale={freq_scale!r}: non-uniform frequency scales are "
-        f"analysis-only; the inverse is only exact for freq_scale='no' and raises "
-        f"NonInvertibleError (a RuntimeError) when called",
-        UserWarning,
-        stacklevel=3,
-    )
-
-
-def _inverse_checks(freq_scale: str, n_bins: int, n_fft: int) -> None:
-    if freq_scale != "no":
-        raise NonInvertibleError(
-            f"inverse STFT is only exact for freq_scale='no', this transform has "
-            f"freq_scale='{freq_scale}'; invert a freq_scale='no' STFT or use Griffin-Lim"
-        )
-    if n_bins != n_fft // 2 + 1:
-        raise NonInvertibleError(
-            f"inverse STFT needs all n_fft // 2 + 1 = {n_fft // 2 + 1} bins, got {n_bins}; "
-            f"leave freq_bins=None"
-        )
-
-
-def _inverse(
-    X: Tensor,
-    window: Tensor,
-    icos: Tensor,
-    isin: Tensor,
-    use_fft: bool,
-    hop_length: int,
-    center: bool,
-    length: Optional[int],
-) -> Tensor:
-    """Body of STFT.inverse and iSTFT.forward: ``(..., bins, frames, 2) -> (..., samples)``."""
-    n_fft = window.shape[0]
-    n_half = n_fft // 2 + 1
-    if X.dim() < 3 or X.shape[-1] != 2:
-        raise ParameterError(
-            "inverse STFT expects a Complex spectrogram of shape (..., freq_bins, frames, 2)"
-        )
-    if X.shape[-3] == n_fft and n_fft != n_half:
-        X = X[..., :n_half, :, :]  # two-sided input (onesided=False): keep the positive half
-    if X.shape[-3] != n_half:
-        raise ParameterError(f"inverse STFT expects {n_half} frequency bins, got {X.shape[-3]}")
-    require_frames(X.shape[-2], "inverse STFT")
-    if X.dim() == 3:
-        X = X.unsqueeze(0)
-    X = X.to(window.dtype)  # the dtype rule: see the module docstring
-    lead = list(X.shape[:-3])
-    X = X.reshape(-1, X.shape[-3], X.shape[-2], 2)
-    real = X[..., 0]
-    imag = X[..., 1]
-    n_frames = X.shape[-2]
-    if use_fft:
-        y = AF.istft_fft(real, imag, window, hop_length)
-    else:
-        y = AF.istft_conv(real, imag, icos, isin, hop_length)
-    y = AF.normalise_and_trim(y, window, hop_length, n_frames, center, length)
-    return y.reshape(lead + [y.shape[-1]])
 
 
 class STFTBase(Transform):
@@ -204,7 +141,7 @@ class STFT(STFTBase):
                 f"freq_bins={freq_bins} must be between 1 and n_fft // 2 + 1 = {n_fft // 2 + 1}"
             )
         if iSTFT and freq_scale != "no":
-            _warn_analysis_only("STFT(iSTFT=True)", freq_scale)
+            inverse_stft.warn_analysis_only("STFT(iSTFT=True)", freq_scale)
         fft_ok = freq_scale == "no" and not trainable
         if backend == "fft" and not fft_ok:
             raise ParameterError(
@@ -365,8 +302,8 @@ class STFT(STFTBase):
         -------
         Tensor, shape (..., samples); a single ``(freq_bins, frames, 2)`` gives ``(1, samples)``
         """
-        _inverse_checks(self.freq_scale, self.freq_bins, self.n_fft)
-        return _inverse(
+        inverse_stft.check_invertible(self.freq_scale, self.freq_bins, self.n_fft)
+        return inverse_stft.inverse_stft(
             X,
             self.window_mask,
             self.icos,
@@ -437,7 +374,7 @@ class iSTFT(STFTBase):
             kernel_path=trainable_kernels or backend == "conv",
         )
         if freq_scale != "no":
-            _warn_analysis_only("iSTFT", freq_scale)
+            inverse_stft.warn_analysis_only("iSTFT", freq_scale)
         win_length, hop_length = resolve_lengths(n_fft, win_length, hop_length)
         self.n_fft = n_fft
         self.hop_length = hop_length
@@ -511,8 +448,8 @@ class iSTFT(STFTBase):
         See :meth:`STFT.inverse` for ``length``; ``onesided``/``refresh_win`` are accepted
         for nnAudio compatibility (the bin count is read from the input's shape).
         """
-        _inverse_checks(self.freq_scale, self.n_fft // 2 + 1, self.n_fft)
-        return _inverse(
+        inverse_stft.check_invertible(self.freq_scale, self.n_fft // 2 + 1, self.n_fft)
+        return inverse_stft.inverse_stft(
             X,
             self.window_mask,
             self.icos,

@@ -17,7 +17,7 @@ held as ``self.path``, called the same way (the kernels stay on the transform):
   ``trainable=True`` or ``backend='conv'``): strided ``conv1d`` with the real and imaginary
   kernels, as nnAudio. Runs without complex tensors (MPS, ONNX). In eager CPU calls that
   record no gradient for the kernels, each group of bins is convolved on its own support
-  only (:func:`nnaudio_core.functional.correlate_groups`, found from the kernels' current
+  only (:func:`nnaudio_core.correlate.correlate_groups`, found from the kernels' current
   values): the same products without the zeros around the short kernels, 4x faster for 84
   bins from C1.
 * **Multirate path** (:class:`~nnaudio_core.features.multirate.Multirate`,
