@@ -27,6 +27,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -152,23 +153,31 @@ def _workspace(threads: int | None, device: Any) -> Iterator[tuple[Path, int]]:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def run_pipeline(
-    folder: Path | None,
-    write_clips: Callable[[Path], None],
-    presets: list[str],
-    workers: int,
-    device: Any,
-    threads: int | None,
-    repeat: int,
-    log: Callable[[str], None],
-    librosa: bool = True,
-) -> dict[str, Any]:
+@dataclass(frozen=True)
+class PipelineSetup:
+    """What every pipeline measurement shares: the audio (``folder``, or, when it is None,
+    clips that ``write_clips`` writes into a temporary folder), the ``extract`` settings,
+    the rounds (medians of ``repeat``) and where progress lines go (``log``)."""
+
+    folder: Path | None
+    write_clips: Callable[[Path], None]
+    workers: int
+    device: Any
+    threads: int | None
+    repeat: int
+    log: Callable[[str], None]
+
+
+def run_pipeline(setup: PipelineSetup, presets: list[str], librosa: bool = True,
+                 ) -> dict[str, Any]:
     """Measure every column of the module docstring for each preset (see there)."""
     from nnaudio_cli.config import resolve
 
+    workers, device, threads = setup.workers, setup.device, setup.threads
+    repeat, log = setup.repeat, setup.log
     with _workspace(threads, device) as (tmp, n_threads):
-        generated = folder is None
-        folder, keys, paths = _audio_folder(folder, write_clips, tmp, log)
+        generated = setup.folder is None
+        folder, keys, paths = _audio_folder(setup.folder, setup.write_clips, tmp, log)
         rows = []
         for preset in presets:
             cfg = resolve(preset)
@@ -265,16 +274,7 @@ ONE_PASS_DEFINITION = (
 )
 
 
-def run_one_pass(
-    folder: Path | None,
-    write_clips: Callable[[Path], None],
-    presets: list[str],
-    workers: int,
-    device: Any,
-    threads: int | None,
-    repeat: int,
-    log: Callable[[str], None],
-) -> dict[str, Any]:
+def run_one_pass(setup: PipelineSetup, presets: list[str]) -> dict[str, Any]:
     """Several features in one ``extract`` pass against one run per feature, and the
     decode-only time (see the module docstring); returns the ``one_pass`` section."""
     import h5py
@@ -286,9 +286,11 @@ def run_one_pass(
     feats = resolve_features(list(presets))
     names = [f.name for f in feats]
     rates = rates_of([float(f.sr) for f in feats])
+    workers, device, threads = setup.workers, setup.device, setup.threads
+    repeat, log = setup.repeat, setup.log
     with _workspace(threads, device) as (tmp, n_threads):
-        generated = folder is None
-        folder, keys, paths = _audio_folder(folder, write_clips, tmp, log)
+        generated = setup.folder is None
+        folder, keys, paths = _audio_folder(setup.folder, setup.write_clips, tmp, log)
         log(f"one pass: decode-only, {len(paths)} files at {', '.join(f'{r:g}' for r in rates)}"
             " Hz")
         dec_times, dec_cpu = [], []

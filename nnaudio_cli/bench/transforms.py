@@ -28,6 +28,7 @@ from nnaudio_cli.bench.peers import (
     candidates,
 )
 from nnaudio_cli.bench.pipeline import (
+    PipelineSetup,
     formats_section,
     render_one_pass,
     render_pipeline,
@@ -209,12 +210,11 @@ def transforms_report(
         def write(folder: Path) -> None:
             write_wavs(piano_clips(n, samples, sr, seed), sr, folder)
 
+        setup = PipelineSetup(input_dir, write, n_workers, dev, threads, repeat, log)
         if one_pass:
-            pipe = run_one_pass(input_dir, write, presets or [], n_workers, dev, threads,
-                                repeat, log)
+            pipe = run_one_pass(setup, presets or [])
         else:
-            pipe = run_pipeline(input_dir, write, presets or ["mel128"], n_workers, dev,
-                                threads, repeat, log,
+            pipe = run_pipeline(setup, presets or ["mel128"],
                                 librosa=librosa_loop and "librosa" not in missing)
         if input_dir:
             workload.update(clips=pipe["files"], audio_seconds=pipe["audio_seconds"])
