@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from functools import partial
 from pathlib import Path
 from typing import Optional
 
@@ -69,22 +70,19 @@ def run(
         for line in verify_file(features):  # a mismatch: one line naming the file (exit 1)
             print(line)
         return EXIT_OK
+    # --key: one input's row; else the whole file. Either is read first (a read error is
+    # one line, exit 1), then printed as JSON or as text.
     if key is not None:
-        try:
-            row = describe_key(features, key, feature)
-        except (OSError, ValueError, KeyError) as e:
-            raise unreadable(features, e) from None
-        if json_out:
-            print(json.dumps(row, indent=2))
-        else:
-            render_key(row)
-        return EXIT_OK
+        read, show = partial(describe_key, features, key, feature), render_key
+    else:
+        read = partial(describe, features, feature, stats)
+        show = partial(render, show_all_failed=failed or verbose)
     try:
-        desc = describe(features, feature, stats)
+        found = read()
     except (OSError, ValueError, KeyError) as e:
         raise unreadable(features, e) from None
     if json_out:
-        print(json.dumps(desc, indent=2))
+        print(json.dumps(found, indent=2))
     else:
-        render(desc, show_all_failed=failed or verbose)
+        show(found)
     return EXIT_OK
