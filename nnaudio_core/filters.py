@@ -961,8 +961,8 @@ def multirate_bank(
     (:func:`multirate_layout` of the same ``fmin``, ``n_bins``, ...).
 
     ``kernel_sr``: the rate the banks are designed at, default the early-downsampled rate
-    (correct tuning); see :func:`nnaudio_core.octave_kernels` for nnAudio2's
-    ``VQT``, which passes the original ``sr``.
+    (correct tuning); see :func:`octave_kernels` for nnAudio2's ``VQT``, which passes the
+    original ``sr``.
 
     Raises :class:`ParameterError` where the octaves cannot share one frame grid: the hop
     (after early downsampling) must be divisible by ``2 ** (n_octaves - 1)``.

@@ -19,7 +19,7 @@ depend on the path.
 """
 
 
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -95,8 +95,7 @@ class SparseSpectraHolder(nn.Module):
     """A path that keeps complex sparse kernel spectra in ``_sparse`` (name -> matrix).
 
     They are no buffers: ``torch.export.save`` cannot store sparse tensors, and TorchScript
-    and compilers never read them. :meth:`move_sparse` moves them with the module (the
-    transform's ``_apply`` calls it after every ``.to()``).
+    and compilers never read them. They move with the module (:meth:`_apply`).
     """
 
     __jit_ignored_attributes__ = ["_sparse"]
@@ -105,11 +104,17 @@ class SparseSpectraHolder(nn.Module):
         super().__init__()
         self._sparse: Dict[str, Tensor] = {}
 
-    @torch.jit.unused
-    def move_sparse(self, device: torch.device, dtype: torch.dtype) -> None:
-        """Move the sparse matrices to ``device`` as ``dtype`` (complex64 or complex128)."""
+    def _apply(self, fn: Any, recurse: bool = True) -> "SparseSpectraHolder":
+        """Move the sparse spectra as ``.to()``/``.cuda()``/``.double()`` move the buffers:
+        to the device ``fn`` sends a float32 tensor to, as complex128 when it makes it
+        float64 and complex64 otherwise. (Handed to ``fn`` itself, ``Module.to(dtype)``
+        would cast them to a real dtype and silently drop their imaginary parts.)"""
+        super()._apply(fn, recurse)
+        probe = fn(torch.zeros(1))
+        dtype = torch.complex128 if probe.dtype == torch.float64 else torch.complex64
         for name, mat in self._sparse.items():
-            self._sparse[name] = mat.to(device=device, dtype=dtype)
+            self._sparse[name] = mat.to(device=probe.device, dtype=dtype)
+        return self
 
     @torch.jit.unused
     def sparse(self, name: str) -> Tensor:

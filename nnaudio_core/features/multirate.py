@@ -18,12 +18,10 @@ CQT1992v2`) by a median 0.3-0.8% of each bin's magnitude.
 Builders (numpy) are :func:`nnaudio_core.filters.multirate_layout`,
 :func:`~nnaudio_core.filters.octave_kernels` and :func:`~nnaudio_core.filters.lowpass_fir`;
 :func:`~nnaudio_core.filters.multirate_bank` assembles them; :func:`multirate_correlate` is
-the computation;
-:class:`Multirate` is the compute path of :class:`~nnaudio_core.features.variable_q.VariableQ`
-that holds it (:mod:`nnaudio_core.features.constant_q_paths`), built by
-:func:`multirate_path`.
+the computation. :class:`Multirate`, built by :func:`multirate_path`, is the compute path of
+a :class:`~nnaudio_core.features.variable_q.VariableQ` that uses it (the other paths are in
+:mod:`nnaudio_core.features.constant_q_paths`).
 """
-
 
 import warnings
 from typing import List, Tuple
@@ -302,8 +300,8 @@ def multirate_path(
         layout = filters.multirate_layout(
             sr, hop_length, fmin, n_bins, bins_per_octave, filter_scale, earlydownsample,
         )
-        bank = filters.multirate_bank(layout, fmin, n_bins, bins_per_octave, filter_scale, gamma,
-                              window, norm, kernel_sr)
+        bank = filters.multirate_bank(layout, fmin, n_bins, bins_per_octave, filter_scale,
+                                      gamma, window, norm, kernel_sr)
         kernels, lengths, spans = bank.kernels, bank.lengths, bank.spans
         n_filters, factor = bank.n_filters, bank.layout.factor
         hop, n_octaves = bank.layout.hop_length, bank.layout.n_octaves

@@ -53,7 +53,7 @@ from nnaudio_core.features.base import (
     Transform,
     check_choice,
 )
-from nnaudio_core.features.constant_q_paths import KernelConv, SegmentFFT, SparseSpectraHolder
+from nnaudio_core.features.constant_q_paths import KernelConv, SegmentFFT
 
 # 'multirate': nnAudio's octave-by-octave algorithm (features/multirate.py); 'nnaudio2': the
 # algorithm nnAudio2's class of the same name uses (each class resolves it, see _nnaudio2_backend)
@@ -258,24 +258,6 @@ class VariableQ(Transform):
             self.register_buffer("cqt_kernels_real", real, persistent=persistent)
             self.register_buffer("cqt_kernels_imag", imag, persistent=persistent)
         self._kernels_built(kernels)
-
-    def _apply(self, fn: Any, recurse: bool = True) -> "VariableQ":
-        """``Module.to(dtype)`` would cast the complex (sparse) kernel spectra of the FFT path
-        to a real dtype, silently discarding their imaginary parts: they move with the
-        module's device instead and take the complex dtype of its new float dtype
-        (complex128 for float64, complex64 otherwise)."""
-        saved = {n: b for n, b in self._buffers.items() if b is not None and b.is_complex()}
-        for name in saved:
-            self._buffers[name] = None
-        super()._apply(fn, recurse)
-        real = self.lengths
-        cdtype = torch.complex128 if real.dtype == torch.float64 else torch.complex64
-        for name, buf in saved.items():
-            self._buffers[name] = buf.to(device=real.device, dtype=cdtype)
-        for module in self.modules():
-            if isinstance(module, SparseSpectraHolder):
-                module.move_sparse(real.device, cdtype)
-        return self
 
     def frequencies(self) -> np.ndarray:
         """Centre frequency of each bin in Hz, shape (n_bins,)."""
