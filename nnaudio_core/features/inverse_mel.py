@@ -107,7 +107,6 @@ class InverseMelScale(nn.Module):
         dense = torch.from_numpy(b64.astype(np.float32))
         self.register_buffer("pinv", torch.from_numpy(pinv.astype(np.float32)))
         self.register_buffer("mel_basis", dense)
-        self.register_buffer("mel_basis_t", dense.T.contiguous())
 
     @classmethod
     def from_mel(cls, mel: MelSpectrogram, **kwargs: Any) -> InverseMelScale:
@@ -133,11 +132,12 @@ class InverseMelScale(nn.Module):
 
     def _operators(self) -> tuple[Tensor, Tensor]:
         """``B`` and ``B^T`` as applied: sparse CSR on the CPU (~99 % zeros), else dense."""
-        if self.mel_basis.device.type != "cpu":
-            return self.mel_basis, self.mel_basis_t
+        basis = self.mel_basis
+        if basis.device.type != "cpu":
+            return basis, basis.T
         with warnings.catch_warnings():  # "sparse CSR support is in beta"
             warnings.simplefilter("ignore", UserWarning)
-            return self.mel_basis.to_sparse_csr(), self.mel_basis_t.to_sparse_csr()
+            return basis.to_sparse_csr(), basis.T.contiguous().to_sparse_csr()
 
     def _solve(self, m: Tensor, basis: Tensor, basis_t: Tensor) -> Tensor:
         """Projected gradient for mel columns ``(n_mels, cols)`` -> ``(n_freq, cols)``."""

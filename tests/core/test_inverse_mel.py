@@ -142,7 +142,7 @@ def test_buffers_move_with_the_module(mel) -> None:
     """The pseudo-inverse and the basis are buffers: in ``state_dict``, cast by ``.double()``
     (float64 in gives float64 out, the same numbers to float32 round-off)."""
     inv = InverseMelScale.from_mel(mel)
-    assert {"pinv", "mel_basis", "mel_basis_t"} <= set(inv.state_dict())
+    assert set(inv.state_dict()) == {"pinv", "mel_basis"}
     assert inv.pinv.shape == (513, 64)
     m = mel(torch.randn(1, 4000, generator=torch.Generator().manual_seed(6)))
     out64 = inv.double()(m.double())
