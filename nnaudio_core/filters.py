@@ -150,8 +150,16 @@ def stft_frequencies(
     return fmin * (fmax / fmin) ** (k / freq_bins)
 
 
+#: elements of the float64 phase block :func:`fourier_kernels` computes at a time (32 MiB)
+_PHASE_BLOCK = 1 << 22
+
+
 def fourier_kernels(
-    frequencies: np.ndarray, n_fft: int, sr: float, window: np.ndarray
+    frequencies: np.ndarray,
+    n_fft: int,
+    sr: float,
+    window: np.ndarray,
+    dtype: type[np.floating] = np.float64,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Windowed cosine and sine analysis kernels at arbitrary frequencies.
 
@@ -164,14 +172,25 @@ def fourier_kernels(
     n_fft : int
     sr : float, Hz
     window : np.ndarray, shape (n_fft,)
+    dtype : numpy float type of the result
+        Computed in float64 a block of rows at a time and rounded once to ``dtype``, so
+        ``np.float32`` gives the float64 kernels' float32 rounding at half their memory
+        and none of their temporaries (``n_fft = 32768``: 4.3 GB instead of ~17 GB peak).
 
     Returns
     -------
-    (cos_kernel, sin_kernel) : two np.ndarray of shape (freq_bins, n_fft), float64
+    (cos_kernel, sin_kernel) : two np.ndarray of shape (freq_bins, n_fft), ``dtype``
     """
+    frequencies = np.asarray(frequencies, dtype=np.float64)
     n = np.arange(n_fft, dtype=np.float64)
-    phase = 2.0 * np.pi * np.outer(frequencies, n) / sr
-    return np.cos(phase) * window, np.sin(phase) * window
+    cos_k = np.empty((frequencies.size, n_fft), dtype=dtype)
+    sin_k = np.empty_like(cos_k)
+    rows = max(1, _PHASE_BLOCK // max(n_fft, 1))
+    for r0 in range(0, frequencies.size, rows):
+        phase = 2.0 * np.pi * np.outer(frequencies[r0 : r0 + rows], n) / sr
+        cos_k[r0 : r0 + rows] = np.cos(phase) * window
+        sin_k[r0 : r0 + rows] = np.sin(phase) * window
+    return cos_k, sin_k
 
 
 def inverse_fourier_kernels(n_fft: int, window: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

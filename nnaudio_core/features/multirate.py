@@ -246,8 +246,8 @@ class Multirate(nn.Module):
             self.register_buffer(name, fir, persistent=False)
         cos = sin = torch.zeros(0, 1, 1)
         if fourier is not None:
-            cos = torch.from_numpy(fourier[0].astype(np.float32)).unsqueeze(1)
-            sin = torch.from_numpy(fourier[1].astype(np.float32)).unsqueeze(1)
+            cos = torch.from_numpy(np.asarray(fourier[0], dtype=np.float32)).unsqueeze(1)
+            sin = torch.from_numpy(np.asarray(fourier[1], dtype=np.float32)).unsqueeze(1)
             self.divisor = float(self.spans[0])
         self.register_buffer("fourier_cos", cos, persistent=False)
         self.register_buffer("fourier_sin", sin, persistent=False)
@@ -321,7 +321,8 @@ def multirate_path(
     gain = float(factor)
     if backend != "multirate":  # nnAudio's STFT x kernel spectra (CQT1992, CQT2010)
         n = spans[0]
-        fourier = filters.fourier_kernels(np.arange(n // 2 + 1.0), n, n, np.ones(n))
+        fourier = filters.fourier_kernels(np.arange(n // 2 + 1.0), n, n, np.ones(n),
+                                          np.float32)
         kernels = filters.spectral_kernels(kernels)
         gain = 1.0  # nnAudio's CQT2010 does not rescale by the early factor
     path = Multirate(spans, n_filters, factor, hop, n_octaves, n_bins, pad_mode, lowpass,

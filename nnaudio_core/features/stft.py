@@ -169,7 +169,7 @@ class STFT(STFTBase):
             self.register_buffer("wcos", empty, persistent=False)
             self.register_buffer("wsin", empty.clone(), persistent=False)
         else:
-            cos_k, sin_k = filters.fourier_kernels(self._freqs, n_fft, sr, win)
+            cos_k, sin_k = filters.fourier_kernels(self._freqs, n_fft, sr, win, np.float32)
             if trainable:
                 self.wcos = _kernel(cos_k, True)
                 self.wsin = _kernel(sin_k, True)
