@@ -324,15 +324,16 @@ def describe_key(path: Path, key: str, feature: str | None = None) -> dict[str, 
     row: dict[str, Any] = {}
     for name in names:
         with open_features(path, name) as ff:
-            keys = list(ff.index["key"])
-            if key not in keys:
-                raise CliError(unknown_key(key, keys, str(path)), usage=True)
+            try:
+                i = ff.row(key)
+            except KeyError:
+                raise CliError(unknown_key(key, list(ff.index["key"]), str(path)),
+                               usage=True) from None
             stored = ff.info(key)
             order = ("key", "status", "reason", "sr", "samples", "duration", "channels",
                      "stored_channels", "size", "mtime")
             row = {c: stored[c] for c in order if c in stored}
             row.update({c: v for c, v in stored.items() if c not in row and c != "frames"})
-            i = keys.index(key)
             start, stop = int(ff.offsets[i]), int(ff.offsets[i + 1])
             shape = [int(stored["frames"]), *ff.data.shape[1:]]
             if ff.keep_channels:

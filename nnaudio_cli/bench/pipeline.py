@@ -280,7 +280,7 @@ def run_one_pass(setup: PipelineSetup, presets: list[str]) -> dict[str, Any]:
     import h5py
 
     from nnaudio_cli.config import resolve_features
-    from nnaudio_cli.extract.audio import rates_of
+    from nnaudio_cli.extract.resample import rates_of
     from nnaudio_cli.featurefile.layout import feature_names
 
     feats = resolve_features(list(presets))

@@ -111,8 +111,9 @@ def clips_from_folder(
 
     Files that cannot be decoded or are too short are skipped (counted in the info).
     """
-    from nnaudio_cli.extract.audio import open_sound, prepare
+    from nnaudio_cli.extract.audio import open_sound
     from nnaudio_cli.extract.discover import find_audio
+    from nnaudio_cli.extract.resample import prepare
 
     keys = find_audio(root)
     rows: list[np.ndarray] = []

@@ -9,8 +9,8 @@ same engine), so a file's features do not depend on whether it was segmented.
 Downmixing to mono is the mean of the channels, taken before resampling (both are linear, so
 the order does not change the result beyond round-off, and mono resampling is cheaper).
 The one-shot resampling lives in :mod:`~nnaudio_cli.extract.resample`, the failed rows'
-reasons and the capture of what decoders print in :mod:`~nnaudio_cli.extract.reasons`; both
-are re-exported here.
+reasons and the capture of what decoders print in :mod:`~nnaudio_cli.extract.reasons`
+(import them from there).
 """
 
 from __future__ import annotations
@@ -26,26 +26,21 @@ import numpy as np
 import soundfile as sf
 import soxr
 
-from nnaudio_cli.errors import InputError  # noqa: F401 - callers use audio.InputError
-from nnaudio_cli.extract.reasons import (  # noqa: F401 - callers use audio.transient, ...
-    TRANSIENT,
-    _open_reason,
-    _read_reason,
-    _truncated_riff,
+from nnaudio_cli.errors import InputError
+from nnaudio_cli.extract.reasons import (
     decoder_messages,
     failure_reason,
-    is_transient,
     length_problem,
-    riff_truncation,
-    transient,
+    open_reason,
+    read_reason,
+    truncated_riff,
 )
-from nnaudio_cli.extract.resample import (  # noqa: F401 - callers use audio.prepare, ...
+from nnaudio_cli.extract.resample import (
     SOXR_QUALITY,
     prepare,
     rates_of,
     resampled_length,
 )
-from nnaudio_cli.plumbing.text import one_line  # noqa: F401 - callers use audio.one_line
 
 #: Source frames read per block when streaming a long file.
 STREAM_BLOCK = 1 << 18
@@ -225,7 +220,7 @@ def _open_file(path: str | os.PathLike, start: int = 0) -> tuple[Any | None, str
                     f.seek(start)
                 fd = -1  # the file owns it now
                 return f, ""
-            reason = _open_reason(error, noise)
+            reason = open_reason(error, noise)
             if ext not in containers.FALLBACK_EXTENSIONS:
                 return None, reason
         if not containers.available():
@@ -360,7 +355,7 @@ def decode_task(
             extra = {} if span is None else {"span": (start, start + info.samples)}
             if resampled_length(info.samples, info.sr, rates[0]) * out_ch > long_samples:
                 return DecodeResult(info, "long", extra=extra)
-            why = _truncated_riff(f)
+            why = truncated_riff(f)
             if why:
                 return DecodeResult(info, "failed", reason=why)
             with decoder_messages() as noise:
@@ -372,7 +367,7 @@ def decode_task(
                 except (sf.LibsndfileError, RuntimeError) as e:
                     error = e
             if error is not None:
-                reason = _read_reason(error, info.format, info.samples, noise)
+                reason = read_reason(error, info.format, info.samples, noise)
                 return DecodeResult(info, "failed", reason=reason)
             if span is None:
                 why = length_problem(f, x.shape[0])
@@ -441,7 +436,7 @@ def stream_rates(
     if sound is None:
         raise InputError(reason)
     with sound as f:
-        why = _truncated_riff(f)
+        why = truncated_riff(f)
         if why:
             raise InputError(why)
         sr_in = int(f.samplerate)
@@ -462,7 +457,7 @@ def stream_rates(
                 except (sf.LibsndfileError, RuntimeError) as e:
                     error = e
             if error is not None:
-                raise InputError(_read_reason(error, str(f.format), int(f.frames), noise))
+                raise InputError(read_reason(error, str(f.format), int(f.frames), noise))
             if stop is None:  # to the end: a full block may end exactly there
                 last = x.shape[0] < n or _at_end(f)
                 decoded += x.shape[0]

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import nnaudio_cli
-from nnaudio_cli.extract import audio
+from nnaudio_cli.extract import audio, reasons
 from nnaudio_cli.extract.worker import _HEAD, send
 from nnaudio_cli.plumbing import interrupts
 from nnaudio_cli.plumbing.text import shown_key
@@ -274,7 +274,7 @@ class DecoderPool:
                 how = f"signal {-code}" if code is not None and code < 0 else f"exit code {code}"
                 reason = f"the decoder process died ({how}) while reading this file"
                 if code == -signal.SIGKILL:  # the OOM killer's signal: --resume retries it
-                    reason = audio.transient(reason + " (out of memory?)")
+                    reason = reasons.transient(reason + " (out of memory?)")
                 self.done[first.clip] = audio.DecodeResult(
                     audio.SourceInfo(key=first.key), "failed", reason=reason)
             fresh.jobs.extend(moved)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from nnaudio_cli.extract import audio
+from nnaudio_cli.extract import audio, reasons, resample
 from nnaudio_cli.extract.batch import Batch, ClipFramer, Packed, Piece, WholeClip, pack
 from nnaudio_cli.extract.clips import ClipSet, LaneClips
 from nnaudio_cli.extract.compute import Engine
@@ -127,7 +127,7 @@ class Extraction:
         self.clips = ClipSet([LaneClips(ln.name, store, ln.finisher, ln.engine.dropped_frames)
                               for ln in lanes], store)
         self.batch_samples = batch_samples
-        self.rates = audio.rates_of([ln.engine.sr for ln in lanes])
+        self.rates = resample.rates_of([ln.engine.sr for ln in lanes])
         self.settings = DecodeSettings(self.rates, opts.mono, opts.nan_policy)
 
     def _named(self, lane: Lane, why: str) -> str:
@@ -156,7 +156,7 @@ class Extraction:
     def _job(self, i: int) -> Job:
         h = self.headers[i]
         channels = 1 if self.opts.mono else max(h.channels, 1)
-        n = sum(audio.resampled_length(h.samples, h.sr or r, r) for r in self.rates)
+        n = sum(resample.resampled_length(h.samples, h.sr or r, r) for r in self.rates)
         inp = self.inputs[i]
         return Job(i, inp.path, inp.key, 4 * n * channels, inp.span)
 
@@ -270,7 +270,7 @@ class Extraction:
             raise
         except Exception as e:  # noqa: BLE001 - a broken file is a failed row
             self.clips.abort(i)
-            self.clips.fail(key, info, audio.failure_reason(e))
+            self.clips.fail(key, info, reasons.failure_reason(e))
             status = "failed"
         self.reporter.advance(info.duration if status == "ok" else 0.0, failed=status != "ok")
         self.store.commit()

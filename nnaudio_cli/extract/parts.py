@@ -416,13 +416,13 @@ class PartStore:
     def commit(self) -> None:
         """Make the current part durable and record its checksum (no-op when empty)."""
         w = self.current
-        if w is None or not w.rows:
+        if w is None or not self.pending:
             return
         try:
             # not fsynced: a part a power loss damages fails verification (module docstring)
             w.commit(self.attrs, durable=False)
             line = json.dumps({"part": w.path.name, "digest": w.digest_hex,
-                               "inputs": len(w.rows), "rows": w.marks()})
+                               "inputs": len(self.pending), "rows": w.marks()})
             with open(self.folder / JOURNAL, "a", encoding="utf-8") as fh:
                 fh.write(line + "\n")
         except (OSError, RuntimeError) as e:  # h5py: "Can't flush cache"

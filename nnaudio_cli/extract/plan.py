@@ -17,7 +17,8 @@ from typing import Any
 import soxr
 
 from nnaudio_cli.config import canonical_json
-from nnaudio_cli.extract import audio
+from nnaudio_cli.errors import InputError
+from nnaudio_cli.extract import audio, resample
 from nnaudio_cli.extract.batch import Batch, plan_batches
 from nnaudio_cli.extract.discover import Header
 from nnaudio_cli.extract.listing import Input, InputList
@@ -27,15 +28,13 @@ from nnaudio_cli.extract.shard import plan_hash, shard_batches
 
 def config_hash(config: dict[str, Any], keep_channels: bool) -> str:
     """SHA-256 of the stored config JSON, the channel mode and the resampler."""
-    text = canonical_json(
-        {"config": config, "keep_channels": keep_channels, "resampler": resampler_name()}
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _digest({"config": config, "keep_channels": keep_channels,
+                    "resampler": resampler_name()})
 
 
 def resampler_name() -> str:
     """Description of the resampler stored in the attributes."""
-    return f"soxr {soxr.__version__} quality={audio.SOXR_QUALITY}"
+    return f"soxr {soxr.__version__} quality={resample.SOXR_QUALITY}"
 
 
 def resume_hash(chash: str, segment_samples: int, nan_policy: str, batch_samples: int,
@@ -48,14 +47,18 @@ def resume_hash(chash: str, segment_samples: int, nan_policy: str, batch_samples
                               "nan_policy": nan_policy, "batch_samples": batch_samples}
     if rows_hash is not None:
         fields["input_rows"] = rows_hash
-    text = canonical_json(fields)
-    return hashlib.sha256(text.encode()).hexdigest()
+    return _digest(fields)
 
 
 def features_hash(features: list[dict[str, Any]]) -> str:
     """The run's configuration hash: SHA-256 of every feature's ``name``, ``config_hash``
     and ``storage`` attributes, in stored order."""
-    return hashlib.sha256(canonical_json(features).encode()).hexdigest()
+    return _digest(features)
+
+
+def _digest(value: Any) -> str:
+    """SHA-256 (hex) of ``value``'s canonical JSON."""
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
 
 
 def source_stats(inputs: list[Input]) -> dict[str, tuple[int, float]]:
@@ -78,7 +81,7 @@ def span_header(h: Header, inp: Input) -> Header:
         return h
     try:
         start, stop = audio.span_frames(span, h.sr, h.samples)
-    except audio.InputError:
+    except InputError:
         return Header(h.sr, 0, h.channels)
     return Header(h.sr, stop - start, h.channels)
 
@@ -134,7 +137,7 @@ def make_plan(inputs: list[Input], headers: list[Header], sr: float, mono: bool,
     all_keys = [inp.key for inp in inputs]
     headers = [span_header(h, inp) for h, inp in zip(headers, inputs, strict=True)]
     stored_channels = [1 if mono else max(h.channels, 1) for h in headers]
-    costs = [audio.resampled_length(h.samples, h.sr or sr, sr) * c
+    costs = [resample.resampled_length(h.samples, h.sr or sr, sr) * c
              for h, c in zip(headers, stored_channels, strict=True)]
     batch_samples = max(1, int(batch_seconds * sr))
     seg_samples = max(int(segment_seconds * sr), min_segment, 1)

@@ -144,7 +144,7 @@ def failure_reason(exc: BaseException) -> str:
     return str(exc) if isinstance(exc, InputError) else one_line(exc)
 
 
-def _open_reason(exc: BaseException, noise: list[str] | None = None) -> str:
+def open_reason(exc: BaseException, noise: list[str] | None = None) -> str:
     """Reason for a file libsndfile cannot open (without the path it repeats).
 
     The file was already found to be a non-empty regular file, so libsndfile's "File does
@@ -160,7 +160,7 @@ def _open_reason(exc: BaseException, noise: list[str] | None = None) -> str:
     return f"not an audio file ({text})" if text else "not an audio file"
 
 
-def _read_reason(exc: BaseException, fmt: str, declared: int, noise: list[str]) -> str:
+def read_reason(exc: BaseException, fmt: str, declared: int, noise: list[str]) -> str:
     """Reason for a decoding error after the file was opened (a damaged stream)."""
     text = " ".join(str(exc).split()).removeprefix("Error : ").rstrip(".")
     detail = _detail(noise)
@@ -214,6 +214,6 @@ def length_problem(f: Any, decoded: int) -> str | None:
     return None
 
 
-def _truncated_riff(f: Any) -> str | None:
+def truncated_riff(f: Any) -> str | None:
     fd = getattr(f, "fd", -1)
     return riff_truncation(fd) if isinstance(f, sf.SoundFile) and fd >= 0 else None

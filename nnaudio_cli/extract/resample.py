@@ -15,6 +15,8 @@ import soxr
 
 #: soxr quality used for every file (librosa's default ``res_type='soxr_hq'``).
 SOXR_QUALITY = "HQ"
+
+
 def resampled_length(samples: int, sr_in: float, sr_out: float) -> int:
     """Approximate length after resampling (for planning only; soxr decides exactly)."""
     return samples if sr_in == sr_out else int(math.ceil(samples * sr_out / sr_in))

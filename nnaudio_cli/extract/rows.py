@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nnaudio_cli.extract.audio import SourceInfo
-from nnaudio_cli.featurefile.layout import INDEX_COLUMNS, STR
+from nnaudio_cli.featurefile.layout import INDEX_COLUMNS, attr_value, column_default
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ class IndexRow:
     @classmethod
     def read(cls, index: Mapping[str, Any], i: int, n_rows: Mapping[str, int]) -> IndexRow:
         """Row ``i`` of the ``/index`` columns of a file (values as stored)."""
-        fields = {c: _value(index[c][i]) if c in index else "" if dtype is STR else 0
+        fields = {c: attr_value(index[c][i]) if c in index else column_default(dtype)
                   for c, dtype in INDEX_COLUMNS.items()}
         return cls(**fields, n_rows=dict(n_rows))
 
@@ -67,8 +67,3 @@ class IndexRow:
         """The :data:`~nnaudio_cli.featurefile.layout.INDEX_COLUMNS` fields, for
         :meth:`~nnaudio_cli.featurefile.writer.FeatureWriter.add_row`."""
         return {c: getattr(self, c) for c in INDEX_COLUMNS}
-
-
-def _value(v: Any) -> Any:
-    """A column's value as Python's (numpy scalars unwrapped)."""
-    return v.item() if hasattr(v, "item") else v

@@ -159,17 +159,19 @@ class FeatureDataset(Dataset):
             self.config = ff.config
             self.frequencies = ff.frequencies
             offsets = np.asarray(ff.offsets, dtype=np.int64)
-            rows = {k: i for i, k in enumerate(ff.index["key"])}
             chosen = list(ff) if keys is None else list(keys)
             for key in chosen:
                 if key not in ff:
-                    why = ("extraction failed" if key in rows
-                           else f"not in {shown_key(str(self.path))}")
+                    why = "extraction failed"
+                    try:
+                        ff.row(key)
+                    except KeyError:
+                        why = f"not in {shown_key(str(self.path))}"
                     raise KeyError(f"{shown_key(key)}: {why}")
+            idx = np.array([ff.row(k) for k in chosen], dtype=np.int64)
             channels = (ff.index["stored_channels"].astype(np.int64) if ff.keep_channels
-                        else np.ones(len(rows), dtype=np.int64))
+                        else np.ones(len(offsets) - 1, dtype=np.int64))
         self.keep_channels = bool(self.attrs.get("keep_channels", False))
-        idx = np.array([rows[k] for k in chosen], dtype=np.int64)
         self._start = offsets[idx]
         self._channels = channels[idx]
         self.frames = (offsets[idx + 1] - offsets[idx]) // self._channels

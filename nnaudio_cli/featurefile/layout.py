@@ -75,6 +75,11 @@ FEATURE_ATTRS = ("transform", "config_json", "config_hash", "hop_length", "n_bin
 
 
 
+def column_default(dtype: Any) -> Any:
+    """The value of an :data:`INDEX_COLUMNS` column a row (or an older file) leaves out."""
+    return "" if dtype is STR else 0
+
+
 def attr_value(v: Any) -> Any:
     """An HDF5 attribute as a plain Python value (bytes decoded, numpy scalars unwrapped)."""
     if isinstance(v, bytes):

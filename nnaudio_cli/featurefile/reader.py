@@ -126,9 +126,7 @@ class FeatureFile(Mapping[str, np.ndarray]):
         return i
 
     def __getitem__(self, key: str) -> np.ndarray:
-        i = self._find(key)
-        if i is None:
-            raise KeyError(key)
+        i = self.row(key)
         if self.index["status"][i] != "ok":
             raise KeyError(f"{key}: extraction failed ({self.index['reason'][i]})")
         block = self.rows(int(self.offsets[i]), int(self.offsets[i + 1]))
@@ -203,9 +201,7 @@ class FeatureFile(Mapping[str, np.ndarray]):
     def info(self, key: str) -> dict[str, Any]:
         """Index row of ``key`` as a dict (status, reason, sr, samples, channels, frames of
         this feature, ...)."""
-        i = self._find(key)
-        if i is None:
-            raise KeyError(key)
+        i = self.row(key)
         return {col: attr_value(arr[i]) for col, arr in self.index.items()}
 
     def transform(self) -> Any:

@@ -22,6 +22,7 @@ from nnaudio_cli.featurefile.layout import (
     LAYOUT_VERSION,
     STR,
     WRITE_BYTES,
+    column_default,
 )
 from nnaudio_cli.featurefile.stats import BinStats
 from nnaudio_cli.plumbing.outputs import fsync_path, partial_path
@@ -235,8 +236,7 @@ class FeatureWriter:
         grp = self.h5.create_group("index")
         columns: dict[str, np.ndarray] = {}
         for col, dtype in INDEX_COLUMNS.items():
-            default: Any = "" if dtype is STR else 0
-            values = [r.get(col, default) for r in self.rows]
+            values = [r.get(col, column_default(dtype)) for r in self.rows]
             if col == "key":  # a file name that is not UTF-8: see text.stored_key
                 values = [stored_key(str(v)) for v in values]
             columns[col] = np.array(values, dtype=object if dtype is STR else dtype)

@@ -72,9 +72,6 @@ from nnaudio_cli.invert.run import (
     InvertSummary,
     invert_file,
 )
-from nnaudio_cli.invert.run import (
-    _write_atomic as _write_atomic,  # the writer alone (tests/cli/test_ownership.py)
-)
 
 __all__ = [
     "BATCH_FRAMES", "CQT_NAMES", "DEFAULT_ITERATIONS", "DEFAULT_TOLERANCE", "FORMATS",

@@ -155,7 +155,9 @@ class IcqtInverse(Inverse):
 class GriffinLimInverse(Inverse):
     """Magnitude STFT (or the magnitude of a complex one), or mel bands mapped back to
     linear frequency by :class:`~nnaudio_core.features.InverseMelScale`, -> audio by
-    Griffin-Lim, seeded (generator seed 0) so a run is repeatable."""
+    Griffin-Lim from phases drawn by a generator of seed 0; in a segmented key the frames a
+    segment does not share with the one before start from torch's global generator
+    (:meth:`PhaseState.initial_angles`), so the run repeats from a fresh process."""
 
     def __init__(self, config: dict[str, Any], device: torch.device, center: bool,
                  n_iter: int, tol: float, to_linear: InverseMelScale | None) -> None:

@@ -308,7 +308,7 @@ class InvertRun:
             block[:, : avail.shape[1]] = avail
             emitted = hi
             yield block.T
-        if state is not None and state.conv is not None:
+        if state is not None:
             convs.append(float(np.mean(state.conv)))
 
 
@@ -345,6 +345,8 @@ def invert_file(
         missing = [k for k in keys if k not in ff]
         if missing:
             raise InvertError(f"no features stored for {', '.join(show(k) for k in missing[:5])}")
+        # as stored: --only may name a non-UTF-8 file name in its os.fsdecode form
+        keys = list(dict.fromkeys(str(ff.index["key"][ff.row(k)]) for k in keys))
         # names are planned over every stored key, so --only gives the same names
         plan = plan_outputs(list(ff), out_dir, fmt)
         existing = [p for k in keys if isinstance(p := plan[k], Path) and p.exists()]
@@ -359,8 +361,7 @@ def invert_file(
             remove_stale(folder)  # what a killed invert was writing
         if start is not None:
             start(len(keys))
-        hop = int(config["params"].get("hop_length") or inverse.hop)
-        segment = max(4 * inverse.context, int(round(segment_seconds * sr / hop)))
+        segment = max(4 * inverse.context, int(round(segment_seconds * sr / inverse.hop)))
         summary = InvertRun(ff, inverse, plan, chosen, fmt, sr, segment, progress).run(keys)
     finally:
         ff.close()

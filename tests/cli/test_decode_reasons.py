@@ -11,7 +11,8 @@ import pytest
 import soundfile as sf
 from support import tone
 
-from nnaudio_cli.extract.audio import InputError, SourceInfo, decode_task, stream_file
+from nnaudio_cli.errors import InputError
+from nnaudio_cli.extract.audio import SourceInfo, decode_task, stream_file
 
 SR = 44100
 HAS_MP3 = "MP3" in sf.available_formats()
@@ -97,7 +98,7 @@ def test_streaming_a_corrupt_mp3_is_an_input_error_without_stderr_noise(damaged,
 
 def test_other_stderr_output_during_a_decode_is_passed_through(damaged, capfd):
     """fd 2 is only borrowed: lines that are not decoder noise reach stderr afterwards."""
-    from nnaudio_cli.extract.audio import decoder_messages
+    from nnaudio_cli.extract.reasons import decoder_messages
 
     with decoder_messages() as noise:
         os.write(2, b"Note: Illegal Audio-MPEG-Header 0x00000000 at offset 1.\n")
@@ -112,7 +113,7 @@ def test_a_child_forked_during_a_capture_neither_deadlocks_nor_loses_stderr(tmp_
     import threading
     import time
 
-    from nnaudio_cli.extract.audio import decoder_messages
+    from nnaudio_cli.extract.reasons import decoder_messages
 
     entered, release = threading.Event(), threading.Event()
 

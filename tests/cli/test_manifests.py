@@ -26,6 +26,7 @@ import pytest
 import soundfile as sf
 from support import CMD, assert_same, invoke, wait_for_part
 
+from nnaudio_cli.errors import InputError
 from nnaudio_cli.extract import audio
 from nnaudio_cli.extract.listing import number_text, segment_key
 from nnaudio_cli.extract.shard import shard_path
@@ -220,7 +221,7 @@ def test_skip_frames_reads_and_drops_where_the_format_cannot_seek():
     f = Unseekable()
     audio.skip_frames(f, 700)  # type: ignore[arg-type]
     assert f.pos == 700
-    with pytest.raises(audio.InputError, match="stream ended before frame 2000"):
+    with pytest.raises(InputError, match="stream ended before frame 2000"):
         audio.skip_frames(Unseekable(), 2000)  # type: ignore[arg-type]
 
 

@@ -18,7 +18,9 @@ import soundfile as sf
 import torch
 from support import invoke, tone
 
-from nnaudio_cli.extract import audio, decode, discover
+from nnaudio_cli.errors import InputError
+from nnaudio_cli.extract import audio, decode, discover, reasons
+from nnaudio_cli.featurefile.dataset import FeatureDataset
 from nnaudio_cli.featurefile.reader import open_features
 from nnaudio_cli.plumbing.text import key_from_stored, stored_key
 from nnaudio_core.features import build
@@ -49,8 +51,25 @@ def test_a_name_that_is_not_utf8_is_stored_under_a_key_that_round_trips(tmp_path
         assert os.fsencode(key_from_stored(list(ff)[0])) == b"d/caf\xe9.wav"
         np.testing.assert_array_equal(ff[key], ff[stored_key(key)])  # either form finds it
         assert key in ff and ff.info(key)["status"] == "ok"
+        assert ff.row(key) == ff.row(stored_key(key)) == 0
+        with pytest.raises(KeyError):
+            ff.row("d/cafe.wav")
         want = _features(x, ff.config)
         np.testing.assert_allclose(ff[key], want, rtol=0, atol=1e-5 * float(want.max()))
+        stored = ff[key]
+    # every reader takes the os.fsdecode form too: the Dataset, info --key, invert --only
+    item, item_key = FeatureDataset(out, keys=[key])[0]
+    assert item_key == key
+    np.testing.assert_array_equal(item.numpy(), stored)
+    r = invoke("info", out, "--key", key, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["key"] == stored_key(key)
+    r = invoke("invert", out, tmp_path / "wav", "--only", key, "--iterations", "2", "--json",
+               "-q")
+    assert r.exit_code == 0, r.output
+    written = json.loads(r.stdout)["files"]
+    assert list(written) == [stored_key(key)]  # the name a run over every key gives it
+    assert Path(written[stored_key(key)]).is_file()
     r = invoke("extract", src, out, "-c", "mel64_16k", "--resume", "--json", "-q")
     assert r.exit_code == 0, r.output
     summary = json.loads(r.stdout)
@@ -82,7 +101,7 @@ def test_a_path_swapped_to_a_fifo_after_the_check_never_hangs(tmp_path: Path, mo
         sound = audio.stream_rates(str(fifo), audio.SourceInfo("swapped.wav"), (16000,), True)
         try:
             next(sound)
-        except audio.InputError as e:
+        except InputError as e:
             results["stream"] = str(e)
 
     t = threading.Thread(target=decode_both, daemon=True)
@@ -142,7 +161,7 @@ def test_a_decoder_killed_by_sigkill_fails_its_file_as_transient(tmp_path: Path)
             if sig == signal.SIGKILL:
                 assert reason == ("transient: the decoder process died (signal 9) while "
                                   "reading this file (out of memory?)")
-                assert audio.is_transient(reason)
+                assert reasons.is_transient(reason)
             else:
                 assert reason == "the decoder process died (signal 15) while reading this file"
     finally:

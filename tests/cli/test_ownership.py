@@ -228,7 +228,7 @@ WRITER = textwrap.dedent("""
     import sys, time
     import numpy as np
     from pathlib import Path
-    from nnaudio_cli import invert
+    from nnaudio_cli.invert import run
 
     def blocks():
         yield np.zeros((1600, 1), np.float32)
@@ -236,7 +236,7 @@ WRITER = textwrap.dedent("""
         time.sleep(600)
         yield np.zeros((1600, 1), np.float32)
 
-    invert._write_atomic(Path(sys.argv[1]), blocks(), 16000, "wav", 1)
+    run._write_atomic(Path(sys.argv[1]), blocks(), 16000, "wav", 1)
 """)
 
 

@@ -11,7 +11,7 @@ import torch
 from support import tone
 
 from nnaudio_cli import config
-from nnaudio_cli.extract import audio
+from nnaudio_cli.extract import audio, resample
 from nnaudio_cli.extract.batch import (
     Batch,
     ClipFramer,
@@ -37,7 +37,7 @@ def _rms_db(x: np.ndarray) -> float:
 
 @pytest.mark.parametrize("freq", [100.0, 1000.0, 6000.0, 7000.0])
 def test_resampler_passband_keeps_amplitude(freq):
-    y = audio.prepare(tone(48000, 1.0, freq, amp=1.0, channels=1), 48000, 16000, mono=True)[0]
+    y = resample.prepare(tone(48000, 1.0, freq, amp=1.0, channels=1), 48000, 16000, mono=True)[0]
     assert y.shape[0] == 16000
     assert abs(_rms_db(y) - _rms_db(tone(16000, 1.0, freq, amp=1.0, channels=1))) < 0.1  # 0.1 dB
 
@@ -45,19 +45,19 @@ def test_resampler_passband_keeps_amplitude(freq):
 @pytest.mark.parametrize("freq", [8050.0, 9000.0, 12000.0, 20000.0])
 def test_resampler_stopband_attenuates_above_new_nyquist(freq):
     # soxr HQ measures > 130 dB here; 7.3-8 kHz is its transition band (0.91-1.0 Nyquist)
-    y = audio.prepare(tone(48000, 1.0, freq, amp=1.0, channels=1), 48000, 16000, mono=True)[0]
+    y = resample.prepare(tone(48000, 1.0, freq, amp=1.0, channels=1), 48000, 16000, mono=True)[0]
     assert _rms_db(y) - _rms_db(tone(48000, 1.0, freq, amp=1.0, channels=1)) < -60.0
 
 
 def test_resampler_transition_band():
-    y = audio.prepare(tone(48000, 1.0, 7900.0, amp=1.0, channels=1), 48000, 16000, mono=True)[0]
+    y = resample.prepare(tone(48000, 1.0, 7900.0, amp=1.0, channels=1), 48000, 16000, mono=True)[0]
     assert _rms_db(y) - _rms_db(tone(48000, 1.0, 7900.0, amp=1.0, channels=1)) < -40.0
 
 
 def test_stream_equals_one_shot(tmp_path):
     x = np.random.default_rng(1).standard_normal((44100 * 3 + 17, 2)).astype(np.float32) * 0.2
     sf.write(tmp_path / "a.wav", x, 44100, subtype="FLOAT")
-    whole = audio.prepare(x, 44100, 16000, mono=False)
+    whole = resample.prepare(x, 44100, 16000, mono=False)
     info = audio.SourceInfo(key="a.wav")
     blocks = list(audio.stream_file(str(tmp_path / "a.wav"), info, 16000, False, block=10000))
     assert blocks[-1][1] and not any(last for _, last in blocks[:-1])
